@@ -1,0 +1,67 @@
+# robostream: `make demo` and `make test` do all the set-up on a fresh Linux machine.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV   := .venv
+RS     := $(VENV)/bin/robostream
+PYTEST := $(VENV)/bin/pytest
+UV     := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+APT_PACKAGES := redis-server kcat
+
+.PHONY: help install system-deps demo test test-unit test-integration lint stack-up stack-down stack-status lock clean
+
+help:  ## show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+system-deps:  ## Debian packages the stack needs (redis-server, kcat; Java 17 + Maven for Kafka)
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v kcat >/dev/null || missing="$$missing kcat"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(UV):
+	python3 -m pip install -q --user 'uv>=0.5,<1' 2>/dev/null || python3 -m pip install -q 'uv>=0.5,<1'
+
+$(VENV)/.synced: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --frozen --python 3.11
+	@touch $@
+
+install: system-deps $(VENV)/.synced  ## install everything: Debian packages, the venv, Kafka's jars
+	@$(RS) stack install
+
+demo: install  ## start the local stack and show what is running
+	$(RS) stack up
+	@echo
+	@echo "Stack is up. Stop it with: $(RS) stack down"
+
+test: install lint  ## lint, then run the whole test suite against a test stack of real servers
+	$(PYTEST) tests
+
+test-unit: $(VENV)/.synced  ## unit tests only (no servers)
+	$(PYTEST) tests/unit
+
+lint: $(VENV)/.synced  ## ruff + mypy
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/mypy
+
+stack-up: install  ## start the local stack
+	$(RS) stack up
+
+stack-down:  ## stop the local stack
+	$(RS) stack down
+
+stack-status:
+	$(RS) stack status
+
+lock:  ## re-resolve uv.lock after editing pyproject.toml
+	$(UV) lock
+
+clean:  ## stop the stack and remove the venv and all local state (data included)
+	-$(RS) stack down
+	rm -rf $(VENV) .robostream .mypy_cache .ruff_cache .pytest_cache

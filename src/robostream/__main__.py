@@ -1,0 +1,5 @@
+"""``python -m robostream`` is the ``robostream`` command."""
+
+from robostream.cli import main
+
+main()

@@ -1,0 +1,58 @@
+"""Entry point: ``robostream <command>``; sub-command groups live beside this file."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from robostream import __version__
+from robostream.cli import config_cmd, stack_cmd
+from robostream.config import ConfigError
+
+app = typer.Typer(
+    name="robostream",
+    help="Kafka-centric streaming platform for robot data. Start with `robostream stack up`.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(config_cmd.app, name="config")
+
+err = Console(stderr=True)
+
+
+@app.callback()
+def _root(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", envvar="ROBOSTREAM_CONFIG",
+            help="Path to config.yaml (default: ./config.yaml).",
+        ),
+    ] = None,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+) -> None:
+    if version:
+        typer.echo(__version__)
+        raise typer.Exit()
+    if config is not None:
+        import os
+
+        if not config.is_file():
+            err.print(f"[red]error:[/] config file not found: {config}")
+            raise typer.Exit(2)
+        os.environ["ROBOSTREAM_CONFIG"] = str(config)
+
+
+def main() -> None:
+    """Run the CLI; configuration errors exit with status 2 and a readable message."""
+    try:
+        app()
+    except ConfigError as exc:
+        err.print(f"[red]error:[/] {exc}", highlight=False)
+        sys.exit(2)

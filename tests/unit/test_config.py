@@ -1,0 +1,63 @@
+"""config.yaml + environment → typed settings, and the errors a user sees when it is wrong."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robostream.config import ConfigError, load_settings, validate_id
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_repo_config_yaml_loads_with_its_documented_endpoints() -> None:
+    s = load_settings(ROOT / "config.yaml")
+    assert s.kafka.bootstrap == "127.0.0.1:9092"
+    assert s.mongo.port == 27017 and s.s3.port == 8333 and s.redis.port == 6379
+    assert [r.id for r in s.robots] == ["robot_001", "robot_002", "robot_003"]
+    assert s.gateway.max_inline_bytes == 512 * 1024
+    assert s.batching.max_messages == 100
+
+
+def test_environment_overrides_any_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROBOSTREAM_KAFKA__BOOTSTRAP", "10.1.2.3:19092")
+    monkeypatch.setenv("ROBOSTREAM_RATES__POSE_HZ", "250")
+    s = load_settings(ROOT / "config.yaml")
+    assert s.kafka.bootstrap == "10.1.2.3:19092" and s.kafka.port == 19092
+    assert s.rates.pose_hz == 250.0
+
+
+def test_invalid_value_names_key_value_and_expected_form(tmp_path: Path) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("kafka:\n  bootstrap: localhost\nrates:\n  pose_hz: -3\n")
+    with pytest.raises(ConfigError) as err:
+        load_settings(bad)
+    text = str(err.value)
+    assert "kafka.bootstrap = 'localhost'" in text and "host:port" in text
+    assert "rates.pose_hz = -3" in text and "greater than 0" in text
+    assert "ROBOSTREAM_RATES__POSE_HZ" in text
+
+
+def test_unknown_key_is_an_error_not_silently_ignored(tmp_path: Path) -> None:
+    bad = tmp_path / "config.yaml"
+    bad.write_text("kafka:\n  bootstrp: 127.0.0.1:9092\n")
+    with pytest.raises(ConfigError, match=r"kafka.bootstrp"):
+        load_settings(bad)
+
+
+def test_missing_config_file_is_reported(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="config file not found"):
+        load_settings(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("good", ["robot_001", "session-2026-11-25T10.00", "A", "cam.front"])
+def test_valid_ids(good: str) -> None:
+    assert validate_id(good) == good
+
+
+@pytest.mark.parametrize("bad", ["", "../etc", "a/b", "a..b", ".hidden", "x" * 65, "tab\there",
+                                 "nul\x00", "ümlaut", "space here"])
+def test_ids_that_could_escape_a_key_are_refused(bad: str) -> None:
+    with pytest.raises(ValueError, match="invalid robot_id"):
+        validate_id(bad, "robot_id")
