@@ -47,7 +47,7 @@ test-unit: $(VENV)/.synced  ## unit tests only (no servers)
 	$(PYTEST) tests/unit
 
 lint: $(VENV)/.synced  ## ruff + mypy
-	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff check src tests $(wildcard bench)
 	$(VENV)/bin/mypy
 
 stack-up: install  ## start the local stack

@@ -1,8 +1,9 @@
 """Shared fixtures. Integration and e2e tests get one real local stack per test session.
 
 The test stack runs beside a developer's stack: its own ports (below) and its own state folder
-(``.robostream/test-stack``). Set ROBOSTREAM_KEEP_TEST_STACK=1 to leave it running after the
-run (the next run then reuses it, which makes iterating fast).
+(``.robostream/test-stack-<port>``). ROBOSTREAM_KEEP_TEST_STACK=1 leaves it running after the run
+(the next run reuses it: fast iterations); ROBOSTREAM_TEST_PORT_OFFSET=N shifts every port so a
+second checkout can test at the same time.
 """
 
 from __future__ import annotations
@@ -17,18 +18,26 @@ from robostream.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
+#: Shift every test-stack port by this much (two checkouts can then test side by side).
+_OFFSET = int(os.environ.get("ROBOSTREAM_TEST_PORT_OFFSET", "0"))
+
+
+def _port(port: int) -> int:
+    return port + _OFFSET
+
+
 #: Environment of the test stack; exported so CLI subprocesses started by tests see it too.
 TEST_STACK_ENV = {
     "ROBOSTREAM_CONFIG": str(ROOT / "config.yaml"),
-    "ROBOSTREAM_STACK__STATE_DIR": str(ROOT / ".robostream" / "test-stack"),
-    "ROBOSTREAM_KAFKA__BOOTSTRAP": "127.0.0.1:29092",
-    "ROBOSTREAM_STACK__KAFKA_CONTROLLER_PORT": "29093",
+    "ROBOSTREAM_STACK__STATE_DIR": str(ROOT / ".robostream" / f"test-stack-{_port(29000)}"),
+    "ROBOSTREAM_KAFKA__BOOTSTRAP": f"127.0.0.1:{_port(29092)}",
+    "ROBOSTREAM_STACK__KAFKA_CONTROLLER_PORT": str(_port(29093)),
     "ROBOSTREAM_STACK__KAFKA_HEAP": "1g",
-    "ROBOSTREAM_MONGO__URI": "mongodb://127.0.0.1:29017/?directConnection=true",
-    "ROBOSTREAM_S3__ENDPOINT": "http://127.0.0.1:29333",
-    "ROBOSTREAM_STACK__SEAWEED_PORT_BASE": "29340",
-    "ROBOSTREAM_REDIS__URL": "redis://127.0.0.1:29379/0",
-    "ROBOSTREAM_SCHEMA_REGISTRY__URL": "http://127.0.0.1:29081",
+    "ROBOSTREAM_MONGO__URI": f"mongodb://127.0.0.1:{_port(29017)}/?directConnection=true",
+    "ROBOSTREAM_S3__ENDPOINT": f"http://127.0.0.1:{_port(29333)}",
+    "ROBOSTREAM_STACK__SEAWEED_PORT_BASE": str(_port(29340)),
+    "ROBOSTREAM_REDIS__URL": f"redis://127.0.0.1:{_port(29379)}/0",
+    "ROBOSTREAM_SCHEMA_REGISTRY__URL": f"http://127.0.0.1:{_port(29081)}",
 }
 
 

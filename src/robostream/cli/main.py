@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from robostream import __version__
-from robostream.cli import config_cmd, stack_cmd
+from robostream.cli import config_cmd, stack_cmd, topics_cmd
 from robostream.config import ConfigError
 
 app = typer.Typer(
@@ -21,6 +21,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(stack_cmd.app, name="stack")
+app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(config_cmd.app, name="config")
 
 err = Console(stderr=True)

@@ -1,0 +1,42 @@
+"""The data types robots stream: one Kafka topic and one Avro schema each."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class DataType(StrEnum):
+    """Every data type of the seed, as it appears in envelopes, topic names and schema subjects."""
+
+    TIME_SERIES = "time_series"
+    PARAMETERS = "parameters"
+    IMAGES = "images"
+    VIDEO = "video"
+    AUDIO = "audio"
+    LOG = "log"
+    MARKDOWN = "markdown"
+    FILE = "file"
+    CSV = "csv"
+    SAFETENSORS = "safetensors"
+    JSON = "json"
+    YAML = "yaml"
+    TOML = "toml"
+    MSGPACK = "msgpack"
+    VUER_MSG = "vuer_msg"
+    ZIP = "zip"
+    TAR = "tar"
+
+
+#: Types whose payload is an opaque binary blob (format, size, checksum, inline bytes or S3 ref).
+BINARY_TYPES: frozenset[DataType] = frozenset(
+    {
+        DataType.IMAGES,
+        DataType.VIDEO,
+        DataType.AUDIO,
+        DataType.FILE,
+        DataType.SAFETENSORS,
+        DataType.ZIP,
+        DataType.TAR,
+        DataType.MSGPACK,
+    }
+)
