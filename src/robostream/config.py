@@ -14,7 +14,15 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -164,6 +172,25 @@ class GatewaySettings(Section):
     idle_timeout_s: float = Field(60.0, gt=0)
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    # Backpressure: bytes received and not yet acked (frames waiting for Kafka's delivery reports).
+    max_inflight_bytes_per_connection: int = Field(64 * 1024 * 1024, ge=1024)
+    max_inflight_bytes: int = Field(512 * 1024 * 1024, ge=1024)
+    retry_after_ms: int = Field(1000, ge=1, description="retry hint of slow_down frames / HTTP 429")
+    delivery_timeout_s: float = Field(120.0, gt=0, description="Kafka delivery timeout per record")
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="graceful shutdown: flush and ack")
+    rpc_default_timeout_s: float = Field(30.0, gt=0, description="deadline of RPC requests without one")
+    rpc_max_pending_per_robot: int = Field(1000, ge=1)
+    claim_check_workers: int = Field(4, ge=1, le=64, description="parallel S3 uploads")
+
+    @model_validator(mode="after")
+    def _consistent_bounds(self) -> GatewaySettings:
+        if not self.max_frame_bytes <= self.max_inflight_bytes_per_connection <= self.max_inflight_bytes:
+            raise ValueError(
+                "expected max_frame_bytes <= max_inflight_bytes_per_connection <= max_inflight_bytes"
+            )
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        return self
 
 
 class AuthSettings(Section):
@@ -173,6 +200,79 @@ class AuthSettings(Section):
     allow_unauthenticated: bool = Field(
         False, description="accept robots without a token (local demos only)"
     )
+
+
+ConnectorKind = Literal["mongo", "s3", "redis"]
+
+#: Default catalogue topics each sink kind lands (names relative to ``topics.prefix``).
+DEFAULT_CONNECTOR_TOPICS: dict[ConnectorKind, list[str]] = {
+    "mongo": ["sessions", "time_series", "images", "derived.stats_1m", "derived.stats_1h",
+              "derived.frames"],
+    "s3": ["images", "video", "audio", "file", "safetensors", "msgpack", "zip", "tar",
+           "derived.frames"],
+    "redis": ["time_series", "images", "derived.stats_1s", "derived.stats_1m", "derived.stats_1h",
+              "derived.frames"],
+}
+
+
+class ConnectorSettings(Section):
+    """One sink connector (Kafka Connect's vocabulary; see docs/sinks.md).
+
+    ``topics`` are catalogue names relative to ``topics.prefix`` (``time_series``, ``sessions``,
+    ``derived.stats_1m`` ...); ``topics_regex`` matches full topic names, ``${prefix}`` standing
+    for the escaped prefix. Exactly one of the two is set.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,62}$")
+    kind: ConnectorKind
+    topics: list[str] = Field(default_factory=list)
+    topics_regex: str | None = None
+    tasks: int = Field(1, ge=1, le=64, description="tasks.max: consumers in group connect-<name>")
+    batch_size: int = Field(500, ge=1, le=100_000, description="records written per batch")
+    flush_interval_ms: int = Field(1000, ge=1, le=600_000, description="longest wait before a write")
+    errors_tolerance: Literal["none", "all"] = Field(
+        "none", description="none: a bad record fails the task; all: it goes to the DLQ, the task goes on"
+    )
+    dlq_topic: str | None = Field(
+        "dlq", description="errors.deadletterqueue.topic.name, a catalogue name (null: log only)"
+    )
+    dlq_context_headers: bool = Field(True, description="errors.deadletterqueue.context.headers.enable")
+    errors_retry_timeout_ms: int = Field(
+        -1, ge=-1, description="give up (task FAILED) after a store is down this long; -1 never"
+    )
+    errors_retry_delay_max_ms: int = Field(30_000, ge=10, description="longest backoff between retries")
+    enabled: bool = True
+
+    @field_validator("topics_regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value.replace("${prefix}", "robot"))
+            except re.error as exc:
+                raise ValueError(f"not a regular expression: {exc}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _one_topic_source(self) -> ConnectorSettings:
+        if bool(self.topics) == (self.topics_regex is not None):
+            raise ValueError("set exactly one of topics (a list) or topics_regex")
+        return self
+
+
+def default_connectors() -> list[ConnectorSettings]:
+    """The three connectors of a fresh install: MongoDB, S3 and Redis over their topics."""
+    return [
+        ConnectorSettings(name=kind, kind=kind, topics=topics, errors_tolerance="all")
+        for kind, topics in DEFAULT_CONNECTOR_TOPICS.items()
+    ]
+
+
+class SinksSettings(Section):
+    """The sink worker (``robostream sink run``): its Kafka Connect-style REST status API."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8083, ge=0, le=65535, description="REST API port (0: any free port)")
 
 
 class Settings(BaseSettings):
@@ -199,6 +299,17 @@ class Settings(BaseSettings):
     topics: TopicSettings = TopicSettings()
     gateway: GatewaySettings = GatewaySettings()
     auth: AuthSettings = AuthSettings()
+    sinks: SinksSettings = SinksSettings()
+    connectors: list[ConnectorSettings] = Field(default_factory=default_connectors)
+
+    @field_validator("connectors")
+    @classmethod
+    def _unique_connector_names(cls, value: list[ConnectorSettings]) -> list[ConnectorSettings]:
+        names = [c.name for c in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"connector names must be unique; repeated: {', '.join(duplicates)}")
+        return value
 
     @classmethod
     def settings_customise_sources(

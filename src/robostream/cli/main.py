@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from robostream import __version__
-from robostream.cli import config_cmd, stack_cmd, topics_cmd
+from robostream.cli import config_cmd, schema_registry_cmd, stack_cmd, topics_cmd
 from robostream.config import ConfigError
 
 app = typer.Typer(
@@ -22,6 +22,7 @@ app = typer.Typer(
 )
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(topics_cmd.app, name="topics")
+app.add_typer(schema_registry_cmd.app, name="schema-registry")
 app.add_typer(config_cmd.app, name="config")
 
 err = Console(stderr=True)

@@ -22,7 +22,7 @@ err = Console(stderr=True)
 
 Names = Annotated[
     list[str] | None,
-    typer.Argument(help="Servers to act on (kafka, mongo, s3, redis); default: all.",
+    typer.Argument(help="Servers to act on (kafka, mongo, s3, redis, schema-registry); default: all.",
                    show_default=False),
 ]
 
@@ -95,7 +95,7 @@ def status() -> None:
 
 @app.command()
 def logs(
-    name: Annotated[str, typer.Argument(help="kafka, mongo, s3 or redis")],
+    name: Annotated[str, typer.Argument(help="kafka, mongo, s3, redis or schema-registry")],
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines to show.")] = 50,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
 ) -> None:

@@ -8,11 +8,13 @@ import re
 import shutil
 import subprocess
 import sys
+import urllib.request
 from abc import ABC, abstractmethod
 from importlib.resources import files
 from pathlib import Path
 
-from robostream.config import Settings
+from robostream import __version__
+from robostream.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, Settings
 from robostream.stack.process import StackError
 
 
@@ -26,6 +28,8 @@ class Server(ABC):
     """One supervised server. Subclasses say how to install, start and check it."""
 
     name: str
+    #: Servers that must be healthy before this one starts.
+    after: tuple[str, ...] = ()
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -57,6 +61,11 @@ class Server(ABC):
 
     def env(self) -> dict[str, str]:
         return {}
+
+    @property
+    def cwd(self) -> Path:
+        """Working directory of the process."""
+        return self.home
 
     @abstractmethod
     def healthy(self) -> bool:
@@ -318,6 +327,43 @@ class RedisServer(Server):
         return f"Redis {self._client().info('server').get('redis_version', '?')}"
 
 
+class SchemaRegistryServer(Server):
+    """robostream's own Confluent-compatible schema registry (``robostream schema-registry``)."""
+
+    name = "schema-registry"
+    after = ("kafka",)
+
+    @property
+    def port(self) -> int:
+        return self.settings.schema_registry.port
+
+    @property
+    def cwd(self) -> Path:
+        return Path.cwd()
+
+    def env(self) -> dict[str, str]:
+        # The child must read the same configuration as this process, whatever its cwd.
+        config = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
+        return {CONFIG_ENV: str(Path(config).resolve()),
+                "ROBOSTREAM_STACK__STATE_DIR": str(self.settings.state_dir)}
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "robostream", "schema-registry",
+                "--host", "127.0.0.1", "--port", str(self.port)]
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.settings.schema_registry.url}/subjects",  # noqa: S310
+                                        timeout=1) as resp:
+                return bool(resp.status == 200)
+        except (OSError, ValueError):
+            return False
+
+    def version(self) -> str:
+        return f"robostream {__version__}"
+
+
 def all_servers(settings: Settings) -> list[Server]:
     """The local stack, in start order."""
-    return [KafkaServer(settings), MongoServer(settings), S3Server(settings), RedisServer(settings)]
+    return [KafkaServer(settings), MongoServer(settings), S3Server(settings), RedisServer(settings),
+            SchemaRegistryServer(settings)]

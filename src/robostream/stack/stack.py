@@ -83,8 +83,9 @@ class Stack:
         to_start = [s for s in chosen if self.record(s.name) is None]
         self._check_ports(to_start)
         self.install(s.name for s in to_start)
-        with ThreadPoolExecutor(max_workers=len(to_start) or 1) as pool:
-            list(pool.map(self._start, to_start))
+        for wave in _waves(to_start):
+            with ThreadPoolExecutor(max_workers=len(wave)) as pool:
+                list(pool.map(self._start, wave))
         return [self.status_of(s) for s in chosen]
 
     def install(self, names: Iterable[str] | None = None) -> None:
@@ -105,7 +106,7 @@ class Stack:
     def _start(self, server: Server) -> None:
         server.prepare()
         log = self.log_path(server.name)
-        record = spawn(server.name, server.command(), log, cwd=server.home, env=server.env())
+        record = spawn(server.name, server.command(), log, cwd=server.cwd, env=server.env())
         record.save(self._record_path(server.name))
         self._say(f"started {server.name} (pid {record.pid}), waiting for it to answer")
         started = time.monotonic()
@@ -164,3 +165,17 @@ class Stack:
         """The health, version, port, PID and data size of every server."""
         with ThreadPoolExecutor(max_workers=len(self.servers)) as pool:
             return list(pool.map(self.status_of, self.servers))
+
+
+def _waves(servers: list[Server]) -> list[list[Server]]:
+    """Group servers so that each starts after the ones it depends on (``Server.after``)."""
+    pending = list(servers)
+    waves: list[list[Server]] = []
+    while pending:
+        names = {s.name for s in pending}
+        wave = [s for s in pending if not names.intersection(s.after)]
+        if not wave:
+            raise StackError(f"dependency cycle between {sorted(names)}")
+        waves.append(wave)
+        pending = [s for s in pending if s not in wave]
+    return waves

@@ -21,6 +21,7 @@ PORTS = {
     "ROBOSTREAM_S3__ENDPOINT": "http://127.0.0.1:31333",
     "ROBOSTREAM_STACK__SEAWEED_PORT_BASE": "31340",
     "ROBOSTREAM_REDIS__URL": "redis://127.0.0.1:31379/0",
+    "ROBOSTREAM_SCHEMA_REGISTRY__URL": "http://127.0.0.1:31081",
 }
 
 
@@ -68,8 +69,8 @@ def test_up_down_up_keeps_data_and_down_leaves_nothing_running(cli_env: dict[str
     assert up.returncode == 0, up.stderr
     status = robostream(cli_env, "stack", "status")
     assert status.returncode == 0
-    assert status.stdout.count("healthy") == 4
-    for expected in ("4.4.0", "SecantusDB", "SeaweedFS 4.48", "Redis 7"):
+    assert status.stdout.count("healthy") == 5
+    for expected in ("4.4.0", "SecantusDB", "SeaweedFS 4.48", "Redis 7", "robostream 0.1.0"):
         assert expected in status.stdout
 
     kafka = "127.0.0.1:31092"
