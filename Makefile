@@ -35,8 +35,10 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 install: system-deps $(VENV)/.synced  ## install everything: Debian packages, the venv, Kafka's jars
 	@$(RS) stack install
 
-demo: install  ## start the local stack and show what is running
+demo: install  ## start the local stack, create the topic catalogue and show what is running
 	$(RS) stack up
+	$(RS) topics create
+	$(RS) topics list
 	@echo
 	@echo "Stack is up. Stop it with: $(RS) stack down"
 
