@@ -18,26 +18,34 @@ from robostream.config import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
-#: Shift every test-stack port by this much (two checkouts can then test side by side).
-_OFFSET = int(os.environ.get("ROBOSTREAM_TEST_PORT_OFFSET", "0"))
+#: Shift every test-stack port by this much (0 or 1000) so a second checkout can test at the same
+#: time. Every port, SeaweedFS's gRPC ports (http port + 10000) included, stays below 32768: above
+#: that, Linux hands out ephemeral ports to outgoing connections and a listener may find its port
+#: taken.
+PORT_OFFSET = int(os.environ.get("ROBOSTREAM_TEST_PORT_OFFSET", "0"))
+assert PORT_OFFSET in (0, 1000), "ROBOSTREAM_TEST_PORT_OFFSET must be 0 or 1000"
 
 
-def _port(port: int) -> int:
-    return port + _OFFSET
+def stack_env(base: int) -> dict[str, str]:
+    """ROBOSTREAM_* variables for a stack whose ports start at ``base`` (e.g. 19000)."""
+    p = base + PORT_OFFSET
+    return {
+        "ROBOSTREAM_CONFIG": str(ROOT / "config.yaml"),
+        "ROBOSTREAM_KAFKA__BOOTSTRAP": f"127.0.0.1:{p + 92}",
+        "ROBOSTREAM_STACK__KAFKA_CONTROLLER_PORT": str(p + 93),
+        "ROBOSTREAM_MONGO__URI": f"mongodb://127.0.0.1:{p + 17}/?directConnection=true",
+        "ROBOSTREAM_S3__ENDPOINT": f"http://127.0.0.1:{p + 333}",
+        "ROBOSTREAM_STACK__SEAWEED_PORT_BASE": str(p + 340),
+        "ROBOSTREAM_REDIS__URL": f"redis://127.0.0.1:{p + 379}/0",
+        "ROBOSTREAM_SCHEMA_REGISTRY__URL": f"http://127.0.0.1:{p + 81}",
+    }
 
 
 #: Environment of the test stack; exported so CLI subprocesses started by tests see it too.
 TEST_STACK_ENV = {
-    "ROBOSTREAM_CONFIG": str(ROOT / "config.yaml"),
-    "ROBOSTREAM_STACK__STATE_DIR": str(ROOT / ".robostream" / f"test-stack-{_port(29000)}"),
-    "ROBOSTREAM_KAFKA__BOOTSTRAP": f"127.0.0.1:{_port(29092)}",
-    "ROBOSTREAM_STACK__KAFKA_CONTROLLER_PORT": str(_port(29093)),
+    **stack_env(19000),
+    "ROBOSTREAM_STACK__STATE_DIR": str(ROOT / ".robostream" / f"test-stack-{19000 + PORT_OFFSET}"),
     "ROBOSTREAM_STACK__KAFKA_HEAP": "1g",
-    "ROBOSTREAM_MONGO__URI": f"mongodb://127.0.0.1:{_port(29017)}/?directConnection=true",
-    "ROBOSTREAM_S3__ENDPOINT": f"http://127.0.0.1:{_port(29333)}",
-    "ROBOSTREAM_STACK__SEAWEED_PORT_BASE": str(_port(29340)),
-    "ROBOSTREAM_REDIS__URL": f"redis://127.0.0.1:{_port(29379)}/0",
-    "ROBOSTREAM_SCHEMA_REGISTRY__URL": f"http://127.0.0.1:{_port(29081)}",
 }
 
 

@@ -12,23 +12,14 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, stack_env
 
-PORTS = {
-    "ROBOSTREAM_KAFKA__BOOTSTRAP": "127.0.0.1:31092",
-    "ROBOSTREAM_STACK__KAFKA_CONTROLLER_PORT": "31093",
-    "ROBOSTREAM_MONGO__URI": "mongodb://127.0.0.1:31017/?directConnection=true",
-    "ROBOSTREAM_S3__ENDPOINT": "http://127.0.0.1:31333",
-    "ROBOSTREAM_STACK__SEAWEED_PORT_BASE": "31340",
-    "ROBOSTREAM_REDIS__URL": "redis://127.0.0.1:31379/0",
-    "ROBOSTREAM_SCHEMA_REGISTRY__URL": "http://127.0.0.1:31081",
-}
-
-
+PORTS = stack_env(21000)  # a second stack beside the session's test stack
+REDIS_PORT = int(PORTS["ROBOSTREAM_REDIS__URL"].rsplit(":", 1)[1].split("/")[0])
 @pytest.fixture
 def cli_env(tmp_path: Path) -> Iterator[dict[str, str]]:
-    env = {**os.environ, **PORTS, "ROBOSTREAM_CONFIG": str(ROOT / "config.yaml"),
-           "ROBOSTREAM_STACK__STATE_DIR": str(tmp_path / "state"), "COLUMNS": "200"}
+    env = {**os.environ, **PORTS, "ROBOSTREAM_STACK__STATE_DIR": str(tmp_path / "state"),
+           "COLUMNS": "200"}
     yield env
     robostream(env, "stack", "down")
 
@@ -49,11 +40,11 @@ def ours(state_dir: str) -> list[psutil.Process]:
 
 def test_taken_port_fails_with_a_message_naming_it(cli_env: dict[str, str]) -> None:
     with socket.socket() as squatter:
-        squatter.bind(("127.0.0.1", 31379))
+        squatter.bind(("127.0.0.1", REDIS_PORT))
         squatter.listen()
         result = robostream(cli_env, "stack", "up", "redis")
     assert result.returncode == 1
-    assert "port 31379" in result.stderr and "already in use" in result.stderr
+    assert f"port {REDIS_PORT}" in result.stderr and "already in use" in result.stderr
     assert ours(cli_env["ROBOSTREAM_STACK__STATE_DIR"]) == []
 
 
@@ -73,17 +64,17 @@ def test_up_down_up_keeps_data_and_down_leaves_nothing_running(cli_env: dict[str
     for expected in ("4.4.0", "SecantusDB", "SeaweedFS 4.48", "Redis 7", "robostream 0.1.0"):
         assert expected in status.stdout
 
-    kafka = "127.0.0.1:31092"
+    kafka = PORTS["ROBOSTREAM_KAFKA__BOOTSTRAP"]
     admin = AdminClient({"bootstrap.servers": kafka})
     admin.create_topics([NewTopic("survivor", 1, 1)])["survivor"].result(30)
     producer = Producer({"bootstrap.servers": kafka, "acks": "all"})
     producer.produce("survivor", b"still here")
     assert producer.flush(30) == 0
     MongoClient(PORTS["ROBOSTREAM_MONGO__URI"]).db.c.insert_one({"_id": "survivor"})
-    s3 = boto3.client("s3", endpoint_url="http://127.0.0.1:31333", region_name="us-east-1",
+    s3 = boto3.client("s3", endpoint_url=PORTS["ROBOSTREAM_S3__ENDPOINT"], region_name="us-east-1",
                       aws_access_key_id="robostream", aws_secret_access_key="robostream-secret")
     s3.put_object(Bucket="robostream", Key="survivor.txt", Body=b"still here")
-    redis.Redis(port=31379).set("survivor", "still here")
+    redis.Redis.from_url(PORTS["ROBOSTREAM_REDIS__URL"]).set("survivor", "still here")
 
     down = robostream(cli_env, "stack", "down")
     assert down.returncode == 0
@@ -97,4 +88,4 @@ def test_up_down_up_keeps_data_and_down_leaves_nothing_running(cli_env: dict[str
     assert msg is not None and msg.value() == b"still here"
     assert MongoClient(PORTS["ROBOSTREAM_MONGO__URI"]).db.c.find_one({"_id": "survivor"})
     assert s3.get_object(Bucket="robostream", Key="survivor.txt")["Body"].read() == b"still here"
-    assert redis.Redis(port=31379).get("survivor") == b"still here"
+    assert redis.Redis.from_url(PORTS["ROBOSTREAM_REDIS__URL"]).get("survivor") == b"still here"
