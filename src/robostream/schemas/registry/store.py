@@ -27,6 +27,7 @@ import asyncio
 import logging
 import random
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -56,13 +57,13 @@ WritePlan = Callable[[], tuple[T, list[Record]]]
 WRITE_ATTEMPTS = 8
 POLL_TIMEOUT_S = 0.1
 TRANSACTION_TIMEOUT_MS = 10_000
-END_OFFSET_ATTEMPTS = 25
 #: errors of a topic that was just created or whose leader is moving: try again shortly
 TRANSIENT_CODES = frozenset({
     KafkaError.UNKNOWN_TOPIC_OR_PART,
     KafkaError.LEADER_NOT_AVAILABLE,
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError._TIMED_OUT,
+    KafkaError._NOENT,  # "no leaders found" for a brand-new partition
 })
 
 
@@ -269,18 +270,19 @@ class KafkaStore:
         await self._wait_for(await self._end_offset_patiently())
 
     async def _end_offset_patiently(self) -> int:
-        for _ in range(END_OFFSET_ATTEMPTS - 1):
+        # A topic created a moment ago has no leader yet; on a loaded broker that takes seconds.
+        deadline = time.monotonic() + max(self._timeout_s, 10.0)
+        delay = 0.1
+        while True:
             try:
                 return await self._end_offset()
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if not (error.retriable() or error.code() in TRANSIENT_CODES):
+                transient = error.retriable() or error.code() in TRANSIENT_CODES
+                if not transient or time.monotonic() + delay > deadline:
                     raise store_error(f"Cannot read the end of the schemas topic: {exc}") from None
-                await asyncio.sleep(0.2)
-        try:
-            return await self._end_offset()
-        except KafkaException as exc:
-            raise store_error(f"Cannot read the end of the schemas topic: {exc}") from None
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     # --- writing ----------------------------------------------------------------------------
 
