@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -154,6 +153,29 @@ class BatchingSettings(Section):
     spool_max_bytes: int = Field(1024 * 1024 * 1024, ge=4096)
 
 
+class SimulatorSettings(Section):
+    """The robot simulator (``robostream simulate``); rates come from ``rates``."""
+
+    gateway_url: str | None = Field(
+        None, pattern=r"^(wss?|https?)://",
+        description="gateway to stream to; null: gateway.host:gateway.port (https/wss with gateway.tls_cert)",
+    )
+    transport: Literal["ws", "https"] = "ws"
+    media: bool = Field(True, description="camera bursts, audio and video; false: telemetry and small files")
+    extras_every_s: float = Field(2.0, gt=0, description="one of the other data types, in turn, this often")
+    log_every_s: float = Field(1.0, gt=0, description="a log line every so often")
+    rpc: bool = Field(True, description="answer RPC requests (ping, get_status, set_parameter, ...)")
+    samples_per_record: int = Field(10, ge=1, le=10_000, description="time_series samples per record")
+    record_span_s: float = Field(0.5, gt=0, description="longest time a time_series record waits to fill")
+    pointcloud_stride: int = Field(8, ge=1, le=64, description="one point cloud point per N x N pixels")
+    jpeg_quality: int = Field(85, ge=1, le=100)
+    seed: int = Field(0, ge=0, description="random seed of trajectories and scenes (+ robot index)")
+    tokens_file: Path | None = Field(
+        None, description="YAML {robot_id: token}: the robots' plaintext tokens (development only)"
+    )
+    ca_file: Path | None = Field(None, description="CA certificate to trust for wss/https (self-signed)")
+
+
 class TopicSettings(Section):
     prefix: str = Field("robot", pattern=r"^[a-z][a-z0-9_]*$")
     partitions: int = Field(6, ge=1, le=1024)
@@ -275,6 +297,72 @@ class SinksSettings(Section):
     port: int = Field(8083, ge=0, le=65535, description="REST API port (0: any free port)")
 
 
+class ProcessorSettings(Section):
+    """The stream processors (``robostream process``, a Faust app; see docs/processors.md)."""
+
+    app_id: str = Field("robostream-processors", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,100}$",
+                        description="Faust app id: consumer group and changelog topic prefix")
+    workers: int = Field(1, ge=1, le=64, description="worker processes `robostream process` starts")
+    web_port: int | None = Field(None, ge=1, le=65535, description="Faust web server port; null: off")
+    batch_max: int = Field(2000, ge=1, le=100_000, description="records per stream.take() batch")
+    batch_within_s: float = Field(0.2, gt=0, le=60, description="longest wait to fill a batch")
+    allowed_lateness_s: float = Field(2.0, ge=0, description="event-time lateness before a window closes")
+    idle_s: float = Field(
+        5.0, gt=0, description="silence after which a session's event time follows the clock"
+    )
+    pool_workers: int = Field(1, ge=1, le=64, description="processes encoding frames (off the event loop)")
+    keyframe_interval: int = Field(30, ge=1, le=600, description="H.264 frames between keyframes")
+    segment_frames: int = Field(60, ge=1, le=3600, description="frames per H.264 segment")
+    segment_gap_s: float = Field(1.0, gt=0, description="a longer gap between frames ends a segment")
+    h264_crf: int = Field(23, ge=0, le=51)
+    h264_preset: str = Field("veryfast", pattern=r"^[a-z]+$")
+    preview: str = Field("640x360", pattern=r"^\d{1,5}x\d{1,5}$")
+    thumbnail: str = Field("120x68", pattern=r"^\d{1,5}x\d{1,5}$")
+    png_level: int = Field(6, ge=0, le=9, description="zlib level of depth PNGs")
+    draco_quantization_bits: int = Field(14, ge=1, le=30)
+    draco_compression_level: int = Field(7, ge=0, le=10)
+    bundles: bool = Field(True, description="write hourly {hour}_bundle.tar.gz bundles")
+    status_interval_s: float = Field(10.0, gt=0, description="throughput log line every so often")
+    session_timeout_s: float = Field(30.0, ge=6, le=300,
+                                     description="a worker silent this long loses its partitions")
+
+
+class ApiSettings(Section):
+    """The ML-Dash API (``robostream api``): live WebSocket, history, frames, stats, viewer."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535, description="HTTP port (0: any free port)")
+    read_tokens: list[str] = Field(
+        default_factory=list, description="sha256 hex digests of the bearer tokens allowed to read"
+    )
+    anonymous_read: bool = Field(
+        False, description="serve reads without a token (local demos only; ignores read_tokens)"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="dashboard origins allowed by CORS ('*': any origin)"
+    )
+    live_queue_size: int = Field(
+        1000, ge=1, le=1_000_000, description="messages buffered per WebSocket client; then drop-oldest"
+    )
+    default_max_points: int | None = Field(
+        None, ge=1, description="max_points of telemetry requests that give none (null: every point)"
+    )
+    max_points_limit: int = Field(1_000_000, ge=1, description="largest max_points a request may ask")
+    history_slice_s: float = Field(
+        60.0, gt=0, le=86_400, description="telemetry is read in time slices this long (first bytes early)"
+    )
+    frames_limit: int = Field(1000, ge=1, description="most frames one GET /v1/frames returns")
+    stats_limit: int = Field(10_000, ge=1, description="most windows one GET /v1/stats returns")
+
+    @field_validator("read_tokens")
+    @classmethod
+    def _sha256_hex(cls, value: list[str]) -> list[str]:
+        for digest in value:
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError("expected sha256 hex digests (64 lowercase hex digits) of the tokens")
+        return value
+
+
 class Settings(BaseSettings):
     """All of robostream's settings. Build one with :func:`load_settings`."""
 
@@ -296,10 +384,13 @@ class Settings(BaseSettings):
     )
     rates: RateSettings = RateSettings()
     batching: BatchingSettings = BatchingSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
     topics: TopicSettings = TopicSettings()
     gateway: GatewaySettings = GatewaySettings()
     auth: AuthSettings = AuthSettings()
     sinks: SinksSettings = SinksSettings()
+    processors: ProcessorSettings = ProcessorSettings()
+    api: ApiSettings = ApiSettings()
     connectors: list[ConnectorSettings] = Field(default_factory=default_connectors)
 
     @field_validator("connectors")
@@ -323,8 +414,9 @@ class Settings(BaseSettings):
         yaml_file = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file))
 
-    @cached_property
+    @property
     def state_dir(self) -> Path:
+        """The stack's state folder as an absolute path (not cached: model_copy must see changes)."""
         return self.stack.state_dir.resolve()
 
 

@@ -10,7 +10,18 @@ import typer
 from rich.console import Console
 
 from robostream import __version__
-from robostream.cli import config_cmd, schema_registry_cmd, stack_cmd, topics_cmd
+from robostream.cli import (
+    config_cmd,
+    export_cmd,
+    gateway_cmd,
+    kafka_cmd,
+    offsets_cmd,
+    replay_cmd,
+    schema_registry_cmd,
+    simulate_cmd,
+    stack_cmd,
+    topics_cmd,
+)
 from robostream.config import ConfigError
 
 app = typer.Typer(
@@ -23,6 +34,12 @@ app = typer.Typer(
 app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(schema_registry_cmd.app, name="schema-registry")
+app.add_typer(gateway_cmd.app, name="gateway")
+app.add_typer(simulate_cmd.app, name="simulate")
+app.add_typer(replay_cmd.app, name="replay")
+app.add_typer(export_cmd.app, name="export")
+app.add_typer(offsets_cmd.app, name="offsets")
+app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(config_cmd.app, name="config")
 
 err = Console(stderr=True)

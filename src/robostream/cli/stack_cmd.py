@@ -13,8 +13,9 @@ from robostream.config import load_settings
 from robostream.stack import ServerStatus, Stack, StackError
 
 app = typer.Typer(
-    help="Run the local stack (Apache Kafka, SecantusDB, SeaweedFS S3, Redis) on 127.0.0.1. "
-    "Ports come from the endpoints in config.yaml; data, logs and PIDs live in stack.state_dir.",
+    help="Run the local stack (Apache Kafka, SecantusDB, SeaweedFS S3, Redis, the schema registry) "
+    "on 127.0.0.1, and with --services robostream's own services. Ports come from the endpoints in "
+    "config.yaml; data, logs and PIDs live in stack.state_dir.",
     no_args_is_help=True,
 )
 console = Console()
@@ -22,7 +23,8 @@ err = Console(stderr=True)
 
 Names = Annotated[
     list[str] | None,
-    typer.Argument(help="Servers to act on (kafka, mongo, s3, redis, schema-registry); default: all.",
+    typer.Argument(help="Servers to act on (kafka, mongo, s3, redis, schema-registry, gateway, sinks, "
+                        "processors, api); default: all.",
                    show_default=False),
 ]
 
@@ -67,11 +69,15 @@ def install(names: Names = None) -> None:
 
 
 @app.command()
-def up(names: Names = None) -> None:
+def up(
+    names: Names = None,
+    services: Annotated[bool, typer.Option(
+        "--services", help="Also start robostream's services: gateway, sinks, processors, api.")] = False,
+) -> None:
     """Install what is missing, start the servers and wait until each answers."""
     stack = _stack()
     try:
-        rows = stack.up(names)
+        rows = stack.up(names, services=services)
     except StackError as exc:
         raise _fail(exc) from None
     print_status(rows)
@@ -89,7 +95,7 @@ def status() -> None:
     """Show each server's health, port, PID, version and data size; exit 1 if any is down."""
     rows = _stack().status()
     print_status(rows)
-    if any(r.state not in ("healthy", "external") for r in rows):
+    if not all(r.ok for r in rows):
         raise typer.Exit(1)
 
 

@@ -30,6 +30,9 @@ class Server(ABC):
     name: str
     #: Servers that must be healthy before this one starts.
     after: tuple[str, ...] = ()
+    #: robostream's own long-running services (gateway, sinks, ...): started by
+    #: ``stack up --services`` only; the infrastructure servers start by default.
+    service: bool = False
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -327,19 +330,21 @@ class RedisServer(Server):
         return f"Redis {self._client().info('server').get('redis_version', '?')}"
 
 
-class SchemaRegistryServer(Server):
-    """robostream's own Confluent-compatible schema registry (``robostream schema-registry``)."""
+class RobostreamService(Server):
+    """One of robostream's own processes (``python -m robostream <command>``)."""
 
-    name = "schema-registry"
-    after = ("kafka",)
-
-    @property
-    def port(self) -> int:
-        return self.settings.schema_registry.port
+    #: the ``robostream`` sub-command and its arguments
+    args: tuple[str, ...] = ()
+    #: path answered with 200 when the service is ready (None: alive is enough)
+    health_path: str | None = None
 
     @property
     def cwd(self) -> Path:
         return Path.cwd()
+
+    @property
+    def base_url(self) -> str | None:
+        return None
 
     def env(self) -> dict[str, str]:
         # The child must read the same configuration as this process, whatever its cwd.
@@ -348,13 +353,13 @@ class SchemaRegistryServer(Server):
                 "ROBOSTREAM_STACK__STATE_DIR": str(self.settings.state_dir)}
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "robostream", "schema-registry",
-                "--host", "127.0.0.1", "--port", str(self.port)]
+        return [sys.executable, "-m", "robostream", *self.args]
 
     def healthy(self) -> bool:
+        if self.health_path is None or self.base_url is None:
+            return True  # the supervisor already checks that the process is alive
         try:
-            with urllib.request.urlopen(f"{self.settings.schema_registry.url}/subjects",  # noqa: S310
-                                        timeout=1) as resp:
+            with urllib.request.urlopen(f"{self.base_url}{self.health_path}", timeout=1) as resp:  # noqa: S310
                 return bool(resp.status == 200)
         except (OSError, ValueError):
             return False
@@ -363,7 +368,87 @@ class SchemaRegistryServer(Server):
         return f"robostream {__version__}"
 
 
+class SchemaRegistryServer(RobostreamService):
+    """robostream's own Confluent-compatible schema registry (``robostream schema-registry``)."""
+
+    name = "schema-registry"
+    after = ("kafka",)
+    health_path = "/subjects"
+
+    @property
+    def port(self) -> int:
+        return self.settings.schema_registry.port
+
+    @property
+    def base_url(self) -> str:
+        return self.settings.schema_registry.url
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "robostream", "schema-registry",
+                "--host", "127.0.0.1", "--port", str(self.port)]
+
+
+class GatewayService(RobostreamService):
+    """The ingest gateway (``robostream gateway``)."""
+
+    name = "gateway"
+    after = ("kafka", "s3", "schema-registry")
+    service = True
+    health_path = "/healthz"
+
+    @property
+    def port(self) -> int:
+        return self.settings.gateway.port
+
+    @property
+    def base_url(self) -> str:
+        scheme = "https" if self.settings.gateway.tls_cert else "http"
+        return f"{scheme}://{self.settings.gateway.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "robostream", "gateway"]
+
+
+class SinkService(RobostreamService):
+    """The sink worker running every enabled connector (``robostream sink run``)."""
+
+    name = "sinks"
+    after = ("kafka", "mongo", "s3", "redis", "schema-registry")
+    service = True
+    health_path = "/connectors"
+
+    @property
+    def port(self) -> int:
+        return self.settings.sinks.port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.sinks.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "robostream", "sink", "run"]
+
+
+class ProcessorService(RobostreamService):
+    """The Faust stream processors (``robostream process``)."""
+
+    name = "processors"
+    after = ("kafka", "schema-registry")
+    service = True
+
+    @property
+    def port(self) -> int:
+        return self.settings.processors.web_port or 0
+
+    def ports(self) -> list[int]:
+        return [self.port] if self.port else []
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "robostream", "process"]
+
+
 def all_servers(settings: Settings) -> list[Server]:
-    """The local stack, in start order."""
+    """The local stack: infrastructure first, then robostream's own services."""
     return [KafkaServer(settings), MongoServer(settings), S3Server(settings), RedisServer(settings),
-            SchemaRegistryServer(settings)]
+            SchemaRegistryServer(settings), GatewayService(settings), SinkService(settings),
+            ProcessorService(settings)]

@@ -38,6 +38,12 @@ class ServerStatus:
     version: str
     data_bytes: int
     log: Path
+    service: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Healthy, or a service that simply was not started."""
+        return self.state in ("healthy", "external") or (self.service and self.state == "stopped")
 
 
 class Stack:
@@ -74,19 +80,27 @@ class Stack:
 
     # -- up -----------------------------------------------------------------------------------
 
-    def up(self, names: Iterable[str] | None = None) -> list[ServerStatus]:
+    def up(self, names: Iterable[str] | None = None, services: bool = False) -> list[ServerStatus]:
         """Install, start and health-check the servers; returns their status.
 
-        Raises :class:`StackError` naming the server, and the port or the last log lines.
+        By default the infrastructure servers start; ``services`` adds robostream's own
+        (gateway, sinks, processors, ...). Raises :class:`StackError` naming the server, and the
+        port or the last log lines.
         """
-        chosen = [self.server(n) for n in names] if names else self.servers
+        chosen = self._chosen(names, services)
         to_start = [s for s in chosen if self.record(s.name) is None]
+        running = {s.name for s in self.servers if s not in to_start and self.record(s.name)}
         self._check_ports(to_start)
         self.install(s.name for s in to_start)
-        for wave in _waves(to_start):
+        for wave in _waves(to_start, running):
             with ThreadPoolExecutor(max_workers=len(wave)) as pool:
                 list(pool.map(self._start, wave))
         return [self.status_of(s) for s in chosen]
+
+    def _chosen(self, names: Iterable[str] | None, services: bool) -> list[Server]:
+        if names:
+            return [self.server(n) for n in names]
+        return [s for s in self.servers if services or not s.service]
 
     def install(self, names: Iterable[str] | None = None) -> None:
         """Fetch what the servers need; quick when done before."""
@@ -128,8 +142,15 @@ class Stack:
     # -- down -----------------------------------------------------------------------------------
 
     def down(self, names: Iterable[str] | None = None) -> list[str]:
-        """Stop the servers ``up`` started (all at once); returns the names stopped."""
+        """Stop the servers ``up`` started; returns the names stopped.
+
+        Services stop first (they flush into the servers below them), then the rest at once.
+        """
         chosen = [self.server(n) for n in names] if names else self.servers
+        services = [s for s in chosen if s.service]
+        return self._stop_all(services) + self._stop_all([s for s in chosen if not s.service])
+
+    def _stop_all(self, chosen: list[Server]) -> list[str]:
         with ThreadPoolExecutor(max_workers=len(chosen) or 1) as pool:
             results = list(pool.map(self._stop, chosen))
         return [s.name for s, stopped in zip(chosen, results, strict=True) if stopped]
@@ -159,7 +180,7 @@ class Stack:
         else:
             state = "healthy" if healthy else "unhealthy"
         return ServerStatus(server.name, state, server.port, rec.pid if rec else None, version,
-                            dir_size(server.data_dir), self.log_path(server.name))
+                            dir_size(server.data_dir), self.log_path(server.name), server.service)
 
     def status(self) -> list[ServerStatus]:
         """The health, version, port, PID and data size of every server."""
@@ -167,9 +188,12 @@ class Stack:
             return list(pool.map(self.status_of, self.servers))
 
 
-def _waves(servers: list[Server]) -> list[list[Server]]:
+def _waves(servers: list[Server], running: set[str]) -> list[list[Server]]:
     """Group servers so that each starts after the ones it depends on (``Server.after``)."""
     pending = list(servers)
+    missing = {dep for s in servers for dep in s.after} - running - {s.name for s in servers}
+    if missing:
+        raise StackError(f"start {', '.join(sorted(missing))} first (robostream stack up)")
     waves: list[list[Server]] = []
     while pending:
         names = {s.name for s in pending}

@@ -15,6 +15,7 @@ Retention by kind:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -28,6 +29,11 @@ PrefixSource = Settings | TopicSettings | str
 
 #: Key of every robot topic: ordering is per robot session.
 ROBOT_KEY = "robot_id/session_id"
+
+#: A topic namespace: the prefix itself, or dotted words such as ``replay.robot`` (where
+#: ``robostream replay`` re-publishes a session). ``topics.prefix`` is one word.
+NAMESPACE_PATTERN = r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)*$"
+_NAMESPACE_RE = re.compile(NAMESPACE_PATTERN)
 
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
@@ -116,14 +122,33 @@ def topic_for(data_type: DataType | str, source: PrefixSource) -> str:
 
 
 def data_type_of(topic: str, source: PrefixSource) -> DataType | None:
-    """The data type whose topic is ``topic``, or ``None`` for any other topic."""
-    head, _, tail = topic.partition(".")
-    if head != prefix_of(source):
+    """The data type whose topic is ``topic``, or ``None`` for any other topic.
+
+    ``source`` may also be a dotted namespace (``data_type_of("replay.robot.log", "replay.robot")``).
+    """
+    head = prefix_of(source) + "."
+    if not topic.startswith(head):
         return None
     try:
-        return DataType(tail)
+        return DataType(topic[len(head):])
     except ValueError:
         return None
+
+
+def validate_namespace(namespace: str) -> str:
+    """Return ``namespace`` if it can prefix topic names (:data:`NAMESPACE_PATTERN`), else raise
+    ``ValueError``."""
+    if not _NAMESPACE_RE.fullmatch(namespace):
+        raise ValueError(
+            f"invalid topic namespace {namespace!r}: expected lowercase words of [a-z0-9_], each "
+            "starting with a letter, joined by dots (e.g. replay.robot)"
+        )
+    return namespace
+
+
+def replay_namespace(source: PrefixSource) -> str:
+    """Where ``robostream replay`` re-publishes by default: ``replay.<prefix>``."""
+    return f"replay.{prefix_of(source)}"
 
 
 def rpc_requests_topic(source: PrefixSource) -> str:
@@ -231,14 +256,19 @@ def _spec(
     )
 
 
-def data_topic_specs(settings: Settings) -> list[TopicSpec]:
-    """One topic per data type; media types keep ``media_retention_hours``."""
+def data_topic_specs(settings: Settings, namespace: str | None = None) -> list[TopicSpec]:
+    """One topic per data type; media types keep ``media_retention_hours``.
+
+    ``namespace`` (e.g. ``replay.robot``, see :func:`replay_namespace`) puts the same topics
+    under another name than ``topics.prefix``, with the same layout and configs.
+    """
+    source: PrefixSource = settings if namespace is None else validate_namespace(namespace)
     specs = []
     for data_type in DataType:
         media = data_type in MEDIA_TYPES
         hours = settings.topics.media_retention_hours if media else settings.topics.retention_hours
         specs.append(_spec(
-            settings, topic_for(data_type, settings),
+            settings, topic_for(data_type, source),
             TopicKind.MEDIA if media else TopicKind.DATA,
             f"{data_type.value} records streamed by robots (Avro, via the gateway)",
             delete_configs(settings, hours),

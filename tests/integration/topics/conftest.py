@@ -26,7 +26,9 @@ def topic_settings(settings: Settings, kafka_bootstrap: str, unique: str) -> Ite
     yield mine
     admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
     present = admin.list_topics(timeout=10).topics
-    doomed = [spec.name for spec in catalogue(mine) if spec.name in present]
+    # only this test's prefix: the catalogue also lists the shared schema registry topic
+    doomed = [spec.name for spec in catalogue(mine)
+              if spec.name in present and spec.name.startswith(f"{mine.topics.prefix}.")]
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()

@@ -1,0 +1,48 @@
+"""``robostream gateway``: run the ingest gateway until Ctrl-C / SIGTERM (then shut down gracefully)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from typing import Annotated
+
+import typer
+
+from robostream.config import Settings, load_settings
+from robostream.gateway import GatewayStartError, serve_gateway
+
+app = typer.Typer(
+    help="Run the ingest gateway: WS /v1/stream, POST /v1/ingest, GET /healthz, GET /metrics "
+    "(wire protocol: docs/gateway.md). Listens on gateway.host:gateway.port; TLS with "
+    "gateway.tls_cert/tls_key.",
+    invoke_without_command=True,
+)
+
+
+@app.callback(invoke_without_command=True)
+def run(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on (default: gateway.host).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option("--port", help="Port to listen on (default: gateway.port).")
+    ] = None,
+) -> None:
+    """Serve until interrupted; on SIGINT/SIGTERM stop accepting, flush, ack and close."""
+    settings = load_settings()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        asyncio.run(_serve(settings, host, port))
+    except GatewayStartError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+async def _serve(settings: Settings, host: str | None, port: int | None) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await serve_gateway(settings, host=host, port=port, stop=stop)

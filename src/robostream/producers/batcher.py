@@ -1,0 +1,112 @@
+"""Grouping envelopes into batches by count, bytes and time.
+
+Envelopes arrive already packed (MessagePack); a batch frame is the MessagePack array header
+followed by them, so nothing is packed twice. A batch closes when it holds ``max_messages``
+messages (see :mod:`robostream.producers.counters`), when the next envelope would take it past
+``max_bytes``, when ``max_delay_s`` passed since its first envelope, or when the session changes.
+An envelope larger than ``max_bytes`` travels alone.
+"""
+
+from __future__ import annotations
+
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A closed batch: one frame of envelopes of one session, seqs ``first_seq .. last_seq``."""
+
+    session_id: str
+    frame: bytes
+    records: int
+    messages: int
+    first_seq: int
+    last_seq: int
+
+
+def array_header(count: int) -> bytes:
+    """The MessagePack header of an array of ``count`` items."""
+    if count < 16:
+        return bytes([0x90 | count])
+    if count < 1 << 16:
+        return b"\xdc" + struct.pack(">H", count)
+    return b"\xdd" + struct.pack(">I", count)
+
+
+def frame_of(packed: list[bytes]) -> bytes:
+    """A batch frame (a MessagePack array) from packed envelopes."""
+    return array_header(len(packed)) + b"".join(packed)
+
+
+@dataclass(slots=True)
+class _Open:
+    session_id: str
+    opened_at: float
+    packed: list[bytes] = field(default_factory=list)
+    nbytes: int = 0
+    messages: int = 0
+    first_seq: int = 0
+    last_seq: int = 0
+
+
+class Batcher:
+    """Collects packed envelopes; :meth:`add` and :meth:`take_due` hand out closed batches."""
+
+    def __init__(self, max_messages: int = 100, max_bytes: int = 1024 * 1024, max_delay_s: float = 0.05,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if max_messages < 1 or max_bytes < 1 or max_delay_s < 0:
+            raise ValueError("expected max_messages >= 1, max_bytes >= 1 and max_delay_s >= 0")
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes
+        self.max_delay_s = max_delay_s
+        self._clock = clock
+        self._open: _Open | None = None
+
+    @property
+    def messages(self) -> int:
+        """Messages in the open batch."""
+        return self._open.messages if self._open else 0
+
+    @property
+    def deadline(self) -> float | None:
+        """When the open batch must close (clock time), None when there is none."""
+        return None if self._open is None else self._open.opened_at + self.max_delay_s
+
+    def add(self, packed: bytes, *, seq: int, messages: int, session_id: str) -> list[Batch]:
+        """Add one packed envelope; returns the batches this closed (none, one or two)."""
+        closed: list[Batch] = []
+        current = self._open
+        if current is not None and (current.session_id != session_id
+                                    or current.nbytes + len(packed) > self.max_bytes):
+            closed.append(self._close())
+            current = None
+        if current is None:
+            current = self._open = _Open(session_id, self._clock(), first_seq=seq)
+        current.packed.append(packed)
+        current.nbytes += len(packed)
+        current.messages += messages
+        current.last_seq = seq
+        if current.messages >= self.max_messages or current.nbytes >= self.max_bytes:
+            closed.append(self._close())
+        return closed
+
+    def take_due(self, now: float | None = None) -> Batch | None:
+        """The open batch if its ``max_delay_s`` has passed."""
+        deadline = self.deadline
+        if deadline is None or (self._clock() if now is None else now) < deadline:
+            return None
+        return self._close()
+
+    def take(self) -> Batch | None:
+        """The open batch, whatever its size (flush, end of session)."""
+        return self._close() if self._open is not None else None
+
+    def _close(self) -> Batch:
+        current = self._open
+        assert current is not None
+        self._open = None
+        return Batch(current.session_id, frame_of(current.packed), len(current.packed), current.messages,
+                     current.first_seq, current.last_seq)

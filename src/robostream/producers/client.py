@@ -1,0 +1,441 @@
+"""``RobotClient``: the robot-side SDK. ``SyncRobotClient``: the same from blocking code.
+
+    async with RobotClient("ws://127.0.0.1:8080", "robot_001", token=TOKEN) as client:
+        await client.start_session(SessionConfig(sensors=("pose",), rates_hz={"pose": 100}))
+        await client.send("time_series", {"t": [0], "pose": {...}})
+        await client.end_session()           # flushes and waits for the acks
+
+``send`` validates the envelope against the wire contract (raising ``ValidationError`` at once),
+numbers it (``seq`` 0, 1, 2 ... per session) and batches it; every closed batch is written to the
+disk spool first and sent from there, so nothing unacked is lost to a reconnect or a restart.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from robostream.config import Settings, validate_id
+from robostream.producers.backoff import Backoff
+from robostream.producers.batcher import Batch, Batcher
+from robostream.producers.counters import Counters, messages_in
+from robostream.producers.sender import Listener, RpcHandler, Sender
+from robostream.producers.session import (
+    EndReason,
+    SessionConfig,
+    SessionStats,
+    control_message,
+    new_session_id,
+    session_event,
+)
+from robostream.producers.spool import Spool, SpoolEntry
+from robostream.producers.transport import Transport, TransportKind, endpoint_url
+from robostream.producers.transport.https import HttpsTransport
+from robostream.producers.transport.ws import WsTransport
+from robostream.producers.wire import FrameFormat, pack_envelope
+from robostream.schemas import DataType, build_envelope
+
+log = logging.getLogger("robostream.producers")
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How a client batches, spools and connects (defaults: the ``batching`` section)."""
+
+    transport: TransportKind = "ws"
+    fmt: FrameFormat = "msgpack"
+    max_messages: int = 100
+    max_bytes: int = 1024 * 1024
+    max_delay_s: float = 0.05
+    spool_dir: Path = Path(".robostream/spool")  # the robot's spool is <spool_dir>/<robot_id>
+    spool_segment_bytes: int = 16 * 1024 * 1024
+    spool_segment_age_s: float = 60.0
+    spool_max_bytes: int = 1024 * 1024 * 1024
+    fsync: bool = False  # fsync every spooled batch (survives power loss, costs a disk flush each)
+    window_batches: int = 64  # unanswered batches on the wire at most
+    window_bytes: int = 32 * 1024 * 1024
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 10.0
+    max_envelope_bytes: int = 16 * 1024 * 1024  # gateway.max_frame_bytes: larger envelopes are refused
+    open_timeout_s: float = 10.0
+    ssl_context: ssl.SSLContext | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, **overrides: Any) -> ClientOptions:
+        """Options from ``batching`` (and ``gateway.max_frame_bytes``), then ``overrides``."""
+        batching = settings.batching
+        base = cls(max_messages=batching.max_messages, max_bytes=batching.max_bytes,
+                   max_delay_s=batching.max_delay_ms / 1000, spool_dir=batching.spool_dir,
+                   spool_segment_bytes=batching.spool_segment_bytes,
+                   spool_segment_age_s=batching.spool_segment_age_s,
+                   spool_max_bytes=batching.spool_max_bytes,
+                   max_envelope_bytes=settings.gateway.max_frame_bytes)
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"unknown client option(s): {', '.join(sorted(unknown))}")
+        return replace(base, **overrides)
+
+
+def gateway_url_from(settings: Settings) -> str:
+    """The gateway's base URL from the ``gateway`` section (https when it has TLS)."""
+    host = settings.gateway.host
+    host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # a client never binds
+    host = f"[{host}]" if ":" in host else host
+    scheme = "https" if settings.gateway.tls_cert is not None else "http"
+    return f"{scheme}://{host}:{settings.gateway.port}"
+
+
+def make_transport(gateway_url: str, robot_id: str, token: str | None, options: ClientOptions) -> Transport:
+    """The transport of ``options.transport`` with the robot's auth headers."""
+    headers = {"X-Robot-Id": robot_id}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    url = endpoint_url(gateway_url, options.transport)
+    if options.transport == "ws":
+        return WsTransport(url, headers, fmt=options.fmt, ssl_context=options.ssl_context,
+                           open_timeout_s=options.open_timeout_s)
+    return HttpsTransport(url, headers, fmt=options.fmt, ssl_context=options.ssl_context,
+                          open_timeout_s=options.open_timeout_s)
+
+
+class RobotClient:
+    """One robot's connection to the gateway: sessions, send, batching, spool, reconnects."""
+
+    def __init__(self, gateway_url: str, robot_id: str, *, token: str | None = None,
+                 options: ClientOptions | None = None, rpc_handler: RpcHandler | None = None,
+                 listener: Listener | None = None, transport: Transport | None = None) -> None:
+        self.robot_id = validate_id(robot_id, "robot_id")
+        self.options = options or ClientOptions()
+        self.gateway_url = gateway_url
+        self.counters = Counters()
+        self.transport = transport or make_transport(gateway_url, robot_id, token, self.options)
+        self._rpc_handler = rpc_handler
+        self._listener = listener
+        self._batcher = Batcher(self.options.max_messages, self.options.max_bytes, self.options.max_delay_s)
+        self._spool: Spool | None = None
+        self._sender: Sender | None = None
+        self._timer: asyncio.Task[None] | None = None
+        self._opened: asyncio.Event | None = None
+        self._session: SessionStats | None = None
+        self._seq = 0
+        self._events: list[dict[str, Any]] = []  # session events to repeat after a reconnect
+        self._stats: dict[str, SessionStats] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings, robot_id: str, *, token: str | None = None,
+                      gateway_url: str | None = None, rpc_handler: RpcHandler | None = None,
+                      listener: Listener | None = None, **options: Any) -> RobotClient:
+        """A client configured from ``config.yaml`` (``batching``, ``gateway``); ``options`` override."""
+        return cls(gateway_url or gateway_url_from(settings), robot_id, token=token,
+                   options=ClientOptions.from_settings(settings, **options), rpc_handler=rpc_handler,
+                   listener=listener)
+
+    # -- state -----------------------------------------------------------------------------------
+
+    @property
+    def session_id(self) -> str | None:
+        return self._session.session_id if self._session else None
+
+    @property
+    def connected(self) -> bool:
+        return self._sender is not None and self._sender.connected
+
+    @property
+    def state(self) -> str:
+        """idle, connecting, connected, backing_off, refused, unreachable or stopped."""
+        return self._sender.state if self._sender else "idle"
+
+    @property
+    def last_error(self) -> str | None:
+        return self._sender.last_error if self._sender else None
+
+    @property
+    def spool(self) -> Spool | None:
+        return self._spool
+
+    @property
+    def spool_dir(self) -> Path:
+        return Path(self.options.spool_dir) / self.robot_id
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the spool (resending what a previous run left unacked) and start connecting."""
+        if self._sender is not None:
+            return
+        options = self.options
+        self._spool = Spool(self.spool_dir, segment_bytes=options.spool_segment_bytes,
+                            segment_age_s=options.spool_segment_age_s, max_bytes=options.spool_max_bytes,
+                            fsync=options.fsync, on_drop=self._on_drop)
+        self.counters.spooled = self._spool.pending_messages
+        self.counters.recovered = self._spool.pending_messages  # a previous run's, still to deliver
+        self._sender = Sender(
+            self.robot_id, self.transport, self._spool, self.counters,
+            backoff=Backoff(options.backoff_initial_s, options.backoff_max_s),
+            window_batches=options.window_batches, window_bytes=options.window_bytes,
+            listener=self._on_event, rpc_handler=self._rpc_handler, on_connect=lambda: list(self._events),
+        )
+        self._opened = asyncio.Event()
+        self._sender.start()
+        self._timer = asyncio.create_task(self._batch_timer(), name=f"robostream-batcher-{self.robot_id}")
+
+    async def close(self, timeout_s: float = 10.0) -> bool:
+        """Spool the open batch, wait up to ``timeout_s`` for acks, stop. True if all was acked."""
+        if self._sender is None or self._spool is None:
+            return True
+        self._spool_open_batch()
+        drained = await self._sender.wait_drained(timeout_s) if timeout_s > 0 else False
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
+        await self._sender.stop()
+        self._spool.close()
+        left = self._spool.pending_batches
+        if left:
+            log.info("Robot %s: %d unacked batches (%d messages) stay in the spool %s for the next run",
+                     self.robot_id, left, self._spool.pending_messages, self.spool_dir)
+        self._sender = None
+        return drained
+
+    async def __aenter__(self) -> RobotClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        if self._session is not None:
+            await self.end_session(reason="completed" if exc is None else "aborted")
+        await self.close()
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    async def start_session(self, config: SessionConfig | Mapping[str, Any] | None = None, *,
+                            session_id: str | None = None) -> str:
+        """Start a recording session (ending the current one); seq starts at 0. Returns its id."""
+        if self._session is not None:
+            await self.end_session(reason="aborted")
+        await self.start()
+        sid = validate_id(session_id or new_session_id(), "session_id")
+        event = session_event(self.robot_id, sid, "start", config=config)
+        self._session = self._stats[sid] = SessionStats(sid)
+        self._seq = 0
+        self._events = [control_message(event)]
+        await self._send_event(self._events[0])
+        return sid
+
+    async def end_session(self, *, reason: EndReason = "completed",
+                          timeout_s: float | None = 30.0) -> SessionStats:
+        """Flush, wait up to ``timeout_s`` for every ack, send the session end. Returns its stats."""
+        stats = self._require_session()
+        stats.drained = await self.flush(timeout_s)
+        stats.ended_at = time.time()
+        stats.reason = reason
+        end = control_message(session_event(self.robot_id, stats.session_id, "end", stats=stats))
+        self._events.append(end)
+        await self._send_event(end)
+        self._session = None
+        self._stats.pop(stats.session_id, None)
+        return stats
+
+    async def _send_event(self, message: dict[str, Any]) -> None:
+        sender = self._sender
+        if sender is not None and sender.session_events:
+            await sender.send_control(message)
+
+    # -- data ------------------------------------------------------------------------------------
+
+    async def send(self, data_type: DataType | str, payload: dict[str, Any],
+                   timestamp: float | datetime | None = None) -> int:
+        """Queue one envelope of the current session; returns its ``seq``.
+
+        ``timestamp``: seconds since the epoch (``time.time()``) or an aware datetime; default now.
+        Raises ``ValidationError`` (bad payload) or ``ValueError`` (envelope above the frame limit).
+        """
+        stats = self._require_session()
+        seq = self._seq
+        envelope = build_envelope(data_type, payload, robot_id=self.robot_id, session_id=stats.session_id,
+                                  seq=seq, timestamp=timestamp)
+        packed = pack_envelope(envelope.to_wire())
+        if len(packed) > self.options.max_envelope_bytes:
+            raise ValueError(f"{envelope.data_type} envelope of {len(packed)} bytes exceeds the gateway's "
+                             f"frame limit ({self.options.max_envelope_bytes} bytes)")
+        self._seq += 1
+        messages = messages_in(envelope.data_type, envelope.payload)
+        stats.records += 1
+        stats.messages += messages
+        stats.bytes += len(packed)
+        stats.last_seq = seq
+        stats.per_data_type[str(envelope.data_type)] += 1
+        self.counters.created += messages
+        was_open = self._batcher.deadline is not None
+        closed = self._batcher.add(packed, seq=seq, messages=messages, session_id=stats.session_id)
+        for batch in closed:
+            self._spool_batch(batch)
+        self.counters.batching = self._batcher.messages
+        if not was_open and self._batcher.deadline is not None and self._opened is not None:
+            self._opened.set()
+        if closed:
+            await asyncio.sleep(0)  # let the sender run, even when the caller sends in a tight loop
+        return seq
+
+    async def flush(self, timeout_s: float | None = 30.0) -> bool:
+        """Close the open batch and wait until every spooled batch is acked (False on timeout)."""
+        self._spool_open_batch()
+        if self._sender is None:
+            return self._spool is None or self._spool.pending_batches == 0
+        return await self._sender.wait_drained(timeout_s)
+
+    # -- internals -------------------------------------------------------------------------------
+
+    def _require_session(self) -> SessionStats:
+        if self._session is None:
+            raise RuntimeError("no session: call start_session() first")
+        return self._session
+
+    def _spool_open_batch(self) -> None:
+        batch = self._batcher.take()
+        if batch is not None:
+            self._spool_batch(batch)
+        self.counters.batching = self._batcher.messages
+
+    def _spool_batch(self, batch: Batch) -> None:
+        if self._spool is None or self._sender is None:
+            raise RuntimeError("the client is closed")
+        entry = self._spool.append(batch)
+        if entry is None:
+            self.counters.dropped += batch.messages
+        else:
+            self._sender.enqueue(entry)
+        self.counters.spooled = self._spool.pending_messages
+        self.counters.batching = self._batcher.messages
+
+    async def _batch_timer(self) -> None:
+        """Close batches at ``max_delay_s``; seal old spool segments now and then."""
+        assert self._opened is not None
+        maintained = time.monotonic()
+        while True:
+            deadline = self._batcher.deadline
+            if deadline is None:
+                self._opened.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._opened.wait(), 1.0)
+            else:
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+                batch = self._batcher.take_due()
+                if batch is not None:
+                    self._spool_safely(batch)
+            if self._spool is not None and time.monotonic() - maintained >= 1.0:
+                maintained = time.monotonic()
+                try:
+                    self._spool.maintain()
+                except OSError:
+                    log.exception("Robot %s: spool maintenance failed", self.robot_id)
+
+    def _spool_safely(self, batch: Batch) -> None:
+        try:
+            self._spool_batch(batch)
+        except OSError:  # disk full or gone: the batch is lost, say so loudly
+            log.exception("Robot %s: cannot spool a batch of %d messages", self.robot_id, batch.messages)
+            self.counters.dropped += batch.messages
+            self.counters.batching = self._batcher.messages
+
+    def _on_drop(self, lost: list[SpoolEntry]) -> None:
+        self.counters.dropped += sum(e.messages for e in lost)
+        if self._spool is not None:
+            self.counters.spooled = self._spool.pending_messages
+        if self._sender is not None:
+            self._sender.refresh()
+        self._on_event("dropped", {"entries": lost})
+
+    def _on_event(self, kind: str, info: dict[str, Any]) -> None:
+        if kind == "rejected":
+            stats = self._stats.get(info["session_id"])
+            if stats is not None:
+                stats.rejected_records += info["records"]
+        if self._listener is not None:
+            self._listener(kind, info)
+
+
+class SyncRobotClient:
+    """:class:`RobotClient` for blocking code: its event loop runs in a background thread.
+
+        with SyncRobotClient("ws://127.0.0.1:8080", "robot_001", token=TOKEN) as client:
+            client.start_session()
+            client.send("log", {"level": "info", "logger": "main", "message": "hello"})
+    """
+
+    def __init__(self, gateway_url: str, robot_id: str, **kwargs: Any) -> None:
+        self._attach(RobotClient(gateway_url, robot_id, **kwargs))
+
+    @classmethod
+    def from_settings(cls, settings: Settings, robot_id: str, **kwargs: Any) -> SyncRobotClient:
+        """A client configured from ``config.yaml``, as :meth:`RobotClient.from_settings`."""
+        self = cls.__new__(cls)
+        self._attach(RobotClient.from_settings(settings, robot_id, **kwargs))
+        return self
+
+    def _attach(self, client: RobotClient) -> None:
+        self.client = client
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name=f"robostream-{client.robot_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    @property
+    def counters(self) -> Counters:
+        return self.client.counters
+
+    @property
+    def session_id(self) -> str | None:
+        return self.client.session_id
+
+    def start_session(self, config: SessionConfig | Mapping[str, Any] | None = None, *,
+                      session_id: str | None = None) -> str:
+        return self._call(self.client.start_session(config, session_id=session_id))
+
+    def send(self, data_type: DataType | str, payload: dict[str, Any],
+             timestamp: float | datetime | None = None) -> int:
+        return self._call(self.client.send(data_type, payload, timestamp))
+
+    def flush(self, timeout_s: float | None = 30.0) -> bool:
+        return self._call(self.client.flush(timeout_s))
+
+    def end_session(self, *, reason: EndReason = "completed",
+                    timeout_s: float | None = 30.0) -> SessionStats:
+        return self._call(self.client.end_session(reason=reason, timeout_s=timeout_s))
+
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Close the client and stop its thread."""
+        try:
+            return self._call(self.client.close(timeout_s))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            self._loop.close()
+
+    def __enter__(self) -> SyncRobotClient:
+        self._call(self.client.start())
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self.client.session_id is not None:
+            self.end_session(reason="completed" if exc is None else "aborted")
+        self.close()
+

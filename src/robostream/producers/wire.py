@@ -1,0 +1,79 @@
+"""The robot's side of the gateway protocol (``docs/gateway.md``): frames out, messages in.
+
+Robots send batch frames (a MessagePack array of envelopes, or its JSON form) and control
+messages (``rpc_response``, ``session_event``); the gateway answers every batch with one ``ack``,
+after one ``nack`` per rejected envelope, and may send ``slow_down``, ``error`` and
+``rpc_request`` messages. This module does not import the gateway.
+"""
+
+from __future__ import annotations
+
+import base64
+import struct
+from typing import Any, Literal
+
+import msgpack
+import orjson
+
+FrameFormat = Literal["msgpack", "json"]
+MSGPACK_STREAM = "application/vnd.robostream.msgpack-stream"
+NDJSON = "application/x-ndjson"
+LENGTH = struct.Struct(">I")
+
+#: WebSocket close codes of the gateway.
+CLOSE_GOING_AWAY = 1001
+CLOSE_TOO_BIG = 1009
+CLOSE_BAD_REQUEST = 4400
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_IDLE = 4408
+CLOSE_TOO_MANY = 4429
+
+#: Nack codes meaning "send it again later" (also flagged ``retriable`` in the nack itself).
+RETRIABLE_CODES = frozenset({"kafka_error", "storage_error", "shutting_down"})
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, bytes | bytearray | memoryview):
+        return base64.b64encode(obj).decode("ascii")
+    raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
+
+
+def to_json_frame(frame: bytes) -> bytes:
+    """A MessagePack batch frame as its JSON form (bytes as base64, NaN as null)."""
+    return orjson.dumps(msgpack.unpackb(frame, raw=False), default=_json_default)
+
+
+def encode_control(message: dict[str, Any], fmt: FrameFormat) -> bytes:
+    """A control message (a map with ``type``) in the connection's format."""
+    if fmt == "json":
+        return orjson.dumps(message, default=_json_default)
+    packed: bytes = msgpack.packb(message, use_bin_type=True)
+    return packed
+
+
+def decode_message(data: bytes | str, fmt: FrameFormat) -> dict[str, Any]:
+    """A gateway message; raises ``ValueError`` for anything that is not a map with a ``type``."""
+    try:
+        message = orjson.loads(data) if fmt == "json" else msgpack.unpackb(data, raw=False)
+    except Exception as exc:  # any parser error means a broken frame
+        raise ValueError(f"unreadable gateway message: {exc}") from None
+    if not isinstance(message, dict) or not isinstance(message.get("type"), str):
+        raise ValueError(f"unexpected gateway message: {str(message)[:120]}")
+    return message
+
+
+def length_prefixed(frame: bytes) -> bytes:
+    """``frame`` with its 4-byte big-endian length in front (HTTP streaming framing)."""
+    return LENGTH.pack(len(frame)) + frame
+
+
+def envelopes_of(frame: bytes) -> list[dict[str, Any]]:
+    """The envelopes of a MessagePack batch frame."""
+    items = msgpack.unpackb(frame, raw=False)
+    return items if isinstance(items, list) else [items]
+
+
+def pack_envelope(wire: dict[str, Any]) -> bytes:
+    """One envelope (its wire map) as MessagePack."""
+    packed: bytes = msgpack.packb(wire, use_bin_type=True)
+    return packed

@@ -1,0 +1,137 @@
+"""Every data type through the gateway (WS and HTTPS, MessagePack and JSON): acked only once the
+records are in Kafka, where they decode back to what the robot sent."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import urllib.request
+from collections.abc import Callable
+from functools import partial
+
+import pytest
+from confluent_kafka import Message
+
+from robostream.config import Settings
+from robostream.schemas import ConfluentSchemaResolver, DataType, Envelope, decode_record, encode_frame
+from robostream.topics import topic_for
+
+from .clients import (
+    ROBOTS,
+    WsRobot,
+    envelopes,
+    header_list,
+    headers_of,
+    http_ingest,
+    read_topics,
+    session,
+    value_of,
+    with_session,
+)
+from .conftest import RunningGateway
+
+ALL = list(DataType)
+
+
+def at_least(match: Callable[[Message], bool], count: int, records: list[Message]) -> bool:
+    return sum(map(match, records)) >= count
+
+
+def in_kafka(settings: Settings, registry_url: str, sent: list[Envelope], session_id: str) -> list[Envelope]:
+    """The records of ``session_id`` on every data type topic, decoded (read after the acks)."""
+    topics = [topic_for(dt, settings) for dt in ALL]
+    mine = with_session(session_id)
+    records = read_topics(settings.kafka.bootstrap, topics, lambda got: sum(map(mine, got)) >= len(sent))
+    resolver = ConfluentSchemaResolver(registry_url)
+    found = []
+    for msg in filter(mine, records):
+        headers = headers_of(msg)
+        envelope = decode_record(value_of(msg), resolver, key=msg.key(), headers=header_list(msg))
+        assert headers["seq"] == str(envelope.seq)
+        assert msg.topic() == topic_for(envelope.data_type, settings)
+        found.append(envelope)
+    return sorted(found, key=lambda e: e.seq)
+
+
+@pytest.mark.parametrize("fmt", ["msgpack", "json"])
+def test_ws_batch_of_every_data_type_is_acked_after_kafka_has_it(
+    gateway: RunningGateway, gw_settings: Settings, registry_url: str, client_ssl: ssl.SSLContext, fmt: str
+) -> None:
+    session_id = session()
+    sent = envelopes("robot_a", session_id, ALL)
+    robot = WsRobot(gateway.ws_url, ROBOTS["robot_a"], client_ssl, fmt=fmt)
+    try:
+        robot.send_batch(sent)
+        ack, before = robot.ack()
+    finally:
+        robot.close()
+
+    assert before == []
+    assert ack == {"type": "ack", "batch": 1, "seq": len(ALL) - 1, "count": len(ALL), "rejected": 0}
+    assert in_kafka(gw_settings, registry_url, sent, session_id) == sent
+
+
+@pytest.mark.parametrize("fmt", ["msgpack", "json"])
+def test_https_stream_of_batches_is_answered_by_a_stream_of_acks(
+    gateway: RunningGateway, gw_settings: Settings, registry_url: str, client_ssl: ssl.SSLContext, fmt: str
+) -> None:
+    session_id = session()
+    sent = envelopes("robot_b", session_id, ALL)
+    frames = [encode_frame(sent[:9], fmt), encode_frame(sent[9:], fmt)]  # type: ignore[arg-type]
+
+    status, messages, _ = asyncio.run(
+        http_ingest(gateway.url, ROBOTS["robot_b"], frames, fmt, client_ssl, pause_s=0.05)
+    )
+
+    assert status == 200
+    assert messages == [
+        {"type": "ack", "batch": 1, "seq": 8, "count": 9, "rejected": 0},
+        {"type": "ack", "batch": 2, "seq": len(ALL) - 1, "count": len(ALL) - 9, "rejected": 0},
+    ]
+    assert in_kafka(gw_settings, registry_url, sent, session_id) == sent
+
+
+def test_acks_come_in_batch_order_each_after_its_records_are_in_kafka(
+    gateway: RunningGateway, gw_settings: Settings, client_ssl: ssl.SSLContext
+) -> None:
+    session_id = session()
+    robot = WsRobot(gateway.ws_url, ROBOTS["robot_c"], client_ssl)
+    topic = topic_for(DataType.LOG, gw_settings)
+    mine = with_session(session_id)
+    try:
+        for batch in range(3):
+            robot.send_batch(envelopes("robot_c", session_id, [DataType.LOG] * 50, first_seq=batch * 50))
+        for batch in range(3):
+            ack, _ = robot.ack()
+            assert (ack["batch"], ack["seq"], ack["count"]) == (batch + 1, batch * 50 + 49, 50)
+            records = read_topics(
+                gw_settings.kafka.bootstrap,
+                topic,
+                partial(at_least, mine, ack["seq"] + 1),
+                timeout=10,
+            )
+            seqs = {int(headers_of(m)["seq"]) for m in records if mine(m)}
+            assert set(range(ack["seq"] + 1)) <= seqs  # every acked seq is in Kafka
+    finally:
+        robot.close()
+
+
+def test_healthz_and_metrics(gateway: RunningGateway, client_ssl: ssl.SSLContext) -> None:
+    with urllib.request.urlopen(f"{gateway.url}/healthz", context=client_ssl, timeout=10) as resp:
+        health = json.loads(resp.read())
+    assert resp.status == 200
+    assert health["status"] == "ok" and health["kafka"] == "up"
+    assert health["in_flight_limit_bytes"] > 0
+
+    robot = WsRobot(gateway.ws_url, ROBOTS["robot_a"], client_ssl)
+    try:
+        robot.send_batch(envelopes("robot_a", session(), [DataType.PARAMETERS]))
+        robot.ack()
+    finally:
+        robot.close()
+    with urllib.request.urlopen(f"{gateway.url}/metrics", context=client_ssl, timeout=10) as resp:
+        text = resp.read().decode()
+    assert 'robostream_gateway_envelopes_accepted_total{data_type="parameters"}' in text
+    assert "robostream_gateway_ack_latency_seconds_bucket" in text
+    assert "robostream_gateway_inflight_bytes " in text
