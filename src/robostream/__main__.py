@@ -1,5 +1,5 @@
 """``python -m robostream`` is the ``robostream`` command."""
 
-from robostream.cli import main
+from robostream.cli.main import main
 
 main()

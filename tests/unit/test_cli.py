@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from robostream.cli import app
+from robostream.cli.main import app
 
 runner = CliRunner()
 

@@ -1,5 +1,3 @@
-"""The one ``robostream`` command. Each sub-command only parses options and calls its part."""
-
-from robostream.cli.main import app, main
-
-__all__ = ["app", "main"]
+"""The one ``robostream`` command (``robostream.cli.main``). Each sub-command module only parses
+options and calls its part; nothing is imported here so that importing one command module does
+not pull in every part."""

@@ -45,8 +45,9 @@ app.add_typer(config_cmd.app, name="config")
 err = Console(stderr=True)
 
 
-@app.callback()
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -58,6 +59,9 @@ def _root(
 ) -> None:
     if version:
         typer.echo(__version__)
+        raise typer.Exit()
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
         raise typer.Exit()
     if config is not None:
         import os

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from robostream.config import load_settings
+from robostream.config import Settings, load_settings
 from robostream.stack import ServerStatus, Stack, StackError
+from robostream.stack.report import landed as landed_report
 
 app = typer.Typer(
     help="Run the local stack (Apache Kafka, SecantusDB, SeaweedFS S3, Redis, the schema registry) "
@@ -41,6 +43,13 @@ def _size(n: int) -> str:
     return f"{n} TB"
 
 
+def _short(path: Path) -> str:
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def print_status(rows: list[ServerStatus]) -> None:
     """Render ``stack status`` as a table."""
     table = Table(title="robostream local stack")
@@ -49,7 +58,7 @@ def print_status(rows: list[ServerStatus]) -> None:
     colors = {"healthy": "green", "external": "yellow", "unhealthy": "red", "stopped": "dim"}
     for r in rows:
         table.add_row(r.name, f"[{colors[r.state]}]{r.state}[/]", str(r.port),
-                      str(r.pid or "-"), r.version, _size(r.data_bytes), str(r.log))
+                      str(r.pid or "-"), r.version, _size(r.data_bytes), _short(r.log))
     console.print(table)
 
 
@@ -97,6 +106,42 @@ def status() -> None:
     print_status(rows)
     if not all(r.ok for r in rows):
         raise typer.Exit(1)
+
+
+@app.command()
+def report() -> None:
+    """Show what landed: records per topic, documents per collection, S3 objects, Redis keys."""
+    settings = load_settings()
+    landed = landed_report(settings)
+    topics = Table(title=f"Kafka topics ({settings.kafka.bootstrap})")
+    topics.add_column("topic")
+    topics.add_column("records", justify="right")
+    for name, count in landed.topics.items():
+        topics.add_row(name, f"{count:,}")
+    stores = Table(title="Stores")
+    for col in ("store", "where", "count"):
+        stores.add_column(col, justify="right" if col == "count" else "left")
+    for name, count in landed.collections.items():
+        stores.add_row("MongoDB", f"{settings.mongo.database}.{name}", f"{count:,} documents")
+    for prefix, (objects, size) in landed.s3_objects.items():
+        stores.add_row("S3", f"s3://{settings.s3.bucket}/{prefix}", f"{objects:,} objects, {_size(size)}")
+    for kind, count in landed.redis_keys.items():
+        stores.add_row("Redis", f"{kind}:*", f"{count:,} keys")
+    console.print(topics)
+    console.print(stores)
+    for problem in landed.problems:
+        err.print(f"[yellow]could not count[/] {problem}", highlight=False)
+    _where_to_look(settings)
+
+
+def _where_to_look(settings: Settings) -> None:
+    api = getattr(settings, "api", None)
+    if api is not None:
+        console.print(f"Viewer:          http://{api.host}:{api.port}/  (API docs: /openapi.json)")
+    console.print(f"Gateway:         ws://{settings.gateway.host}:{settings.gateway.port}/v1/stream")
+    console.print(f"Sink status:     http://{settings.sinks.host}:{settings.sinks.port}/connectors")
+    console.print(f"Schema registry: {settings.schema_registry.url}/subjects")
+    console.print(f"Kafka:           {settings.kafka.bootstrap}  (robostream kafka console-consumer ...)")
 
 
 @app.command()

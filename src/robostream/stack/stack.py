@@ -169,7 +169,8 @@ class Stack:
 
     def status_of(self, server: Server) -> ServerStatus:
         rec = self.record(server.name)
-        healthy = server.healthy()
+        # a service we did not start is simply stopped (some have no port to probe)
+        healthy = server.healthy() if rec is not None or not server.service else False
         version = "-"
         if healthy:
             with contextlib.suppress(Exception):

@@ -64,6 +64,8 @@ TRANSIENT_CODES = frozenset({
     KafkaError.NOT_LEADER_FOR_PARTITION,
     KafkaError._TIMED_OUT,
     KafkaError._NOENT,  # "no leaders found" for a brand-new partition
+    KafkaError.UNKNOWN_LEADER_EPOCH,  # a brand-new partition's leader is still being elected
+    KafkaError.FENCED_LEADER_EPOCH,
 })
 
 
