@@ -6,19 +6,19 @@ VENV   := .venv
 RS     := $(VENV)/bin/robostream
 PYTEST := $(VENV)/bin/pytest
 UV     := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
-APT_PACKAGES := redis-server kcat
 
 .PHONY: help install system-deps demo test test-unit test-integration lint stack-up stack-down stack-status lock clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-system-deps:  ## Debian packages the stack needs (redis-server, kcat; Java 17 + Maven for Kafka)
+system-deps:  ## Debian packages: redis-server, kcat, Java 17 + Maven (Kafka), chromium (viewer tests)
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO=sudo; fi; \
@@ -35,12 +35,18 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 install: system-deps $(VENV)/.synced  ## install everything: Debian packages, the venv, Kafka's jars
 	@$(RS) stack install
 
-demo: install  ## start the local stack, create the topic catalogue and show what is running
+# The demo's robots have no tokens in config.yaml, so the demo's services accept them unauthenticated.
+DEMO_ENV := ROBOSTREAM_AUTH__ALLOW_UNAUTHENTICATED=true
+
+demo: install  ## stack + services, 3 simulated robots for 60 s, then what landed and where to look
 	$(RS) stack up
 	$(RS) topics create
-	$(RS) topics list
+	$(DEMO_ENV) $(RS) stack up --services
+	$(DEMO_ENV) $(RS) simulate --robots 3 --duration 60
+	@sleep 5  # let the sinks land the last batches
+	$(RS) stack report
 	@echo
-	@echo "Stack is up. Stop it with: $(RS) stack down"
+	@echo "Everything is still running. Stop it with: $(RS) stack down"
 
 test: install lint  ## lint, then run the whole test suite against a test stack of real servers
 	$(PYTEST) tests

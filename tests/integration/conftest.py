@@ -53,3 +53,9 @@ def redis_client(stack: object, settings: Settings) -> Iterator[Any]:
     client = redis.Redis.from_url(settings.redis.url)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def registry_url(stack: object, settings: Settings) -> str:
+    """The test stack's schema registry (robostream's own, started with the stack)."""
+    return settings.schema_registry.url

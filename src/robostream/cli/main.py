@@ -11,14 +11,17 @@ from rich.console import Console
 
 from robostream import __version__
 from robostream.cli import (
+    api_cmd,
     config_cmd,
     export_cmd,
     gateway_cmd,
     kafka_cmd,
     offsets_cmd,
+    process_cmd,
     replay_cmd,
     schema_registry_cmd,
     simulate_cmd,
+    sink_cmd,
     stack_cmd,
     topics_cmd,
 )
@@ -35,6 +38,9 @@ app.add_typer(stack_cmd.app, name="stack")
 app.add_typer(topics_cmd.app, name="topics")
 app.add_typer(schema_registry_cmd.app, name="schema-registry")
 app.add_typer(gateway_cmd.app, name="gateway")
+app.add_typer(process_cmd.app, name="process")
+app.add_typer(sink_cmd.app, name="sink")
+app.add_typer(api_cmd.app, name="api")
 app.add_typer(simulate_cmd.app, name="simulate")
 app.add_typer(replay_cmd.app, name="replay")
 app.add_typer(export_cmd.app, name="export")

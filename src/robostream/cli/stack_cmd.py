@@ -135,9 +135,8 @@ def report() -> None:
 
 
 def _where_to_look(settings: Settings) -> None:
-    api = getattr(settings, "api", None)
-    if api is not None:
-        console.print(f"Viewer:          http://{api.host}:{api.port}/  (API docs: /openapi.json)")
+    api = settings.api
+    console.print(f"Viewer:          http://{api.host}:{api.port}/  (API docs: /openapi.json)")
     console.print(f"Gateway:         ws://{settings.gateway.host}:{settings.gateway.port}/v1/stream")
     console.print(f"Sink status:     http://{settings.sinks.host}:{settings.sinks.port}/connectors")
     console.print(f"Schema registry: {settings.schema_registry.url}/subjects")

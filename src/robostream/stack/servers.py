@@ -447,8 +447,28 @@ class ProcessorService(RobostreamService):
         return [sys.executable, "-m", "robostream", "process"]
 
 
+class ApiService(RobostreamService):
+    """The ML-Dash API and its viewer page (``robostream api``)."""
+
+    name = "api"
+    after = ("mongo", "s3", "redis")
+    service = True
+    health_path = "/openapi.json"
+
+    @property
+    def port(self) -> int:
+        return self.settings.api.port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.settings.api.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "robostream", "api"]
+
+
 def all_servers(settings: Settings) -> list[Server]:
     """The local stack: infrastructure first, then robostream's own services."""
     return [KafkaServer(settings), MongoServer(settings), S3Server(settings), RedisServer(settings),
             SchemaRegistryServer(settings), GatewayService(settings), SinkService(settings),
-            ProcessorService(settings)]
+            ProcessorService(settings), ApiService(settings)]

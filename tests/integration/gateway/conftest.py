@@ -13,7 +13,6 @@ import os
 import signal
 import socket
 import ssl
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -59,39 +58,6 @@ class RunningGateway:
             self.thread.call(self.gateway.stop())
         finally:
             self.thread.close()
-
-
-def _registry_registers(url: str) -> bool:
-    """True when the registry at ``url`` can register a schema (it answers, its topic is readable)."""
-    request = urllib.request.Request(
-        f"{url}/subjects/robostream-gateway-tests-probe-value/versions",
-        method="POST",
-        data=b'{"schema": "\\"string\\""}',
-        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return bool(resp.status == 200)
-    except (OSError, ValueError):
-        return False
-
-
-@pytest.fixture(scope="session")
-def registry_url(settings: Settings, kafka_bootstrap: str) -> Iterator[str]:
-    """The stack's schema registry, or one started in-process when the stack has none that works."""
-    if _registry_registers(settings.schema_registry.url):
-        yield settings.schema_registry.url
-        return
-    from robostream.schemas.registry import SchemaRegistryServer
-
-    thread = LoopThread()
-    server = SchemaRegistryServer(settings, port=0, topic=f"_schemas_gw{uuid.uuid4().hex[:8]}")
-    thread.call(server.start())
-    try:
-        yield server.url
-    finally:
-        thread.call(server.stop())
-        thread.close()
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Coroutine, Iterator
@@ -15,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
@@ -89,43 +87,6 @@ class GatewayRunner:
             self.stop()
         finally:
             self.thread.close()
-
-
-def _registry_takes_writes(url: str) -> bool:
-    body = orjson.dumps({"schema": '"string"'})
-    request = urllib.request.Request(f"{url}/subjects/robostream-producers-tests-probe-value/versions",
-                                     data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as resp:
-            return bool(resp.status == 200)
-    except (OSError, ValueError):
-        return False
-
-
-@pytest.fixture(scope="session")
-def registry_url(settings: Settings, stack: object) -> Iterator[str]:
-    """The stack's schema registry; one of our own (in-process) when it does not take writes."""
-    if _registry_takes_writes(settings.schema_registry.url):
-        yield settings.schema_registry.url
-        return
-    from robostream.schemas.registry import SchemaRegistryServer
-
-    thread = LoopThread()
-    topic = f"_schemas_sd{uuid.uuid4().hex[:8]}"
-    for attempt in range(10):  # a brand-new topic may not have a leader yet
-        server = SchemaRegistryServer(settings, port=0, topic=topic)
-        try:
-            thread.call(server.start())
-            break
-        except RuntimeError:
-            if attempt == 9:
-                raise
-            time.sleep(1)
-    try:
-        yield server.url
-    finally:
-        thread.call(server.stop())
-        thread.close()
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,483 @@
+"""ML-Dash API benchmark: time-range queries, aggregations, frames and live latency.
+
+Data: one hour of 100 Hz telemetry of a simulated robot (360,000 points: pose, joints and IMU,
+10 samples per record), its 1m aggregations (MongoDB and Redis) and 1h aggregations (MongoDB
+only), 60 camera frames (30 recent ones also in Redis, 30 cold ones only in MongoDB + S3), all
+landed by the real sinks. ``robostream api`` runs as a child process; the clients are here.
+
+* time-range queries: ``GET /v1/telemetry`` of the hour (every point; max_points=1000;
+  max_points=60), of one minute and of 10 s (the viewer's playback chunk): p50/p99 of the whole
+  streamed answer and of its first bytes;
+* aggregations: ``GET /v1/stats/pose.position.x`` at 1m (Redis) and 1h (MongoDB fallback);
+* frames: ``GET /v1/frames/{id}`` and the image behind its redirect, recent (Redis) and cold
+  (MongoDB + presigning + cache update, each frame asked once), and the newest-100 list;
+* live: 10 robots stream 100 Hz telemetry (a record of 10 samples every 100 ms) through the
+  Redis sink; one WebSocket client per robot; latency from the sink's write to the client.
+
+Prints a table, writes ``bench/results/api.json``. Runs against the stack of the environment
+(``ROBOSTREAM_*``), in a database of its own (dropped afterwards unless ``--keep``).
+
+    python bench/api.py             # several minutes: loading 36,000 documents dominates
+    python bench/api.py --quick     # 2 minutes of data, seconds of measuring (the smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import numpy as np
+import orjson
+import psutil
+
+from robostream.config import Settings, load_settings
+from robostream.processors.aggregations import SessionWindows
+from robostream.processors.columns import TelemetryColumns, columns_from_payload
+from robostream.producers.session import SessionConfig, session_event
+from robostream.schemas import build_envelope
+from robostream.schemas.examples import example_payload
+from robostream.simulator.robot import RobotModel, time_series_payload
+from robostream.sinks import SessionEvent, SinkContext, SinkRecord
+from robostream.sinks.mongo import MongoSink
+from robostream.sinks.points import Telemetry
+from robostream.sinks.redis import RedisSink
+from robostream.sinks.s3 import S3Sink
+from robostream.topics import StatsResolution
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "api.json"
+HOUR_US = 3_600_000_000
+STREAMS = ("pose", "joints", "imu")
+SEED_GOALS = {  # (seed, goal) in ms, from the issue
+    "range": (1000, 250), "aggregations": (200, 10), "recent frame": (500, None),
+    "cold frame": (2000, None), "live": (100, 25),
+}
+
+
+def now_us() -> int:
+    return time.time_ns() // 1000
+
+
+def percentiles(samples: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {"n": len(ordered), "p50_ms": statistics.median(ordered) * 1000, "p99_ms": p99 * 1000,
+            "max_ms": ordered[-1] * 1000}
+
+
+# -- data ------------------------------------------------------------------------------------------
+
+
+def records_of(robot: str, session: str, start_us: int, count: int, model: RobotModel,
+               first: int = 0) -> list[TelemetryColumns]:
+    """``count`` records of 10 samples at 100 Hz (the SDK's batch), from record ``first`` on."""
+    out = []
+    for k in range(first, first + count):
+        times = (k * 10 + np.arange(10)) / 100.0
+        payload = time_series_payload(model, STREAMS, times)
+        out.append(columns_from_payload(robot, session, k, start_us + k * 100_000, payload))
+    return out
+
+
+class Landing:
+    """The real sinks, writing what the sink worker would after consuming the records."""
+
+    def __init__(self, settings: Settings) -> None:
+        def fail(record: SinkRecord, exc: BaseException) -> None:
+            raise RuntimeError(f"a sink rejected a record: {exc}") from exc
+
+        context = SinkContext("api-bench", 0, settings, fail)
+        self.mongo, self.redis, self.s3 = MongoSink(settings), RedisSink(settings), S3Sink(settings)
+        for sink in (self.mongo, self.redis, self.s3):
+            sink.open(context)
+        self.offset = 0
+
+    def write(self, items: Sequence[Any], to: Sequence[str]) -> None:
+        records = []
+        for item in items:
+            records.append(SinkRecord("api-bench", 0, self.offset, None, b"\0" * 1500, item=item))
+            self.offset += 1
+        for name in to:
+            getattr(self, name).write(records)
+
+    def close(self) -> None:
+        for sink in (self.mongo, self.redis, self.s3):
+            sink.close()
+
+
+def land_session(settings: Settings, robot: str, session: str, start_us: int, minutes: int,
+                 frames: int) -> dict[str, Any]:
+    """The hour (or ``minutes``) of data of the benchmark; returns what was landed."""
+    landing = Landing(settings)
+    began = time.monotonic()
+    config = SessionConfig(sensors=STREAMS, rates_hz={"pose": 100.0, "joints": 100.0, "imu": 100.0})
+    landing.write([SessionEvent(session_event(robot, session, "start", config=config, at=start_us / 1e6))],
+                  ("mongo",))
+    model = RobotModel(7)
+    total = minutes * 600
+    windows = SessionWindows(robot, session, 0, (StatsResolution.MINUTE, StatsResolution.HOUR))
+    for first in range(0, total, 600):  # a minute of records at a time
+        records = records_of(robot, session, start_us, min(600, total - first), model, first)
+        landing.write([Telemetry.from_columns(c) for c in records], ("mongo",))
+        windows.add(windows.fresh(records))
+        print(f"  landed {first + len(records):,}/{total:,} records", end="\r", flush=True)
+    landing.write([Telemetry.from_columns(c) for c in records[-100:]], ("redis",))  # the live ring
+    closed = [w.to_record() for w in windows.close_idle(1 << 62)]
+    landing.write([w for w in closed if w.resolution is StatsResolution.MINUTE], ("mongo", "redis"))
+    landing.write([w for w in closed if w.resolution is StatsResolution.HOUR], ("mongo",))
+    frame_ids: dict[str, list[str]] = {"recent": [], "cold": []}
+    for i in range(frames):
+        cold = i < frames // 2
+        ts = start_us + (i + 1) * (minutes * 60_000_000 // (frames + 1))
+        payload = example_payload("images")
+        payload["blob"] = {"format": "jpeg", "content": os.urandom(32 * 1024)}
+        envelope = build_envelope("images", payload, robot_id=robot, session_id=session, seq=i,
+                                  timestamp=ts / 1e6)
+        landing.write([envelope], ("s3", "mongo") if cold else ("s3", "mongo", "redis"))
+        frame_ids["cold" if cold else "recent"].append(f"{robot}:{session}:front-{envelope.timestamp_us}")
+    landing.write([SessionEvent(session_event(robot, session, "end", at=(start_us + minutes * 60e6) / 1e6))],
+                  ("mongo",))
+    landing.close()
+    print(f"  landed {total * 10:,} points, {len(closed)} windows, {frames} frames "
+          f"in {time.monotonic() - began:.0f} s")
+    return {"points": total * 10, "documents": total, "frames": frame_ids, "load_s": time.monotonic() - began}
+
+
+# -- the API process -------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ApiProcess:
+    """``robostream api`` in a child process, reading the benchmark's database."""
+
+    def __init__(self, database: str, folder: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = folder / "api.log"
+        env = {**os.environ, "ROBOSTREAM_MONGO__DATABASE": database, "ROBOSTREAM_API__ANONYMOUS_READ": "true"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from robostream.cli.api_cmd import app; app()", "--port", str(self.port)],
+            env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the API exited: {self.log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError("the API did not become healthy")
+
+    def cpu_seconds(self) -> float:
+        times = psutil.Process(self.process.pid).cpu_times()
+        return float(times.user + times.system)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+
+
+# -- measurements ----------------------------------------------------------------------------------
+
+
+async def timed_get(http: aiohttp.ClientSession, url: str) -> tuple[float, float, int, int]:
+    """(seconds to the first bytes, seconds to the end, bytes, status) of one GET, body read."""
+    started = time.perf_counter()
+    first = None
+    size = 0
+    async with http.get(url) as response:
+        async for chunk in response.content.iter_any():
+            first = first if first is not None else time.perf_counter() - started
+            size += len(chunk)
+        status = response.status
+    total = time.perf_counter() - started
+    return (first if first is not None else total), total, size, status
+
+
+async def repeat(times: int, call: Callable[[], Awaitable[tuple[float, float, int, int]]]) -> dict[str, Any]:
+    """``times`` calls; failed ones (HTTP >= 400) are counted, not timed."""
+    firsts, totals, sizes, failed = [], [], [], 0
+    for _ in range(times):
+        first, total, size, status = await call()
+        if status >= 400:
+            failed += 1
+            continue
+        firsts.append(first)
+        totals.append(total)
+        sizes.append(size)
+    if not totals:
+        raise RuntimeError(f"all {times} requests failed")
+    return {**percentiles(totals), "first_bytes": percentiles(firsts), "bytes": statistics.median(sizes),
+            "failed": failed}
+
+
+async def range_queries(api: ApiProcess, robot: str, session: str, start_us: int, span_us: int,
+                        repeats: int) -> dict[str, Any]:
+    base = f"{api.url}/v1/telemetry?robot={robot}&session={session}"
+    middle = start_us + span_us // 2
+    whole = f"&from={start_us / 1e6}&to={(start_us + span_us) / 1e6}"
+    cases = {
+        "whole range, every point": (whole, max(1, repeats // 10)),
+        "whole range, max_points=1000": (whole + "&max_points=1000", max(1, repeats // 5)),
+        "whole range, max_points=60": (whole + "&max_points=60", repeats),
+        "1 minute, every point": (f"&from={middle / 1e6}&to={(middle + 60_000_000) / 1e6}", repeats),
+        "10 s, pose (viewer chunk)": (f"&from={middle / 1e6}&to={(middle + 10_000_000) / 1e6}"
+                                      "&fields=pose.position,joints.angle&max_points=2000", repeats),
+    }
+    out = {}
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
+        for name, (query, times) in cases.items():
+            out[name] = await repeat(times, lambda q=query: timed_get(http, base + q))
+            async with http.get(base + query) as response:
+                out[name]["rows"] = (await response.read()).count(b"\n")
+            print(f"  range: {name}: p50 {out[name]['p50_ms']:.0f} ms ({out[name]['rows']:,} rows)")
+    return out
+
+
+async def aggregation_queries(api: ApiProcess, robot: str, session: str, repeats: int) -> dict[str, Any]:
+    base = f"{api.url}/v1/stats/pose.position.x?robot={robot}&session={session}"
+    async with aiohttp.ClientSession() as http:
+        return {
+            "1m windows (Redis)": await repeat(repeats * 5, lambda: timed_get(http, f"{base}&resolution=1m")),
+            "1h windows (MongoDB fallback)": await repeat(repeats * 5,
+                                                          lambda: timed_get(http, f"{base}&resolution=1h")),
+        }
+
+
+async def frame_queries(api: ApiProcess, robot: str, session: str, frame_ids: dict[str, list[str]],
+                        repeats: int) -> dict[str, Any]:
+    async def fetch(http: aiohttp.ClientSession, frame: str) -> tuple[float, float, int, int]:
+        started = time.perf_counter()
+        async with http.get(f"{api.url}/v1/frames/{frame}", allow_redirects=False) as response:
+            redirect = time.perf_counter() - started
+            location = response.headers["Location"]
+        async with http.get(location) as image:
+            size = len(await image.read())
+            return redirect, time.perf_counter() - started, size, image.status
+
+    async with aiohttp.ClientSession() as http:
+        rounds = max(1, repeats // len(frame_ids["recent"]) + 1)
+        recent = [f for _ in range(rounds) for f in frame_ids["recent"]]
+        hot = iter(recent)
+        cold = iter(frame_ids["cold"])  # each cold frame is cold once: the first read caches it
+        listing = f"{api.url}/v1/frames?robot={robot}&session={session}&limit=100"
+        return {
+            "recent frame (Redis) + image": await repeat(min(len(recent), repeats * 2),
+                                                         lambda: fetch(http, next(hot))),
+            "cold frame (MongoDB + presign) + image": await repeat(len(frame_ids["cold"]),
+                                                                   lambda: fetch(http, next(cold))),
+            "newest 100 frames (list)": await repeat(repeats, lambda: timed_get(http, listing)),
+        }
+
+
+async def live_latency(api: ApiProcess, settings: Settings, robots: int, seconds: float,
+                       session: str) -> dict[str, Any]:
+    """``robots`` robots stream 100 Hz records (10 samples / 100 ms) through the Redis sink."""
+    sent: dict[tuple[str, int], float] = {}
+    latencies: list[float] = []
+    names = [f"live-{i:02d}" for i in range(robots)]
+    stop = threading.Event()
+
+    def stream(robot: str) -> None:
+        sink = RedisSink(settings)
+        sink.open(SinkContext("api-bench", 0, settings, lambda r, e: None))
+        model, start, seq = RobotModel(hash(robot) % 100), now_us(), 0
+        next_at = time.monotonic()
+        while not stop.is_set():
+            [record] = records_of(robot, session, start, 1, model, seq)
+            sent[(robot, seq)] = time.monotonic()
+            sink.write([SinkRecord("api-bench", 0, seq, None, b"", item=Telemetry.from_columns(record))])
+            seq += 1
+            next_at += 0.1
+            time.sleep(max(0.0, next_at - time.monotonic()))
+        sink.close()
+
+    async def client(http: aiohttp.ClientSession, robot: str, ready: asyncio.Event) -> None:
+        url = f"{api.url.replace('http', 'ws', 1)}/v1/live?robot={robot}&session={session}&types=time_series"
+        async with http.ws_connect(url) as ws:
+            ready.set()
+            async for message in ws:
+                body = orjson.loads(message.data)
+                if body.get("type") == "time_series":
+                    at = sent.get((robot, body["points"][0]["seq"]))
+                    if at is not None:
+                        latencies.append(time.monotonic() - at)
+
+    async with aiohttp.ClientSession() as http:
+        readies = [asyncio.Event() for _ in names]
+        clients = [asyncio.create_task(client(http, r, e)) for r, e in zip(names, readies, strict=True)]
+        await asyncio.gather(*(e.wait() for e in readies))
+        await asyncio.sleep(0.2)
+        cpu_before = api.cpu_seconds()
+        threads = [threading.Thread(target=stream, args=(r,), daemon=True) for r in names]
+        for thread in threads:
+            thread.start()
+        await asyncio.sleep(seconds)
+        stop.set()
+        for thread in threads:
+            await asyncio.to_thread(thread.join, 5)
+        await asyncio.sleep(0.5)
+        cpu = api.cpu_seconds() - cpu_before
+        for task in clients:
+            task.cancel()
+        await asyncio.gather(*clients, return_exceptions=True)
+    result = percentiles(latencies)
+    result.update(robots=robots, seconds=seconds, messages=len(latencies), sent=len(sent),
+                  api_cpu_percent=100 * cpu / (seconds + 0.5))
+    return result
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    return {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
+            "load_avg": list(os.getloadavg()), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)}
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in ("aiohttp", "redis", "pymongo", "orjson", "secantusdb"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "-"
+    return out
+
+
+def print_table(report: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"robostream ML-Dash API ({report['parameters']['points']:,} points of "
+                        f"100 Hz telemetry)")
+    columns = ("group", "measure", "n", "first bytes p50 ms", "p50 ms", "p99 ms", "rows / bytes",
+               "seed / goal")
+    for name in columns:
+        table.add_column(name, justify="left" if name in ("group", "measure") else "right")
+    results = report["results"]
+    for group, key in (("range", "range"), ("aggregations", "aggregations"), ("frames", "frames")):
+        for measure, row in results[key].items():
+            goal_key = group if group != "frames" else ("cold frame" if "cold" in measure else "recent frame")
+            seed, goal = SEED_GOALS.get(goal_key, (None, None)) if "list" not in measure else (None, None)
+            size = f"{row['rows']:,} rows" if "rows" in row else f"{row['bytes'] / 1024:.0f} KiB"
+            table.add_row(group, measure, str(row["n"]), f"{row['first_bytes']['p50_ms']:.1f}",
+                          f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}", size,
+                          f"<{seed} / {'<' + str(goal) if goal else '-'}" if seed else "-")
+    live = results["live"]
+    table.add_row("live", f"{live['robots']} robots, robot -> WS client", str(live["n"]), "-",
+                  f"{live['p50_ms']:.1f}", f"{live['p99_ms']:.1f}", f"{live['messages']:,} msgs",
+                  "<100 / p99 <25")
+    Console(width=180).print(table)
+    print(f"API CPU during the live run: {live['api_cpu_percent']:.0f}% of one core; "
+          f"load average {report['machine']['load_avg']}")
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; return (and write) the report."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="2 minutes of data, few repeats (smoke test)")
+    parser.add_argument("--minutes", type=int, default=60, help="minutes of 100 Hz telemetry to land")
+    parser.add_argument("--repeats", type=int, default=20, help="requests per measured query")
+    parser.add_argument("--robots", type=int, default=10, help="robots streaming in the live run")
+    parser.add_argument("--live-seconds", type=float, default=20.0)
+    parser.add_argument("--database", help="reuse this database (landed by an earlier --keep run)")
+    parser.add_argument("--keep", action="store_true", help="keep the database (see --database)")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.minutes, args.repeats, args.robots, args.live_seconds = 2, 3, 2, 2.0
+    base = load_settings()
+    database = args.database or f"bench_api_{uuid.uuid4().hex[:8]}"
+    settings = base.model_copy(update={"mongo": base.mongo.model_copy(update={"database": database})})
+    robot, session = "bench-robot", f"hour-{args.minutes}"
+    start = (now_us() // HOUR_US - 2) * HOUR_US
+    state_file = Path(tempfile.gettempdir()) / f"{database}.json"
+    if args.database and state_file.exists():
+        landed = json.loads(state_file.read_text())
+        start = landed["start_us"]
+        print(f"reusing {database}: {landed['points']:,} points")
+    else:
+        print(f"landing {args.minutes} min of 100 Hz telemetry into {database} ...")
+        frames = 6 if args.quick else 60
+        landed = land_session(settings, robot, session, start, args.minutes, frames=frames)
+        landed["start_us"] = start
+        state_file.write_text(json.dumps(landed))
+    live_session = f"live-{uuid.uuid4().hex[:6]}"
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="robostream-api-bench-") as folder:
+        api = ApiProcess(database, Path(folder))
+        try:
+            api.wait_healthy()
+            span = args.minutes * 60_000_000
+            results["range"] = asyncio.run(range_queries(api, robot, session, start, span, args.repeats))
+            results["aggregations"] = asyncio.run(aggregation_queries(api, robot, session, args.repeats))
+            results["frames"] = asyncio.run(
+                frame_queries(api, robot, session, landed["frames"], args.repeats))
+            results["live"] = asyncio.run(
+                live_latency(api, settings, args.robots, args.live_seconds, live_session))
+        finally:
+            api.stop()
+            failures = sum(row.get("failed", 0) for group in ("range", "aggregations", "frames")
+                           for row in results.get(group, {}).values())
+            if failures:
+                print(f"{failures} request(s) failed; the API's log ends with:")
+                print(api.log.read_text()[-3000:])
+            if not args.keep:
+                from pymongo import MongoClient
+
+                with MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
+                    client.drop_database(database)
+                state_file.unlink(missing_ok=True)
+    report = {
+        "benchmark": "api",
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "versions": versions(),
+        "parameters": {"quick": args.quick, "minutes": args.minutes, "points": landed["points"],
+                       "documents": landed["documents"], "repeats": args.repeats, "robots": args.robots,
+                       "live_seconds": args.live_seconds, "load_s": landed["load_s"],
+                       "mongo": "SecantusDB (MongoDB wire protocol)",
+                       "history_slice_s": settings.api.history_slice_s},
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print_table(report)
+    print(f"written: {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,297 @@
+"""The OpenAPI 3 document of the ML-Dash API (``GET /openapi.json``), written by hand.
+
+Every route with its parameters, responses and the ``{code, message}`` error shape. Tests check
+that the document names exactly the routes the app serves and run schemathesis against it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from robostream import __version__
+from robostream.config import ID_PATTERN
+
+Schema = dict[str, Any]
+
+KINDS = ("rgb", "depth", "pointcloud")
+TIERS = ("original", "preview", "thumbnail")
+FRAME_ID_EXAMPLE = "robot_001:session-1:front-1795600000000000"
+
+METRIC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$"
+TIME_DESCRIPTION = ("ISO-8601 time with a UTC offset (2026-11-25T10:00:00Z) or seconds since the "
+                    "Unix epoch (1795600000.5)")
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _error(description: str) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": _ref("Error")}}}
+
+
+def _json(description: str, schema: Schema) -> Schema:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _param(name: str, where: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
+    return {"name": name, "in": where, "required": required or where == "path",
+            "description": description, "schema": schema}
+
+
+def _id(name: str, what: str, *, required: bool = True) -> Schema:
+    return _param(name, "query", {"type": "string", "pattern": ID_PATTERN, "maxLength": 64},
+                  f"{what} id (letters, digits, '_', '-', '.'; no '..')", required=required)
+
+
+def _time(name: str, description: str) -> Schema:
+    return _param(name, "query", {"type": "string", "example": "2026-11-25T10:00:00Z"},
+                  f"{description}: {TIME_DESCRIPTION}")
+
+
+def _limit(default: int, maximum: int) -> Schema:
+    return _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": maximum,
+                                     "default": default}, "most items to return")
+
+
+COMMON_ERRORS: dict[str, Schema] = {
+    "400": _error("a parameter is missing or malformed (code names which problem)"),
+    "401": _error("a read token is required (Authorization: Bearer <token>)"),
+    "503": _error("a data store did not answer; retry later"),
+}
+
+_NUMBER_OR_NULL: Schema = {"type": "number", "nullable": True}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object", "required": ["code", "message"],
+        "properties": {"code": {"type": "string", "example": "invalid_id"},
+                       "message": {"type": "string"}},
+    },
+    "Robot": {
+        "type": "object", "required": ["robot_id", "configured", "sessions"],
+        "properties": {"robot_id": {"type": "string"}, "configured": {"type": "boolean"},
+                       "cameras": {"type": "array", "items": {"type": "string"}},
+                       "sessions": {"type": "integer"},
+                       "last_seen": {"type": "string", "format": "date-time", "nullable": True}},
+    },
+    "Session": {
+        "type": "object", "required": ["id", "robot_id", "session_id", "status", "stats"],
+        "properties": {
+            "id": {"type": "string", "description": "<robot_id>:<session_id>"},
+            "robot_id": {"type": "string"}, "session_id": {"type": "string"},
+            "status": {"type": "string", "enum": ["running", "ended", "unknown"]},
+            "started_at": {"type": "string", "format": "date-time", "nullable": True},
+            "ended_at": {"type": "string", "format": "date-time", "nullable": True},
+            "last_seen": {"type": "string", "format": "date-time", "nullable": True},
+            "stats": {"type": "object", "properties": {
+                "total_telemetry_points": {"type": "integer"}, "total_frames": {"type": "integer"},
+                "data_size_bytes": {"type": "integer"}}},
+            "config": {"type": "object", "nullable": True},
+            "end_stats": {"type": "object", "nullable": True},
+            "cameras": {"type": "array", "items": {"type": "string"},
+                        "description": "GET /v1/sessions/{id} only"},
+            "metrics": {"type": "array", "items": {"type": "string"},
+                        "description": "GET /v1/sessions/{id} only: metrics of the newest live point"},
+        },
+    },
+    "Point": {
+        "type": "object", "required": ["seq", "i", "ts_us", "values"],
+        "description": "One sample: its record's seq, its index in the record, its time (µs since "
+                       "the epoch, UTC) and the value of every metric measured then.",
+        "properties": {"seq": {"type": "integer"}, "i": {"type": "integer"}, "ts_us": {"type": "integer"},
+                       "values": {"type": "object", "additionalProperties": {"type": "number"},
+                                  "example": {"pose.position.x": 0.41, "joints.angle.3": -1.2}}},
+    },
+    "AggregatedRow": {
+        "type": "object", "required": ["ts_us", "end_us", "values", "min", "max", "count"],
+        "description": "One bucket of whole aggregation windows: mean (values), min, max and count "
+                       "per metric.",
+        "properties": {"ts_us": {"type": "integer"}, "end_us": {"type": "integer"},
+                       **{k: {"type": "object", "additionalProperties": {"type": "number"}}
+                          for k in ("values", "min", "max", "count")}},
+    },
+    "StatsWindow": {
+        "type": "object", "required": ["window_start_us", "window_end_us"],
+        "properties": {
+            "window_start_us": {"type": "integer"}, "window_end_us": {"type": "integer"},
+            "window_start": {"type": "string", "format": "date-time"},
+            "count": {"type": "integer", "nullable": True},
+            **{k: _NUMBER_OR_NULL for k in ("min", "max", "mean", "stddev", "last")},
+            "last_timestamp_us": {"type": "integer", "nullable": True},
+            "unit": {"type": "string", "nullable": True},
+        },
+    },
+    "Stats": {
+        "type": "object", "required": ["metric", "resolution", "source", "windows"],
+        "properties": {"robot_id": {"type": "string"}, "session_id": {"type": "string"},
+                       "metric": {"type": "string"}, "resolution": {"type": "string"},
+                       "source": {"type": "string", "enum": ["redis", "mongo"]},
+                       "windows": {"type": "array", "items": _ref("StatsWindow")}},
+    },
+    "Frame": {
+        "type": "object", "required": ["id", "frame_id", "camera_id", "timestamp_us", "urls"],
+        "properties": {
+            "id": {"type": "string", "description": "<robot>:<session>:<camera>-<timestamp µs>"},
+            "frame_id": {"type": "string"}, "robot_id": {"type": "string"},
+            "session_id": {"type": "string"}, "camera_id": {"type": "string"},
+            "timestamp": {"type": "string", "format": "date-time"}, "timestamp_us": {"type": "integer"},
+            "metadata": {"type": "object"}, "kinds": {"type": "array", "items": {"type": "string"}},
+            "tier": {"type": "string"},
+            "urls": {"type": "object", "additionalProperties": {"type": "string", "format": "uri"},
+                     "description": "presigned GET URL per image kind (rgb, depth, pointcloud)"},
+            "url_names": {"type": "object", "additionalProperties": {"type": "string"},
+                          "description": "which stored object each URL is (rgb, rgb_preview, thumbnail...)"},
+            "expires_at": {"type": "string", "format": "date-time", "nullable": True},
+            "href": {"type": "string"},
+        },
+    },
+}
+
+
+def _paths(frames_limit: int, stats_limit: int, max_points: int) -> dict[str, Schema]:
+    robot, session = _id("robot", "robot"), _id("session", "session")
+    return {
+        "/v1/live": {"get": {
+            "summary": "Live view (WebSocket)",
+            "description": (
+                "A WebSocket. Messages (JSON text): hello; snapshot (the Redis ring of the newest "
+                "points); then time_series, frame and stats messages as the sinks publish them; "
+                "dropped {count, total} when this client fell behind (its bounded queue dropped the "
+                "oldest messages). Browsers pass the token as ?access_token=."),
+            "parameters": [robot, session,
+                           _param("types", "query", {"type": "string", "example": "time_series,images"},
+                                  "comma-separated: time_series, images, stats (default: all)"),
+                           _param("access_token", "query", {"type": "string"}, "read token (browsers)")],
+            "responses": {"101": {"description": "switching to the WebSocket protocol"},
+                          **COMMON_ERRORS},
+        }},
+        "/v1/robots": {"get": {
+            "summary": "Robots: configured ones and every robot with sessions",
+            "responses": {"200": _json("robots", {"type": "object", "required": ["robots"], "properties": {
+                "robots": {"type": "array", "items": _ref("Robot")}}}), **COMMON_ERRORS},
+        }},
+        "/v1/sessions": {"get": {
+            "summary": "Sessions, newest first",
+            "parameters": [_id("robot", "robot", required=False), _time("from", "overlapping from"),
+                           _time("to", "overlapping until"), _limit(100, 10_000)],
+            "responses": {"200": _json("sessions", {
+                "type": "object", "required": ["sessions"],
+                "properties": {"sessions": {"type": "array", "items": _ref("Session")}}}), **COMMON_ERRORS},
+        }},
+        "/v1/sessions/{id}": {"get": {
+            "summary": "One session with its cameras and live metric names",
+            "parameters": [_param("id", "path", {"type": "string", "example": "robot_001:session-1"},
+                                  "<robot_id>:<session_id>, or a session id with ?robot="),
+                           _id("robot", "robot", required=False)],
+            "responses": {"200": _json("the session", _ref("Session")),
+                          "404": _error("no such session"),
+                          "409": _error("the session id exists for several robots: give the robot"),
+                          **COMMON_ERRORS},
+        }},
+        "/v1/telemetry": {"get": {
+            "summary": "Telemetry of a time range, streamed (NDJSON or MessagePack)",
+            "description": (
+                "Rows in time order, streamed from MongoDB as they are read (chunked). Without "
+                "max_points: every point. With max_points: pre-computed aggregation windows merged "
+                "into buckets when their resolution is fine enough (X-Robostream-Source: "
+                "aggregations), else one point per bucket (raw-decimated). A failure after the "
+                "first bytes ends the stream with an {\"error\": {code, message}} row. Range: "
+                "[from, to); by default the whole session."),
+            "parameters": [
+                robot, session, _time("from", "first instant (inclusive)"),
+                _time("to", "end (exclusive)"),
+                _param("fields", "query", {"type": "string", "example": "pose,joints.angle"},
+                       "comma-separated metric names or prefixes (default: every metric)"),
+                _param("max_points", "query", {"type": "integer", "minimum": 1, "maximum": max_points},
+                       "at most this many rows (downsampled)"),
+                _param("format", "query", {"type": "string", "enum": ["ndjson", "msgpack"]},
+                       "overrides the Accept header"),
+            ],
+            "responses": {
+                "200": {
+                    "description": "rows: points, or aggregated rows (see X-Robostream-Source)",
+                    "headers": {
+                        "X-Robostream-Source": {"schema": {"type": "string", "enum": [
+                            "raw", "raw-decimated", "aggregations"]}},
+                        "X-Robostream-Resolution": {"schema": {"type": "string"}},
+                        "X-Robostream-Bucket-Us": {"schema": {"type": "integer"}}},
+                    "content": {
+                        "application/x-ndjson": {"schema": {"oneOf": [_ref("Point"), _ref("AggregatedRow")]}},
+                        "application/msgpack": {"schema": {"type": "string", "format": "binary"}}},
+                },
+                "404": _error("no such session"),
+                "406": _error("the Accept header names neither NDJSON nor MessagePack"),
+                **COMMON_ERRORS,
+            },
+        }},
+        "/v1/frames": {"get": {
+            "summary": "Frame metadata with presigned URLs (Redis first, then MongoDB + S3 presigning)",
+            "parameters": [robot, session, _time("from", "first frame time"), _time("to", "last frame time"),
+                           _id("camera", "camera", required=False),
+                           _param("kind", "query", {"type": "string", "enum": list(KINDS)},
+                                  "only this image kind (default: every kind)"),
+                           _param("tier", "query", {"type": "string", "enum": list(TIERS),
+                                                    "default": "original"}, "resolution tier"),
+                           _limit(100, frames_limit)],
+            "responses": {"200": _json("frames, oldest first (newest ones without from/to)", {
+                "type": "object", "required": ["frames"], "properties": {
+                    "robot_id": {"type": "string"}, "session_id": {"type": "string"},
+                    "tier": {"type": "string"}, "source": {"type": "string"},
+                    "frames": {"type": "array", "items": _ref("Frame")}}}), **COMMON_ERRORS},
+        }},
+        "/v1/frames/{id}": {"get": {
+            "summary": "Redirect to the presigned URL of one frame's image",
+            "parameters": [_param("id", "path", {"type": "string", "example": FRAME_ID_EXAMPLE},
+                                  "<robot_id>:<session_id>:<camera_id>-<timestamp µs>"),
+                           _param("kind", "query", {"type": "string", "enum": list(KINDS),
+                                                    "default": "rgb"}, "image kind"),
+                           _param("tier", "query", {"type": "string", "enum": list(TIERS),
+                                                    "default": "original"}, "resolution tier")],
+            "responses": {"307": {"description": "Location: the presigned URL (valid s3.presign_expiry_s)",
+                                  "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}}},
+                          "404": _error("no such frame, or no image of that kind"), **COMMON_ERRORS},
+        }},
+        "/v1/stats/{metric}": {"get": {
+            "summary": "Aggregation windows of one metric (Redis first, MongoDB fallback)",
+            "parameters": [_param("metric", "path", {"type": "string", "pattern": METRIC_PATTERN,
+                                                     "example": "pose.position.x"}, "metric name"),
+                           robot, session,
+                           _param("resolution", "query", {"type": "string", "enum": ["1s", "1m", "1h"],
+                                                          "default": "1m"}, "window length"),
+                           _time("from", "first window start"), _time("to", "last window start"),
+                           _limit(1000, stats_limit)],
+            "responses": {"200": _json("windows, oldest first", _ref("Stats")), **COMMON_ERRORS},
+        }},
+        "/healthz": {"get": {
+            "summary": "Health of the API and its stores",
+            "security": [],
+            "responses": {"200": _json("healthy", {"type": "object"}),
+                          "503": _json("a store is down", {"type": "object"})},
+        }},
+        "/openapi.json": {"get": {"summary": "This document", "security": [],
+                                  "responses": {"200": _json("OpenAPI 3", {"type": "object"})}}},
+        "/": {"get": {"summary": "The viewer page", "security": [],
+                      "responses": {"200": {"description": "HTML", "content": {"text/html": {
+                          "schema": {"type": "string"}}}}}}},
+    }
+
+
+def openapi_document(*, frames_limit: int = 1000, stats_limit: int = 10_000,
+                     max_points: int = 1_000_000) -> Schema:
+    """The whole document (limits as configured)."""
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "robostream ML-Dash API", "version": __version__,
+                 "description": "Live and historical robot data: WebSocket live view, telemetry time "
+                                "ranges, frames with presigned URLs, aggregations. Errors are JSON "
+                                "{code, message}."},
+        "servers": [{"url": "/"}],
+        "security": [{"bearer": []}],
+        "paths": _paths(frames_limit, stats_limit, max_points),
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "a read token (api.read_tokens holds its sha256)"}},
+        },
+    }

@@ -1,0 +1,178 @@
+"""``GET /v1/robots``, ``GET /v1/sessions`` and ``GET /v1/sessions/{id}`` from the ``sessions``
+collection the MongoDB sink keeps (start/end events and running stats), plus the configured
+robots. A session's API id is ``<robot_id>:<session_id>`` (``:`` never occurs in an id)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, cast
+
+import orjson
+from aiohttp import web
+
+from robostream.api.context import context_of
+from robostream.api.errors import ApiError, not_found
+from robostream.api.params import (
+    checked_id,
+    datetime_to_us,
+    id_param,
+    int_param,
+    micros_to_datetime,
+    micros_to_iso,
+    time_range,
+)
+from robostream.api.stores import Stores
+from robostream.sinks import keys
+
+#: A telemetry document holds the points of one record within one minute: its points end at
+#: most this long after its ``timestamp`` (the session's ``stats.last_seen``).
+MAX_DOC_SPAN_US = 60_000_000
+DEFAULT_SESSIONS_LIMIT = 100
+RECENT_FRAMES_US = 600_000_000  # cameras seen in the session's last 10 minutes
+
+
+def json_response(body: Any, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def _iso(value: Any) -> str | None:
+    return micros_to_iso(datetime_to_us(value)) if isinstance(value, datetime) else None
+
+
+def session_json(doc: dict[str, Any]) -> dict[str, Any]:
+    """The API view of a ``sessions`` document."""
+    stats = doc.get("stats") or {}
+    return {
+        "id": f"{doc['robot_id']}:{doc['session_id']}",
+        "robot_id": doc["robot_id"],
+        "session_id": doc["session_id"],
+        "status": doc.get("status", "unknown"),
+        "started_at": _iso(doc.get("started_at")),
+        "ended_at": _iso(doc.get("ended_at")),
+        "last_seen": _iso(stats.get("last_seen")),
+        "stats": {
+            "total_telemetry_points": int(stats.get("total_telemetry_points", 0)),
+            "total_frames": int(stats.get("total_frames", 0)),
+            "data_size_bytes": int(stats.get("data_size_bytes", 0)),
+        },
+        "config": doc.get("config"),
+        "end_stats": doc.get("end"),
+    }
+
+
+def session_span_us(doc: dict[str, Any]) -> tuple[int | None, int | None]:
+    """First and last moment (µs) a session document vouches for (either may be unknown)."""
+    started = doc.get("started_at")
+    start = datetime_to_us(started) if isinstance(started, datetime) else None
+    ends = [v for v in (doc.get("ended_at"), (doc.get("stats") or {}).get("last_seen"))
+            if isinstance(v, datetime)]
+    end = max(datetime_to_us(v) for v in ends) if ends else None
+    return start, end
+
+
+def overlaps(doc: dict[str, Any], start_us: int | None, end_us: int | None) -> bool:
+    """Does the session overlap ``[start_us, end_us]`` (open ends: unbounded)?"""
+    first, last = session_span_us(doc)
+    if end_us is not None and first is not None and first > end_us:
+        return False
+    running = doc.get("status") == "running"
+    return not (start_us is not None and last is not None and not running
+                and last + MAX_DOC_SPAN_US < start_us)
+
+
+async def find_session(stores: Stores, robot_id: str, session_id: str) -> dict[str, Any] | None:
+    return await stores.db.sessions.find_one({"_id": keys.session_doc_id(robot_id, session_id)})
+
+
+async def list_robots(request: web.Request) -> web.Response:
+    """``GET /v1/robots``: configured robots and every robot with sessions in MongoDB."""
+    ctx = context_of(request)
+    rows = await (await ctx.stores.db.sessions.aggregate([
+        {"$group": {"_id": "$robot_id", "sessions": {"$sum": 1},
+                    "last_seen": {"$max": "$stats.last_seen"}}},
+    ])).to_list(None)
+    seen = {row["_id"]: row for row in rows if isinstance(row.get("_id"), str)}
+    configured = {robot.id: robot for robot in ctx.settings.robots}
+    robots = []
+    for robot_id in sorted(set(seen) | set(configured)):
+        row = seen.get(robot_id, {})
+        robot = configured.get(robot_id)
+        robots.append({"robot_id": robot_id, "configured": robot is not None,
+                       "cameras": list(robot.cameras) if robot else [],
+                       "sessions": int(row.get("sessions", 0)), "last_seen": _iso(row.get("last_seen"))})
+    return json_response({"robots": robots})
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    """``GET /v1/sessions?robot=&from=&to=&limit=``: newest first."""
+    ctx = context_of(request)
+    query = request.query
+    robot_id = id_param(query, "robot", optional=True)
+    start_us, end_us = time_range(query)
+    limit = int_param(query, "limit", DEFAULT_SESSIONS_LIMIT, high=10_000) or DEFAULT_SESSIONS_LIMIT
+    where = {"robot_id": robot_id} if robot_id else {}
+    docs = await ctx.stores.db.sessions.find(where).to_list(None)
+    docs = [d for d in docs if isinstance(d.get("robot_id"), str) and isinstance(d.get("session_id"), str)
+            and overlaps(d, start_us, end_us)]
+    docs.sort(key=lambda d: (session_span_us(d)[0] or session_span_us(d)[1] or 0, d["session_id"]),
+              reverse=True)
+    return json_response({"sessions": [session_json(d) for d in docs[:limit]]})
+
+
+def split_session_id(value: str, robot_query: str | None) -> tuple[str | None, str]:
+    """``robot:session`` or a bare session id (with ``?robot=``) -> checked ids."""
+    robot_part, sep, session_part = value.partition(":")
+    if sep:
+        if robot_query is not None and robot_query != robot_part:
+            raise ApiError(400, "invalid_parameter", "robot= does not match the id's robot")
+        return checked_id(robot_part, "robot_id"), checked_id(session_part, "session_id")
+    robot = checked_id(robot_query, "robot") if robot_query else None
+    return robot, checked_id(value, "session_id")
+
+
+async def _metric_names(ctx_stores: Stores, robot_id: str, session_id: str) -> list[str]:
+    """Metric names of the newest point in the Redis ring (what the live plot can show)."""
+    ring = keys.latest_key(robot_id, session_id)
+    newest = cast(list[bytes], await ctx_stores.redis.zrange(ring, -1, -1))
+    if not newest:
+        return []
+    point = orjson.loads(newest[0])
+    return sorted(point.get("values") or {})
+
+
+async def _cameras(stores: Stores, doc: dict[str, Any]) -> list[str]:
+    """Cameras of the session's start event and of its newest frames (a bounded read: no
+    ``distinct`` over every frame of a long session)."""
+    configured = [c.get("camera_id") for c in (doc.get("config") or {}).get("cameras") or []
+                  if isinstance(c, dict)]
+    _, last = session_span_us(doc)
+    seen: list[Any] = []
+    if last is not None:
+        since = micros_to_datetime(last - RECENT_FRAMES_US)
+        cursor = stores.db.frames_metadata.find(
+            {"robot_id": doc["robot_id"], "session_id": doc["session_id"], "timestamp": {"$gte": since}},
+            {"camera_id": 1}).limit(1000)
+        seen = [d.get("camera_id") for d in await cursor.to_list(None)]
+    return sorted({c for c in [*configured, *seen] if isinstance(c, str)})
+
+
+async def get_session(request: web.Request) -> web.Response:
+    """``GET /v1/sessions/{id}``: one session with its cameras and live metric names."""
+    ctx = context_of(request)
+    robot_id, session_id = split_session_id(request.match_info["id"], request.query.get("robot"))
+    if robot_id is None:
+        docs = await ctx.stores.db.sessions.find({"session_id": session_id}).to_list(10)
+        if len(docs) > 1:
+            robots = ", ".join(sorted(str(d.get("robot_id")) for d in docs))
+            raise ApiError(409, "ambiguous_session",
+                           f"session {session_id!r} exists for several robots ({robots}): "
+                           "use <robot_id>:<session_id> or ?robot=")
+        doc = docs[0] if docs else None
+    else:
+        doc = await find_session(ctx.stores, robot_id, session_id)
+    if doc is None:
+        raise not_found(f"no session {session_id!r}" + (f" of robot {robot_id!r}" if robot_id else ""))
+    body = session_json(doc)
+    body["cameras"] = await _cameras(ctx.stores, doc)
+    body["metrics"] = await _metric_names(ctx.stores, doc["robot_id"], doc["session_id"])
+    return json_response(body)

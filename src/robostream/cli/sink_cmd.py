@@ -1,0 +1,138 @@
+"""``robostream sink``: run the sink connectors (MongoDB, S3, Redis) and show their status."""
+
+from __future__ import annotations
+
+import json
+import logging
+import urllib.error
+import urllib.request
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from robostream.config import load_settings
+
+app = typer.Typer(
+    help=(
+        "Kafka-Connect-style sink workers: land robot topics in MongoDB, S3 and Redis. "
+        "Connectors are declared under `connectors:` in config.yaml; offsets are committed only "
+        "after a write is durable. A REST status API (Kafka Connect's shape) runs beside them "
+        "on sinks.host:sinks.port."
+    ),
+    no_args_is_help=True,
+)
+
+ConnectorOption = Annotated[
+    list[str] | None,
+    typer.Option("--connector", "-n", metavar="NAME",
+                 help="Run only this connector (repeatable). Default: every enabled connector."),
+]
+UrlOption = Annotated[
+    str | None,
+    typer.Option("--url", metavar="URL",
+                 help="REST API of a running worker. Default: http://sinks.host:sinks.port."),
+]
+
+
+def _fail(message: str) -> typer.Exit:
+    Console(stderr=True, highlight=False).print(f"[red]error:[/] {message}")
+    return typer.Exit(2)
+
+
+@app.command("run")
+def run(
+    connector: ConnectorOption = None,
+    port: Annotated[int | None, typer.Option("--port", help="REST API port (0: any free port).")] = None,
+    log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ...")] = "INFO",
+) -> None:
+    """Run connectors until Ctrl-C / SIGTERM (each task lands and commits what it holds)."""
+    from robostream.sinks import ConnectorConfigError, Worker
+
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = load_settings()
+    if port is not None:
+        settings = settings.model_copy(
+            update={"sinks": settings.sinks.model_copy(update={"port": port})})
+    try:
+        worker = Worker(settings, connector)
+    except ConnectorConfigError as exc:
+        raise _fail(str(exc)) from None
+    worker.run_forever()
+
+
+def _get(url: str) -> Any:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - http(s) URL from config
+            return json.loads(resp.read())
+    except (urllib.error.URLError, OSError) as exc:
+        raise _fail(f"no sink worker answers at {url} ({exc}); is `robostream sink run` running?") from None
+
+
+def _put(url: str) -> None:
+    request = urllib.request.Request(url, method="PUT")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=5):  # noqa: S310
+            pass
+    except urllib.error.HTTPError as exc:
+        raise _fail(f"{url}: HTTP {exc.code} {exc.read().decode(errors='replace')}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise _fail(f"no sink worker answers at {url} ({exc})") from None
+
+
+def _base_url(url: str | None) -> str:
+    if url is not None:
+        return url.rstrip("/")
+    settings = load_settings()
+    return f"http://{settings.sinks.host}:{settings.sinks.port}"
+
+
+def _task_row(name: str, state: str, task: dict[str, Any]) -> list[str]:
+    lag = task.get("lag", {}).get("total")
+    metrics = task.get("metrics", {})
+    note = task.get("paused_reason") or ""
+    if task.get("retry"):
+        note = f"{note} retry #{task['retry']['attempt']}: {task['retry'].get('last_error') or ''}"
+    if task.get("trace"):
+        note = task["trace"].strip().splitlines()[-1]
+    return [name, state, str(task["id"]), task["state"], "-" if lag is None else str(lag),
+            str(metrics.get("records_written", "")), str(metrics.get("records_failed", "")),
+            note[:80]]
+
+
+@app.command("status")
+def status(
+    url: UrlOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the REST answer as JSON.")] = False,
+) -> None:
+    """Connector and task states, lag and counts of a running worker."""
+    statuses = _get(f"{_base_url(url)}/connectors?expand=status")
+    if as_json:
+        typer.echo(json.dumps(statuses, indent=2))
+        return
+    table = Table("connector", "state", "task", "task state", "lag", "written", "failed", "note")
+    for name, entry in statuses.items():
+        status_ = entry["status"]
+        for task in status_["tasks"] or [{"id": "-", "state": "-"}]:
+            table.add_row(*_task_row(name, status_["connector"]["state"], task))
+    Console(highlight=False).print(table)
+
+
+@app.command("pause")
+def pause(name: str, url: UrlOption = None) -> None:
+    """Pause a connector (PUT /connectors/NAME/pause)."""
+    _put(f"{_base_url(url)}/connectors/{name}/pause")
+    typer.echo(f"{name}: pause requested")
+
+
+@app.command("resume")
+def resume(name: str, url: UrlOption = None) -> None:
+    """Resume a connector (PUT /connectors/NAME/resume)."""
+    _put(f"{_base_url(url)}/connectors/{name}/resume")
+    typer.echo(f"{name}: resume requested")
+
+
+if __name__ == "__main__":  # `python -m robostream.cli.sink_cmd run` until cli/main.py wires `sink`
+    app()

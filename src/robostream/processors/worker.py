@@ -1,0 +1,105 @@
+"""Run processor workers: one Faust worker per process, ``N`` processes for ``--workers N``."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+
+from robostream.config import Settings
+from robostream.schemas import DataType
+from robostream.topics import TopicAdminError, create_topics, list_topics, topic_for
+
+log = logging.getLogger("robostream.processors")
+
+
+class ProcessorStartError(Exception):
+    """The processors cannot start (Kafka, topics or the schema registry); says why."""
+
+
+def source_partitions(settings: Settings) -> int:
+    """Create missing catalogue topics, then return the partitions of ``<prefix>.time_series``.
+
+    The table's changelog must have as many partitions as its source topic.
+    """
+    try:
+        report = create_topics(settings)
+        if not report.ok:
+            failed = ", ".join(f"{r.spec.name}: {r.error}" for r in report.results if r.error)
+            raise ProcessorStartError(f"cannot create topics: {failed}")
+        topics = {t.name: t for t in list_topics(settings)}
+    except TopicAdminError as exc:
+        raise ProcessorStartError(str(exc)) from None
+    for data_type in (DataType.TIME_SERIES, DataType.IMAGES):
+        listed = topics.get(topic_for(data_type, settings))
+        if listed is None or listed.partitions is None:
+            raise ProcessorStartError(f"topic {topic_for(data_type, settings)} does not exist")
+    ts = topics[topic_for(DataType.TIME_SERIES, settings)].partitions
+    images = topics[topic_for(DataType.IMAGES, settings)].partitions
+    if ts != images:
+        raise ProcessorStartError(
+            f"{topic_for(DataType.TIME_SERIES, settings)} has {ts} partitions but "
+            f"{topic_for(DataType.IMAGES, settings)} has {images}: they must match"
+        )
+    assert ts is not None
+    return ts
+
+
+def run_worker(
+    settings: Settings, *, worker_name: str | None = None, status_file: Path | None = None,
+    loglevel: str = "info",
+) -> None:
+    """Run one Faust worker in this process until SIGINT/SIGTERM."""
+    import faust
+
+    from robostream.processors.app import ProcessorApp
+
+    partitions = source_partitions(settings)
+    name = worker_name or f"worker-{os.getpid()}"
+    processor = ProcessorApp(settings, partitions=partitions, worker_name=name, status_file=status_file)
+    try:
+        processor.warm_up()
+    except Exception as exc:
+        raise ProcessorStartError(
+            f"cannot register the derived schemas at {settings.schema_registry.url} ({exc}); is the "
+            "schema registry running? (`robostream schema-registry`)"
+        ) from None
+    log.info("processors %s: app %s, %d partitions, topics %s and %s", name,
+             settings.processors.app_id, partitions, processor.time_series_topic, processor.images_topic)
+    worker = faust.Worker(processor.app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit:
+        pass
+    finally:
+        processor.close()
+
+
+def run_workers(count: int, *, status_dir: Path | None = None, loglevel: str = "info") -> int:
+    """Start ``count`` worker processes (same consumer group) and wait; SIGTERM stops them all."""
+    children: list[subprocess.Popen[bytes]] = []
+    for index in range(count):
+        cmd = [sys.executable, "-m", "robostream.processors", "--workers", "1",
+               "--name", f"worker-{index + 1}", "--loglevel", loglevel]
+        if status_dir is not None:
+            cmd += ["--status-file", str(status_dir / f"worker-{index + 1}.json")]
+        children.append(subprocess.Popen(cmd))
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    status = 0
+    while any(child.poll() is None for child in children):
+        time.sleep(0.5)
+        if any(child.returncode not in (None, 0) for child in children):
+            status = 1
+    return status

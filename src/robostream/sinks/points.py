@@ -1,0 +1,94 @@
+"""How telemetry records map to points, slices and documents.
+
+A time_series record is a columnar batch of ``n`` samples (``payload.t`` holds ``n`` offsets
+from the envelope timestamp). **A point is one sample**: one instant of one robot, identified by
+``(robot_id, session_id, data_type, seq, index)`` (index = position in its record), with every
+metric measured at that instant (``pose.position.x``, ``joints.angle.3``, ``channels.<name>``
+...: the processors' metric names). A record of ``n`` samples is ``n`` points; the robot SDK
+sends 10 samples per record at 100 Hz, so 10 records are 100 points.
+
+Raw ``time_series`` records and the processors' ``derived.telemetry_bucketed`` records end up in
+the same form, :class:`Telemetry`: the processors' :class:`TelemetryBucket` (one per minute),
+so landing either topic -- or both -- writes the same documents and the same Redis members:
+
+* a **slice** is the points of one record within one minute: one MongoDB ``telemetry``
+  document, ``_id = robot/session/time_series/seq/bucket_minute``;
+* a **point** is one Redis ``telemetry:...:latest`` member: canonical JSON of
+  ``{"seq", "i", "ts_us", "values": {metric: value}}`` (NaN samples left out).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from robostream.processors import RecordSlice, TelemetryBucket
+from robostream.processors.bucketing import bucket_records
+from robostream.processors.columns import TelemetryColumns
+
+
+@dataclass(frozen=True, slots=True)
+class Telemetry:
+    """Telemetry of one record (raw topic) or one bucket (derived topic), as minute buckets."""
+
+    buckets: list[TelemetryBucket]
+
+    @classmethod
+    def from_columns(cls, columns: TelemetryColumns) -> Telemetry:
+        """A raw record, split at minute boundaries exactly as the processors do."""
+        return cls(bucket_records([columns]))
+
+    @property
+    def robot_id(self) -> str:
+        return self.buckets[0].robot_id
+
+    @property
+    def session_id(self) -> str:
+        return self.buckets[0].session_id
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(b) for b in self.buckets)
+
+
+def slices(bucket: TelemetryBucket) -> list[RecordSlice]:
+    """The bucket's points grouped by source record (fast path for a one-record bucket)."""
+    seqs = bucket.seqs
+    if len(seqs) and seqs[0] == seqs[-1] and len(set(_plain(seqs))) == 1:
+        return [RecordSlice(seq=int(seqs[0]), bucket_hour=int(bucket.bucket_hour),
+                            bucket_minute=int(bucket.bucket_minute),
+                            timestamps=_plain(bucket.timestamps), indexes=_plain(bucket.indexes),
+                            values={k: _plain(v) for k, v in bucket.values.items()})]
+    return list(bucket.slices())
+
+
+def _plain(column: Any) -> list[Any]:
+    """A column as a list of Python numbers (buckets may hold NumPy arrays)."""
+    return column.tolist() if hasattr(column, "tolist") else list(column)
+
+
+def nested(values: dict[str, list[float]]) -> dict[str, Any]:
+    """Dotted metric names as nested fields: ``pose.position.x`` -> ``{"pose": {"position":
+    {"x": [...]}}}`` (MongoDB field names must not contain dots; the query path stays
+    ``values.pose.position.x``)."""
+    out: dict[str, Any] = {}
+    for name, column in values.items():
+        *parents, leaf = name.split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = column
+    return out
+
+
+def points(bucket: TelemetryBucket) -> list[dict[str, Any]]:
+    """Every point of ``bucket`` in stream order: ``{"seq", "i", "ts_us", "values"}``."""
+    names = list(bucket.values)
+    columns = [_plain(bucket.values[name]) for name in names]
+    rows = zip(*columns, strict=True) if columns else iter([()] * len(bucket.timestamps))
+    out = []
+    for seq, index, ts, row in zip(_plain(bucket.seqs), _plain(bucket.indexes),
+                                   _plain(bucket.timestamps), rows, strict=True):
+        out.append({"seq": seq, "i": index, "ts_us": ts,
+                    "values": {n: v for n, v in zip(names, row, strict=True) if v == v}})
+    return out

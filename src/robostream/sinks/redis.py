@@ -1,0 +1,314 @@
+"""The Redis sink: the live cache and pub/sub the ML-Dash API reads (one pipeline per batch).
+
+* ``telemetry:{robot}:{session}:latest`` -- a sorted set of the last ``redis.latest_window``
+  points, scored by the point's time (µs), member = the point as canonical JSON
+  ``{"seq", "i", "ts_us", "values": {metric: value}}`` (``seq`` and index make a redelivered
+  point the same member: ``ZADD`` is idempotent). Read it with ``ZRANGE key 0 -1`` (oldest
+  first). Expires a day after the last write.
+* ``frames:{robot}:{session}:{camera}-{ts}`` -- a hash: ``url:<kind>`` (presigned GET URL of the
+  raw image, ``s3.presign_expiry_s``), ``url:<kind>_<tier>`` and ``url:thumbnail`` (compacted
+  tiers), ``meta:<kind>`` (JSON), ids and timestamp; expires after ``redis.frame_ttl_s``.
+* ``stats:{robot}:{session}:{metric}:{resolution}`` -- a sorted set of the last
+  ``redis.latest_window`` windows scored by window start (µs), member = the window as JSON; a
+  re-emitted window replaces its member.
+* Pub/sub: every new item goes to ``live:{robot}:{session}`` and
+  ``live:{robot}:{session}:{data_type}`` (``time_series``, ``images``, ``stats``). A time_series
+  record is one message carrying all its points. Each write runs in a Lua script that publishes
+  only when something new was stored, so a replay does not re-publish (except points older than
+  the ring, which are re-added, trimmed and published again).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict
+from typing import Any
+
+import orjson
+import redis as redis_lib
+from redis.commands.core import Script
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from robostream.config import Settings
+from robostream.processors import FrameBatch, TierName, WindowStats
+from robostream.schemas import DataType, Envelope
+from robostream.sinks import keys
+from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SinkContext, SinkRecord
+from robostream.sinks.points import Telemetry
+from robostream.sinks.points import points as bucket_points
+from robostream.sinks.s3 import s3_client
+
+log = logging.getLogger(__name__)
+
+LATEST_TTL_S = 24 * 3600
+PIPELINE_CHUNK = 500
+_RESOLUTION_S = {"1s": 1, "1m": 60, "1h": 3600}
+_RETRIABLE_REPLIES = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
+
+#: KEYS[1] ring; ARGV: window, ttl, channel, typed channel, message, then score/member pairs.
+LATEST_LUA = """
+local added = 0
+for i = 6, #ARGV, 1000 do  -- ZADD score member ... in chunks (Lua's unpack has a stack limit)
+  added = added + redis.call('ZADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
+end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+if added > 0 then
+  redis.call('PUBLISH', ARGV[3], ARGV[5])
+  redis.call('PUBLISH', ARGV[4], ARGV[5])
+end
+return added
+"""
+
+#: KEYS[1] frame hash; ARGV: ttl, channel, typed channel, message, then field/value pairs.
+#: Publishes when the frame gains a kind it did not have.
+FRAME_LUA = """
+local new = 0
+for i = 5, #ARGV, 2 do
+  new = new + redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+if new > 0 then
+  redis.call('PUBLISH', ARGV[2], ARGV[4])
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
+return new
+"""
+
+#: KEYS[1] stats zset; ARGV: window start, member, keep, ttl, channel, typed channel.
+STATS_LUA = """
+local old = redis.call('ZRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+if #old == 1 and old[1] == ARGV[2] then return 0 end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], ARGV[1], ARGV[1])
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[2])
+redis.call('PUBLISH', ARGV[6], ARGV[2])
+return 1
+"""
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Deterministic JSON (sorted keys): equal content -> equal bytes -> same ZSET member."""
+    return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
+
+
+def telemetry_message(robot_id: str, session_id: str, points: list[dict[str, Any]]) -> bytes:
+    """The pub/sub message of new telemetry: the points of one record (or minute bucket)."""
+    return canonical_json({"type": "time_series", "robot_id": robot_id, "session_id": session_id,
+                           "points": points})
+
+
+def stats_ttl_s(resolution: str, window: int) -> int:
+    """How long a stats key outlives its last write: its whole window, plus an hour."""
+    return window * _RESOLUTION_S.get(resolution, 60) + 3600
+
+
+def is_retriable(exc: BaseException) -> bool:
+    """Connection trouble, or a server reply that says "try again later"."""
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).upper().startswith(_RETRIABLE_REPLIES)
+
+
+class RedisSink:
+    """Lands the live view in Redis (see the module docstring). One instance per task."""
+
+    def __init__(self, settings: Settings, *, client: redis_lib.Redis | None = None) -> None:
+        self.settings = settings
+        self._client = client
+        self._context: SinkContext | None = None
+        self._s3: Any = None
+        self._latest: Script | None = None
+        self._frame: Script | None = None
+        self._stats: Script | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def open(self, context: SinkContext) -> None:
+        """Create the client and register the scripts (loaded on first use)."""
+        self._context = context
+        if self._client is None:
+            self._client = redis_lib.Redis.from_url(
+                self.settings.redis.url, socket_timeout=5, socket_connect_timeout=2,
+                health_check_interval=10, client_name=f"robostream-connect-{context.connector}",
+            )
+        self._latest = self._client.register_script(LATEST_LUA)
+        self._frame = self._client.register_script(FRAME_LUA)
+        self._stats = self._client.register_script(STATS_LUA)
+        self._s3 = s3_client(self.settings)  # presigning only: no network calls
+
+    @property
+    def client(self) -> redis_lib.Redis:
+        if self._client is None:
+            raise RuntimeError("RedisSink is not open")
+        return self._client
+
+    def ping(self) -> None:
+        """Raise :class:`RetriableSinkError` unless Redis answers."""
+        try:
+            self.client.ping()
+        except RedisError as exc:
+            raise RetriableSinkError(f"Redis unreachable: {exc}") from exc
+
+    def flush(self) -> None:
+        """``write`` executes its pipeline: nothing is pending."""
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+        self._client = None
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def _queue_telemetry(self, pipe: Any, telemetry: Telemetry) -> int:
+        """One script call per minute bucket: ZADD the points, trim, publish if new."""
+        ring = keys.latest_key(telemetry.robot_id, telemetry.session_id)
+        channels = keys.live_channels(telemetry.robot_id, telemetry.session_id, DataType.TIME_SERIES)
+        assert self._latest is not None
+        for bucket in telemetry.buckets:
+            points = bucket_points(bucket)
+            args: list[Any] = [self.settings.redis.latest_window, LATEST_TTL_S, *channels,
+                               telemetry_message(telemetry.robot_id, telemetry.session_id, points)]
+            for point in points:
+                args += [point["ts_us"], canonical_json(point)]
+            self._latest(keys=[ring], args=args, client=pipe)
+        return len(telemetry.buckets)
+
+    def _presign(self, bucket: str, key: str) -> str:
+        url: str = self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key},
+            ExpiresIn=self.settings.s3.presign_expiry_s)
+        return url
+
+    def _queue_frame(self, pipe: Any, robot_id: str, session_id: str, camera_id: str,
+                     timestamp_us: int, kind: str, urls: dict[str, str], meta: dict[str, Any]) -> None:
+        """HSET ``url:<name>`` and ``meta:<kind>`` on the frame's hash, EXPIRE, publish if new."""
+        frame = keys.frame_id(camera_id, timestamp_us)
+        message = canonical_json({"type": "frame", "robot_id": robot_id, "session_id": session_id,
+                                  "camera_id": camera_id, "frame_id": frame,
+                                  "timestamp_us": timestamp_us, "kind": kind, "urls": urls, **meta})
+        fields: list[Any] = ["robot_id", robot_id, "session_id", session_id, "camera_id", camera_id,
+                             "frame_id", frame, "timestamp_us", timestamp_us,
+                             f"meta:{kind}", canonical_json(meta)]
+        for name, url in urls.items():
+            fields += [f"url:{name}", url]
+        assert self._frame is not None
+        self._frame(keys=[keys.frame_key(robot_id, session_id, camera_id, timestamp_us)],
+                    args=[self.settings.redis.frame_ttl_s,
+                          *keys.live_channels(robot_id, session_id, DataType.IMAGES), message, *fields],
+                    client=pipe)
+
+    def _queue_image(self, pipe: Any, envelope: Envelope) -> int:
+        payload = envelope.payload
+        blob = payload["blob"]
+        content = blob["content"]
+        kind = str(payload["kind"])
+        if isinstance(content, dict):
+            bucket, key = str(content["bucket"]), str(content["key"])
+        else:
+            bucket = self.settings.s3.bucket
+            key = keys.raw_frame_key(envelope.robot_id, envelope.session_id, payload["camera_id"],
+                                     envelope.timestamp_us, kind, blob["format"])
+        meta = {"format": blob["format"], "width": payload["width"], "height": payload["height"],
+                "size_bytes": blob["size_bytes"], "sha256": blob["sha256"], "seq": envelope.seq,
+                "key": key}
+        self._queue_frame(pipe, envelope.robot_id, envelope.session_id, payload["camera_id"],
+                          envelope.timestamp_us, kind, {kind: self._presign(bucket, key)}, meta)
+        return 1
+
+    def _queue_frame_batch(self, pipe: Any, batch: FrameBatch) -> int:
+        kind = batch.kind.value
+        bucket = self.settings.s3.bucket
+        for frame in batch.frames:
+            urls = {}
+            for tier in frame.tiers:
+                keys.validate_object_key(tier.key, batch.robot_id, batch.session_id)
+                urls[f"{kind}_{tier.tier}"] = self._presign(bucket, tier.key)
+                if tier.tier == TierName.THUMBNAIL and kind == "rgb":
+                    urls["thumbnail"] = urls[f"{kind}_{tier.tier}"]
+            meta = {"frame_id": frame.frame_id, "seq": frame.seq, "width": frame.width,
+                    "height": frame.height, "source_format": frame.source_format,
+                    "source_size_bytes": frame.source_size_bytes,
+                    "compressed_size_bytes": frame.compressed_size_bytes,
+                    "tiers": [{"tier": t.tier, "key": t.key, "format": t.format,
+                               "compression": t.compression, "width": t.width, "height": t.height,
+                               "size_bytes": t.size_bytes, "segment_index": t.segment_index,
+                               "segment_frames": t.segment_frames} for t in frame.tiers]}
+            self._queue_frame(pipe, batch.robot_id, batch.session_id, batch.camera_id,
+                              frame.timestamp, kind, urls, meta)
+        return len(batch.frames)
+
+    def _queue_stats(self, pipe: Any, stats: WindowStats) -> int:
+        window = self.settings.redis.latest_window
+        channels = keys.live_channels(stats.robot_id, stats.session_id, "stats")
+        assert self._stats is not None
+        aggregates = list(stats.aggregates())
+        for agg in aggregates:  # check every name before queueing anything of this record
+            keys.validate_metric(agg.metric)
+        for agg in aggregates:
+            self._stats(keys=[keys.stats_key(agg.robot_id, agg.session_id, agg.metric, agg.resolution)],
+                        args=[agg.window_start, canonical_json(asdict(agg)), window,
+                              stats_ttl_s(agg.resolution, window), *channels],
+                        client=pipe)
+        return len(aggregates)
+
+    def _queue(self, pipe: Any, record: SinkRecord) -> int:
+        """Queue the commands of one record; returns how many (0: nothing for this sink)."""
+        item = record.item
+        if isinstance(item, Telemetry):
+            return self._queue_telemetry(pipe, item)
+        if isinstance(item, Envelope) and item.data_type is DataType.IMAGES:
+            return self._queue_image(pipe, item)
+        if isinstance(item, FrameBatch):
+            return self._queue_frame_batch(pipe, item)
+        if isinstance(item, WindowStats):
+            return self._queue_stats(pipe, item)
+        return 0
+
+    # -- write ---------------------------------------------------------------------------------
+
+    def write(self, batch: Sequence[SinkRecord]) -> None:
+        """Run the batch's commands in pipelines of ``PIPELINE_CHUNK`` records."""
+        for start in range(0, len(batch), PIPELINE_CHUNK):
+            self._write_chunk(batch[start:start + PIPELINE_CHUNK])
+
+    def _write_chunk(self, chunk: Sequence[SinkRecord]) -> None:
+        pipe = self.client.pipeline(transaction=False)
+        queued: list[SinkRecord] = []  # the record behind each queued command
+        for record in chunk:
+            try:
+                before = len(pipe)
+                count = self._queue(pipe, record)
+            except (ValueError, KeyError, TypeError) as exc:
+                del pipe.command_stack[before:]  # drop a record's half-queued commands
+                self._report(record, PoisonRecordError(f"cannot map record to Redis: {exc}"))
+                continue
+            queued.extend([record] * count)
+        if not queued:
+            return
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            if is_retriable(exc):
+                raise RetriableSinkError(f"Redis unavailable: {exc}") from exc
+            raise
+        self._check_results(queued, results)
+
+    def _check_results(self, queued: list[SinkRecord], results: list[Any]) -> None:
+        errors = [(r, e) for r, e in zip(queued, results, strict=True) if isinstance(e, Exception)]
+        retriable = [e for _, e in errors if is_retriable(e)]
+        if retriable:
+            raise RetriableSinkError(f"Redis unavailable: {retriable[0]}") from retriable[0]
+        first_error = {id(record): (record, exc) for record, exc in reversed(errors)}
+        for record, exc in first_error.values():
+            self._report(record, PoisonRecordError(f"Redis rejected the record: {exc}"))
+
+    def _report(self, record: SinkRecord, exc: BaseException) -> None:
+        if self._context is None:
+            raise exc
+        self._context.report(record, exc)

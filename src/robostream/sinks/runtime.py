@@ -1,0 +1,163 @@
+"""The sink worker: the chosen connectors' tasks as threads, and the REST API beside them.
+
+Tasks are threads because the clients they drive (confluent-kafka, pymongo, boto3, redis-py)
+are blocking and release the GIL while they wait on the network; the REST API runs on its own
+asyncio loop in one more thread, so a slow store never delays a status request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from types import FrameType
+
+from aiohttp import web
+
+from robostream.config import ConnectorSettings, Settings
+from robostream.sinks.connector import (
+    Connector,
+    ConnectorConfigError,
+    ResolverFactory,
+    SinkFactory,
+    registry_resolver,
+    worker_id,
+)
+from robostream.sinks.rest import WORKER_KEY, build_app
+
+log = logging.getLogger(__name__)
+
+
+def select_connectors(settings: Settings, names: Sequence[str] | None) -> list[ConnectorSettings]:
+    """The connectors to run: those named (enabled or not), or every enabled one."""
+    known = {c.name: c for c in settings.connectors}
+    if not names:
+        return [c for c in settings.connectors if c.enabled]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConnectorConfigError(
+            f"unknown connector(s) {', '.join(unknown)}; config.yaml declares "
+            f"{', '.join(known) or 'none'}"
+        )
+    return [known[n] for n in names]
+
+
+class RestServer:
+    """The REST API on a background thread's event loop; ``url`` once started."""
+
+    def __init__(self, connectors: Mapping[str, Connector], worker: str, host: str, port: int) -> None:
+        self._app = build_app(connectors, worker)
+        self.host = host
+        self.port = port
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="connect-rest",
+                                        daemon=True)
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def _start(self) -> None:
+        runner = web.AppRunner(self._app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        self._runner = runner
+        for address in runner.addresses:
+            if isinstance(address, tuple) and len(address) >= 2:
+                self.port = int(address[1])
+                break
+        self._app[WORKER_KEY]["id"] = self.worker_id
+
+    @property
+    def worker_id(self) -> str:
+        """``host:port`` as Kafka Connect names a worker (the real port once listening)."""
+        return f"{socket.gethostname()}:{self.port}"
+
+    def start(self) -> None:
+        """Listen (port 0 picks a free port)."""
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        log.info("sink REST API on %s", self.url)
+
+    def stop(self) -> None:
+        if not self._thread.is_alive():
+            return
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+
+class Worker:
+    """Runs connectors (each with its tasks) and their REST API in this process.
+
+    Args:
+        names: connectors to run (default: every enabled one in ``settings.connectors``).
+        sink_factories: ``{kind: factory}`` overrides (tests, benchmarks).
+        resolver_factory: how tasks find Avro schemas (default: the schema registry).
+        rest: serve the REST API.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        names: Sequence[str] | None = None,
+        *,
+        sink_factories: Mapping[str, SinkFactory] | None = None,
+        resolver_factory: ResolverFactory = registry_resolver,
+        rest: bool = True,
+    ) -> None:
+        self.settings = settings
+        self.worker_id = worker_id(settings)
+        factories = sink_factories or {}
+        self.connectors: dict[str, Connector] = {
+            c.name: Connector(c, settings, sink_factory=factories.get(c.kind),
+                              resolver_factory=resolver_factory, worker=self.worker_id)
+            for c in select_connectors(settings, names)
+        }
+        self.rest = (RestServer(self.connectors, self.worker_id, settings.sinks.host,
+                                settings.sinks.port) if rest else None)
+        self._stopped = threading.Event()
+
+    def start(self) -> None:
+        """Start the REST API, then every connector's tasks."""
+        if self.rest is not None:
+            self.rest.start()
+            self.worker_id = self.rest.worker_id
+        for connector in self.connectors.values():
+            connector.worker_id = self.worker_id
+            connector.start()
+            log.info("connector %s started: %d task(s) on %s", connector.name,
+                     connector.config.tasks, ", ".join(connector.subscription))
+
+    def stop(self) -> None:
+        """Stop every task (each lands and commits what it holds), then the REST API."""
+        for connector in self.connectors.values():
+            connector.stop()
+        if self.rest is not None:
+            self.rest.stop()
+        self._stopped.set()
+
+    def run_forever(self) -> None:
+        """Start, then block until SIGINT/SIGTERM; stop cleanly."""
+        wake = threading.Event()
+
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            log.info("signal %d: stopping the sink worker", signum)
+            wake.set()
+
+        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            self.start()
+            while not wake.wait(1.0):
+                pass
+        finally:
+            self.stop()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)

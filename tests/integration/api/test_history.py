@@ -1,0 +1,145 @@
+"""Historical playback: a time range of telemetry, streamed from MongoDB in time order.
+
+The data is one hour of a simulated robot, landed by the real MongoDB and Redis sinks: pose and
+joints at 1 Hz in records of 10 samples (one record per 10 s, a record often crossing a minute
+and then stored as two documents), and force/torque at 0.5 Hz in records of 3 samples, whose
+documents overlap the others in time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from typing import Any
+
+import aiohttp
+import msgpack
+import orjson
+import pytest
+
+from robostream.processors.columns import TelemetryColumns
+from robostream.sinks.points import Telemetry, points
+from tests.integration.api.helpers import Landing, RunningApi, SimulatedRobot, now_us
+
+HOUR_US = 3_600_000_000
+
+
+def expected_points(records: list[TelemetryColumns]) -> list[dict[str, Any]]:
+    """What the sinks make of the records, point by point, in time order."""
+    out = [p for c in records for b in Telemetry.from_columns(c).buckets for p in points(b)]
+    return sorted(out, key=lambda p: (p["ts_us"], p["seq"], p["i"]))
+
+
+@pytest.fixture(scope="module")
+def hour(landing: Landing, tag: str) -> dict[str, Any]:
+    """One hour of telemetry of robot ``rb-<tag>`` session ``hour``, with 1m/1h aggregations."""
+    robot, session = f"rb-{tag}", "hour"
+    start = (now_us() // HOUR_US - 2) * HOUR_US + 7_000_000  # two hours ago, off the minute
+    landing.session_start(robot, session, start)
+    arm = SimulatedRobot(robot, session, start, rate_hz=1.0, samples=10, streams=("pose", "joints"))
+    wrist = SimulatedRobot(robot, session, start + 300_000, rate_hz=0.5, samples=3,
+                           streams=("force_torque",), first_seq=1_000_000)
+    records = arm.records(360) + wrist.records(600)
+    landing.telemetry(records)
+    landing.stats(records)
+    landing.session_end(robot, session, start + HOUR_US)
+    return {"robot": robot, "session": session, "start": start, "records": records,
+            "points": expected_points(records)}
+
+
+def telemetry_url(api: RunningApi, data: dict[str, Any], **params: Any) -> str:
+    query = {"robot": data["robot"], "session": data["session"], "from": data["start"] / 1e6,
+             "to": (data["start"] + HOUR_US) / 1e6, **params}
+    return f"{api.url}/v1/telemetry?" + "&".join(f"{k}={v}" for k, v in query.items())
+
+
+async def test_a_one_hour_range_streams_every_point_in_order(api: RunningApi, hour: dict[str, Any]) -> None:
+    started = time.monotonic()
+    first_line_at = None
+    rows = []
+    async with aiohttp.ClientSession() as http, http.get(telemetry_url(api, hour)) as response:
+        assert response.status == 200
+        assert response.headers["Content-Type"].startswith("application/x-ndjson")
+        assert response.headers.get("Transfer-Encoding") == "chunked"
+        assert "Content-Length" not in response.headers
+        assert response.headers["X-Robostream-Source"] == "raw"
+        async for line in response.content:
+            first_line_at = first_line_at or time.monotonic()
+            rows.append(orjson.loads(line))
+    finished = time.monotonic()
+
+    assert len(rows) == len(hour["points"]) == 3600 + 1800
+    assert rows == hour["points"]  # every stored point, values and all, in time order
+    assert all(a["ts_us"] <= b["ts_us"] for a, b in itertools.pairwise(rows))
+    # streamed: the first bytes left the server before its last read finished
+    history = api.context.history
+    assert history.first_write_at is not None and history.reads_done_at is not None
+    assert history.first_write_at < history.reads_done_at
+    assert first_line_at is not None and first_line_at - started < finished - started
+
+
+async def test_messagepack_by_accept_holds_the_same_rows(api: RunningApi, hour: dict[str, Any]) -> None:
+    url = telemetry_url(api, hour, fields="pose.position")
+    async with aiohttp.ClientSession() as http:
+        async with http.get(url, headers={"Accept": "application/msgpack"}) as response:
+            assert response.headers["Content-Type"].startswith("application/msgpack")
+            unpacker = msgpack.Unpacker(raw=False)
+            unpacker.feed(await response.read())
+            packed = list(unpacker)
+        async with http.get(url) as response:
+            lines = [orjson.loads(line) for line in (await response.read()).splitlines()]
+    assert packed == lines and len(packed) == 3600
+    assert set(packed[0]["values"]) == {"pose.position.x", "pose.position.y", "pose.position.z"}
+
+
+async def test_max_points_downsamples_from_the_minute_aggregations(api: RunningApi,
+                                                                   hour: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession() as http, \
+            http.get(telemetry_url(api, hour, max_points=30, fields="pose.position.x")) as response:
+        rows = [orjson.loads(line) for line in (await response.read()).splitlines()]
+        headers = response.headers
+    assert headers["X-Robostream-Source"] == "aggregations"
+    assert headers["X-Robostream-Resolution"] == "1m" and headers["X-Robostream-Bucket-Us"] == "120000000"
+    assert 29 <= len(rows) <= 31
+    raw = [p for p in hour["points"] if "pose.position.x" in p["values"]]
+    for row in rows:  # each bucket: the mean, min and max of the raw points it covers
+        inside = [p["values"]["pose.position.x"] for p in raw if row["ts_us"] <= p["ts_us"] < row["end_us"]]
+        assert row["count"]["pose.position.x"] == len(inside)
+        assert row["values"]["pose.position.x"] == pytest.approx(sum(inside) / len(inside), rel=1e-9)
+        assert (row["min"]["pose.position.x"], row["max"]["pose.position.x"]) == (min(inside), max(inside))
+
+
+async def test_max_points_finer_than_the_aggregations_keeps_one_point_per_bucket(
+        api: RunningApi, hour: dict[str, Any]) -> None:
+    async with aiohttp.ClientSession() as http, \
+            http.get(telemetry_url(api, hour, max_points=400, fields="joints")) as response:
+        rows = [orjson.loads(line) for line in (await response.read()).splitlines()]
+        assert response.headers["X-Robostream-Source"] == "raw-decimated"
+    bucket = HOUR_US // 400
+    assert 300 <= len(rows) <= 400  # one point per 9 s bucket that holds points (every 10 s)
+    buckets = [(r["ts_us"] - hour["start"]) // bucket for r in rows]
+    assert buckets == sorted(set(buckets))
+    assert all(set(r["values"]) <= {f"joints.{f}.{j}" for f in ("angle", "velocity", "torque")
+                                    for j in range(7)} for r in rows)
+
+
+async def test_bad_requests_answer_json_errors(api: RunningApi, hour: dict[str, Any]) -> None:
+    cases = [
+        (f"/v1/telemetry?robot=..%2Fetc&session={hour['session']}", {}, 400, "invalid_id"),
+        (f"/v1/telemetry?robot={hour['robot']}&session=nope", {}, 404, "not_found"),
+        (f"/v1/telemetry?robot={hour['robot']}&session={hour['session']}&from=yesterday", {}, 400,
+         "invalid_time"),
+        (f"/v1/telemetry?robot={hour['robot']}&session={hour['session']}&max_points=0", {}, 400,
+         "invalid_parameter"),
+        (f"/v1/telemetry?robot={hour['robot']}&session={hour['session']}&fields=pose..x", {}, 400,
+         "invalid_metric"),
+        (f"/v1/telemetry?robot={hour['robot']}&session={hour['session']}", {"Accept": "text/html"}, 406,
+         "not_acceptable"),
+        ("/v1/telemetry?session=x", {}, 400, "missing_parameter"),
+    ]
+    async with aiohttp.ClientSession() as http:
+        for path, headers, status, code in cases:
+            async with http.get(api.url + path, headers=headers) as response:
+                body = await response.json()
+                assert (response.status, body["code"]) == (status, code), path
+                assert body["message"]
