@@ -44,7 +44,7 @@ class SinkRecord:
     """A consumed Kafka record and what the converter made of it.
 
     ``item`` is an :class:`~robostream.schemas.Envelope` (data topics), a :class:`SessionEvent`
-    (sessions topic) or a record of :mod:`robostream.sinks.derived` (derived topics).
+    (sessions topic) or a derived record of :mod:`robostream.processors` (derived topics).
     """
 
     topic: str
