@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 from typing import Annotated
 
 import typer
 
 from robostream.api import serve_api
-from robostream.config import Settings, load_settings
+from robostream.cli.serving import serve_until_signal
+from robostream.config import load_settings
 
 app = typer.Typer(
     help="Run the ML-Dash API: WS /v1/live, GET /v1/robots, /v1/sessions, /v1/telemetry, /v1/frames, "
@@ -28,13 +26,4 @@ def run(
 ) -> None:
     """Serve until interrupted."""
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    asyncio.run(_serve(settings, host, port))
-
-
-async def _serve(settings: Settings, host: str | None, port: int | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await serve_api(settings, host=host, port=port, stop=stop)
+    serve_until_signal(lambda stop: serve_api(settings, host=host, port=port, stop=stop))

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 import sys
 from typing import Annotated
 
 import typer
 
-from robostream.config import Settings, load_settings
+from robostream.cli.serving import serve_until_signal
+from robostream.config import load_settings
 from robostream.gateway import GatewayStartError, serve_gateway
 
 app = typer.Typer(
@@ -32,17 +30,8 @@ def run(
 ) -> None:
     """Serve until interrupted; on SIGINT/SIGTERM stop accepting, flush, ack and close."""
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        asyncio.run(_serve(settings, host, port))
+        serve_until_signal(lambda stop: serve_gateway(settings, host=host, port=port, stop=stop))
     except GatewayStartError as exc:
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
-
-
-async def _serve(settings: Settings, host: str | None, port: int | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await serve_gateway(settings, host=host, port=port, stop=stop)

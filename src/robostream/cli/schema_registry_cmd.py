@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-import signal
 from typing import Annotated
 
 import typer
 
-from robostream.config import Settings, load_settings
+from robostream.cli.serving import serve_until_signal
+from robostream.config import load_settings
 from robostream.schemas.registry import serve_registry
 
 app = typer.Typer(
@@ -30,17 +28,8 @@ def run(
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
     settings = load_settings()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     try:
-        asyncio.run(_serve(settings, host, port))
+        serve_until_signal(lambda stop: serve_registry(settings, host, port, stop=stop))
     except (RuntimeError, OSError) as exc:  # Kafka unreachable, topic unusable, port taken
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from None
-
-
-async def _serve(settings: Settings, host: str | None, port: int | None) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    await serve_registry(settings, host, port, stop=stop)
