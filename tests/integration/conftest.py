@@ -59,3 +59,18 @@ def redis_client(stack: object, settings: Settings) -> Iterator[Any]:
 def registry_url(stack: object, settings: Settings) -> str:
     """The test stack's schema registry (robostream's own, started with the stack)."""
     return settings.schema_registry.url
+
+
+def delete_prefix_topics(bootstrap: str, mine: Settings) -> None:
+    """Delete the catalogue topics under ``mine``'s prefix (never the shared registry topic)."""
+    from confluent_kafka.admin import AdminClient
+
+    from robostream.topics import catalogue
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    present = admin.list_topics(timeout=10).topics
+    doomed = [spec.name for spec in catalogue(mine)
+              if spec.name in present and spec.name.startswith(f"{mine.topics.prefix}.")]
+    if doomed:
+        for future in admin.delete_topics(doomed, operation_timeout=30).values():
+            future.result()

@@ -16,13 +16,13 @@ from typing import Any, TypeVar
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from robostream.config import RobotSettings, Settings
 from robostream.gateway import Gateway, hash_token
 from robostream.schemas import ConfluentSchemaResolver, decode_value
 from robostream.schemas.datatypes import DataType
-from robostream.topics import catalogue, create_topics, topic_for
+from robostream.topics import create_topics, topic_for
+from tests.integration.conftest import delete_prefix_topics
 
 T = TypeVar("T")
 
@@ -103,14 +103,7 @@ def sd_settings(settings: Settings, kafka_bootstrap: str, registry_url: str) -> 
     report = create_topics(mine)
     assert report.ok, [r.error for r in report.results if r.error]
     yield mine
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    present = admin.list_topics(timeout=10).topics
-    # only this test's prefix: the catalogue also lists the shared schema registry topic
-    doomed = [spec.name for spec in catalogue(mine)
-              if spec.name in present and spec.name.startswith(f"{mine.topics.prefix}.")]
-    if doomed:
-        for future in admin.delete_topics(doomed, operation_timeout=30).values():
-            future.result()
+    delete_prefix_topics(kafka_bootstrap, mine)
 
 
 @pytest.fixture(scope="module")

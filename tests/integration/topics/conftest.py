@@ -8,7 +8,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from robostream.config import Settings
-from robostream.topics import catalogue
+from tests.integration.conftest import delete_prefix_topics
 
 
 @pytest.fixture
@@ -24,14 +24,7 @@ def topic_settings(settings: Settings, kafka_bootstrap: str, unique: str) -> Ite
             update={"topic": f"_schemas_t{unique}"}),
     })
     yield mine
-    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
-    present = admin.list_topics(timeout=10).topics
-    # only this test's prefix: the catalogue also lists the shared schema registry topic
-    doomed = [spec.name for spec in catalogue(mine)
-              if spec.name in present and spec.name.startswith(f"{mine.topics.prefix}.")]
-    if doomed:
-        for future in admin.delete_topics(doomed, operation_timeout=30).values():
-            future.result()
+    delete_prefix_topics(kafka_bootstrap, mine)
 
 
 @pytest.fixture(scope="session")
