@@ -7,7 +7,7 @@ RS     := $(VENV)/bin/robostream
 PYTEST := $(VENV)/bin/pytest
 UV     := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
 
-.PHONY: help install system-deps demo test test-unit test-integration lint stack-up stack-down stack-status lock clean
+.PHONY: help install system-deps demo test test-unit test-integration lint bench reliability stack-up stack-down stack-status lock clean
 
 help:  ## show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -50,6 +50,13 @@ demo: install  ## stack + services, 3 simulated robots for 60 s, then what lande
 
 test: install lint  ## lint, then run the whole test suite against a test stack of real servers
 	$(PYTEST) tests
+
+bench: install  ## every benchmark on the local stack: bench/results/*.json and the table in BENCHMARKS.md
+	$(RS) stack up
+	$(VENV)/bin/python bench/run.py
+
+reliability: install  ## crash/outage/bad-input suite at full size; regenerates RELIABILITY.md
+	ROBOSTREAM_RELIABILITY_FULL=1 ROBOSTREAM_RELIABILITY_REPORT=$(CURDIR)/RELIABILITY.md $(PYTEST) tests/reliability
 
 test-unit: $(VENV)/.synced  ## unit tests only (no servers)
 	$(PYTEST) tests/unit
