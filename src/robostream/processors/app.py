@@ -29,6 +29,7 @@ from robostream.config import Settings
 from robostream.processors.agents import CaughtUp, FrameCompactor, Outputs, TelemetryProcessor
 from robostream.processors.columns import TimeSeriesReader
 from robostream.processors.compaction.jobs import CompactionParams, S3Access, pool_initializer
+from robostream.processors.consumer import RewindingApp
 from robostream.processors.records import DerivedCodec, FrameBatch, TelemetryBucket, WindowStats
 from robostream.processors.throughput import Throughput, write_status
 from robostream.schemas import ConfluentSchemaResolver, DataType, SchemaIdResolver
@@ -136,7 +137,7 @@ class ProcessorApp:
         max_bytes = s.topics.max_message_bytes + 64 * 1024
         datadir = s.state_dir / "processors"  # Faust's app folder (empty with the memory store)
         datadir.mkdir(parents=True, exist_ok=True)
-        return faust.App(
+        return RewindingApp(
             p.app_id,
             broker=[f"kafka://{host.strip()}" for host in s.kafka.bootstrap.split(",")],
             store="memory://",

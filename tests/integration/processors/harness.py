@@ -65,7 +65,11 @@ def settings_env(settings: Settings) -> dict[str, str]:
 
 
 class Worker:
-    """One ``python -m robostream.processors`` worker with a status file."""
+    """One ``python -m robostream.processors`` worker with a status file and a log file.
+
+    ``ROBOSTREAM_TEST_WORKER_LOGLEVEL=debug`` makes the workers log Faust's and aiokafka's fetches,
+    seeks and rebalances (what a flaky rebalance test needs).
+    """
 
     def __init__(self, settings: Settings, name: str, folder: Path) -> None:
         self.name = name
@@ -75,7 +79,8 @@ class Worker:
         with self.log_file.open("ab") as log:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "robostream.processors", "--name", name,
-                 "--status-file", str(self.status_file), "--loglevel", "info"],
+                 "--status-file", str(self.status_file),
+                 "--loglevel", os.environ.get("ROBOSTREAM_TEST_WORKER_LOGLEVEL", "info")],
                 env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
             )
 
