@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 
 import aiohttp
 import pytest
@@ -28,7 +29,8 @@ def test_graceful_shutdown_acks_what_is_durable_and_closes_with_a_reason(
     try:
         for batch in range(5):
             robot.send_batch(envelopes("robot_a", session_id, [DataType.LOG] * 20, first_seq=batch * 20))
-        first, _ = robot.ack()  # the gateway has the batches; now it is told to stop
+        first, _ = robot.ack()
+        _wait_until_read(running, batches=5)  # the gateway has every batch; now it is told to stop
         stopped = asyncio.run_coroutine_threadsafe(running.gateway.stop(), running.thread.loop)
         acks = [first] + [robot.ack()[0] for _ in range(4)]
         with pytest.raises(ClosedError) as closed:
@@ -49,6 +51,18 @@ def test_graceful_shutdown_acks_what_is_durable_and_closes_with_a_reason(
     assert {int(headers_of(m)["seq"]) for m in records if mine(m)} == set(range(100))
     with pytest.raises(aiohttp.ClientConnectorError):  # no longer accepting
         WsRobot(running.ws_url, ROBOTS["robot_a"], client_ssl)
+
+
+def _wait_until_read(running: RunningGateway, batches: int, timeout: float = 30.0) -> None:
+    """Wait until the gateway has read ``batches`` frames off its sockets (its frames counter)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        read = running.gateway.metrics.registry.get_sample_value(
+            "robostream_gateway_frames_total", {"transport": "ws", "format": "msgpack"})
+        if (read or 0) >= batches:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"the gateway read {read} of {batches} batches in {timeout:.0f}s")
 
 
 def test_start_fails_clearly_without_the_topics(gw_settings: Settings) -> None:
