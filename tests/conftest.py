@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from robostream.config import Settings, load_settings
+from tests.containers import stack_mode
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,9 +50,20 @@ TEST_STACK_ENV = {
 }
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    stack_mode()  # ROBOSTREAM_TEST_STACK is local (default) or containers; anything else stops here
+
+
 @pytest.fixture(scope="session")
 def settings() -> Iterator[Settings]:
-    """Settings pointing at the test stack (servers not necessarily started)."""
+    """Settings pointing at the test stack (servers not necessarily started). With
+    ROBOSTREAM_TEST_STACK=containers: at containers started here (tests/containers.py)."""
+    containers = None
+    if stack_mode() == "containers":
+        from tests.containers import start_containers
+
+        containers = start_containers()  # skips, saying why, where no Docker engine answers
+        TEST_STACK_ENV.update(containers.env)  # subprocesses of the tests get it too
     saved = {k: os.environ.get(k) for k in TEST_STACK_ENV}
     os.environ.update(TEST_STACK_ENV)
     try:
@@ -62,11 +74,16 @@ def settings() -> Iterator[Settings]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+        if containers is not None:
+            containers.stop()
 
 
 @pytest.fixture(scope="session")
 def stack(settings: Settings) -> Iterator[object]:
     """The running test stack (Kafka, SecantusDB, SeaweedFS, Redis), started once per session."""
+    if stack_mode() == "containers":
+        yield None  # the settings fixture started the containers
+        return
     from robostream.stack import Stack
 
     test_stack = Stack(settings)
