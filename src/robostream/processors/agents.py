@@ -39,6 +39,7 @@ from robostream.processors.compaction.jobs import (
     SourceFrame,
     run_job,
 )
+from robostream.processors.ordering import OffsetOrder
 from robostream.processors.records import (
     HOUR_US,
     BundlePart,
@@ -141,11 +142,12 @@ class TelemetryProcessor:
         self, *, reader: TimeSeriesReader, resolver: SchemaIdResolver, outputs: Outputs,
         table: TableStore, metrics: Throughput, lateness_us: int, idle_s: float,
         executor: Executor | None = None, ready: Callable[[], bool] = lambda: True,
-        caught_up: CaughtUp | None = None,
+        caught_up: CaughtUp | None = None, order: OffsetOrder | None = None,
     ) -> None:
         self.reader = reader
         self.ready = ready
         self.caught_up = caught_up or _always
+        self.order = order or OffsetOrder()
         self.processed: dict[int, int] = {}  # partition -> next offset (all before: processed)
         self.resolver = resolver
         self.outputs = outputs
@@ -164,8 +166,15 @@ class TelemetryProcessor:
 
     # -- batches --
 
-    async def process(self, messages: Sequence[Message]) -> None:
-        """Handle one ``stream.take()`` batch of time_series records."""
+    async def process(self, batch: Sequence[Message]) -> list[Message]:
+        """Handle one ``stream.take()`` batch of time_series records; returns those to ack.
+
+        Records out of offset order (Faust re-deliveries around rebalances) are left to
+        :class:`~robostream.processors.ordering.OffsetOrder`: only in-order ones are folded.
+        """
+        messages, ack = await self.order.sort(batch)
+        if not messages:
+            return ack
         await self._resolve_schemas(messages)
         by_key: dict[bytes, list[TelemetryColumns]] = {}
         for message in messages:
@@ -182,6 +191,7 @@ class TelemetryProcessor:
         for message in messages:
             done = self.processed.get(message.partition, -1)
             self.processed[message.partition] = max(done, message.offset + 1)
+        return ack
 
     async def _fold_batch(self, by_key: dict[bytes, list[TelemetryColumns]]) -> None:
         """Fold each session's records, wait for the outputs' delivery, then save the states."""
@@ -306,6 +316,7 @@ class TelemetryProcessor:
     def on_assignment(self, partitions: set[int]) -> None:
         """A rebalance: forget every cached session (the table is recovered, then re-read)."""
         self.active_partitions = set(partitions)
+        self.order.reset()
         self.sessions.clear()
         self.partition_of.clear()
         self.last_active.clear()

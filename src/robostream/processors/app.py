@@ -30,6 +30,7 @@ from robostream.processors.agents import CaughtUp, FrameCompactor, Outputs, Tele
 from robostream.processors.columns import TimeSeriesReader
 from robostream.processors.compaction.jobs import CompactionParams, S3Access, pool_initializer
 from robostream.processors.consumer import RewindingApp
+from robostream.processors.ordering import OffsetOrder
 from robostream.processors.records import DerivedCodec, FrameBatch, TelemetryBucket, WindowStats
 from robostream.processors.throughput import Throughput, write_status
 from robostream.schemas import ConfluentSchemaResolver, DataType, SchemaIdResolver
@@ -124,6 +125,7 @@ class ProcessorApp:
             lateness_us=int(p.allowed_lateness_s * 1_000_000), idle_s=p.idle_s,
             ready=lambda: not self.app.rebalancing,
             caught_up=self._caught_up(self.time_series_topic, lambda: self.telemetry.processed),
+            order=self._offset_order(self.time_series_topic),
         )
         self.frames: FrameCompactor | None = None
         self._register()
@@ -184,8 +186,11 @@ class ProcessorApp:
         telemetry = self.telemetry
 
         async def process_telemetry(stream: Any) -> None:
-            async for events in stream.take_events(p.batch_max, within=p.batch_within_s):
-                await telemetry.process([event.message for event in events])
+            async for events in stream.noack_take(p.batch_max, within=p.batch_within_s):
+                done = {id(m) for m in await telemetry.process([event.message for event in events])}
+                for event in events:
+                    if id(event.message) in done:
+                        await stream.ack(event)
 
         async def compact_frames(stream: Any) -> None:
             compactor = self._compactor(stream.ack)
@@ -215,6 +220,25 @@ class ProcessorApp:
                                       lambda: self.frames.processed if self.frames else {}),
         )
         return self.frames
+
+    def _offset_order(self, topic: str) -> OffsetOrder:
+        """Offset-order guard of ``topic`` on this app's consumer (committed offsets, seeks)."""
+
+        async def start_offset(partition: int) -> int | None:
+            committed = getattr(self.app.consumer, "_committed_offset", {}).get(TP(topic, partition))
+            return committed if committed is not None else await log_start(partition)
+
+        async def log_start(partition: int) -> int | None:
+            tp = TP(topic, partition)
+            try:
+                return (await self.app.consumer.earliest_offsets(tp)).get(tp)
+            except Exception:  # broker unreachable: no hole is explained by retention
+                return None
+
+        async def rewind(partition: int, offset: int) -> None:
+            await self.app.consumer.seek(TP(topic, partition), offset)
+
+        return OffsetOrder(start_offset, log_start, rewind)
 
     def _caught_up(self, topic: str, processed: Callable[[], dict[int, int]]) -> CaughtUp:
         """``caught_up(partitions)``: those of ``topic`` read up to their end offset (no backlog)."""
