@@ -27,26 +27,21 @@ import argparse
 import asyncio
 import json
 import os
-import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
-from importlib import metadata
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import _common
 import aiohttp
 import numpy as np
 import orjson
-import psutil
+from _common import Service, free_port, write_json
 
 from robostream.config import Settings, load_settings
 from robostream.processors.aggregations import SessionWindows
@@ -163,49 +158,25 @@ def land_session(settings: Settings, robot: str, session: str, start_us: int, mi
 # -- the API process -------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class ApiProcess:
     """``robostream api`` in a child process, reading the benchmark's database."""
 
     def __init__(self, database: str, folder: Path) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.log = folder / "api.log"
-        env = {**os.environ, "ROBOSTREAM_MONGO__DATABASE": database, "ROBOSTREAM_API__ANONYMOUS_READ": "true"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from robostream.cli.api_cmd import app; app()", "--port", str(self.port)],
-            env=env, stdout=self.log.open("wb"), stderr=subprocess.STDOUT)
+        env = {"ROBOSTREAM_MONGO__DATABASE": database, "ROBOSTREAM_API__ANONYMOUS_READ": "true"}
+        self.service = Service("api", ["api", "--port", str(self.port)], folder, env,
+                               health_url=f"{self.url}/healthz")
+        self.log = self.service.log
 
     def wait_healthy(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the API exited: {self.log.read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as response:
-                    if response.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("the API did not become healthy")
+        self.service.start(timeout)
 
     def cpu_seconds(self) -> float:
-        times = psutil.Process(self.process.pid).cpu_times()
-        return float(times.user + times.system)
+        return self.service.cpu_seconds()
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        self.service.stop()
 
 
 # -- measurements ----------------------------------------------------------------------------------
@@ -258,7 +229,7 @@ async def range_queries(api: ApiProcess, robot: str, session: str, start_us: int
     out = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
         for name, (query, times) in cases.items():
-            out[name] = await repeat(times, lambda q=query: timed_get(http, base + q))
+            out[name] = await repeat(times, partial(timed_get, http, base + query))
             async with http.get(base + query) as response:
                 out[name]["rows"] = (await response.read()).count(b"\n")
             print(f"  range: {name}: p50 {out[name]['p50_ms']:.0f} ms ({out[name]['rows']:,} rows)")
@@ -361,21 +332,6 @@ async def live_latency(api: ApiProcess, settings: Settings, robots: int, seconds
 # -- report ----------------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, Any]:
-    return {"python": sys.version.split()[0], "platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "load_avg": list(os.getloadavg()), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)}
-
-
-def versions() -> dict[str, str]:
-    out = {}
-    for name in ("aiohttp", "redis", "pymongo", "orjson", "secantusdb"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "-"
-    return out
-
-
 def print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -457,23 +413,17 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             if not args.keep:
                 from pymongo import MongoClient
 
-                with MongoClient(settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
+                with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
                     client.drop_database(database)
                 state_file.unlink(missing_ok=True)
-    report = {
-        "benchmark": "api",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(),
-        "parameters": {"quick": args.quick, "minutes": args.minutes, "points": landed["points"],
-                       "documents": landed["documents"], "repeats": args.repeats, "robots": args.robots,
-                       "live_seconds": args.live_seconds, "load_s": landed["load_s"],
-                       "mongo": "SecantusDB (MongoDB wire protocol)",
-                       "history_slice_s": settings.api.history_slice_s},
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+    parameters = {"quick": args.quick, "minutes": args.minutes, "points": landed["points"],
+                  "documents": landed["documents"], "repeats": args.repeats, "robots": args.robots,
+                  "live_seconds": args.live_seconds, "load_s": landed["load_s"],
+                  "mongo": "SecantusDB (MongoDB wire protocol)",
+                  "history_slice_s": settings.api.history_slice_s}
+    report = _common.report("api", parameters, results,
+                            _common.versions("aiohttp", "redis", "pymongo", "orjson", "secantusdb"))
+    write_json(report, args.out)
     print_table(report)
     print(f"written: {args.out}")
     return report

@@ -19,17 +19,13 @@ from __future__ import annotations
 import argparse
 import base64
 import gc
-import json
-import os
-import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import _common
 import msgpack
 import orjson
 
@@ -122,24 +118,7 @@ def _measure(data_type: DataType, count: int, batch: int, samples: int, repeats:
 
 
 def _versions() -> dict[str, str]:
-    names = ("robostream", "fastavro", "msgpack", "orjson", "numpy", "confluent-kafka")
-    out = {"python": platform.python_version()}
-    for name in names:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "processor": platform.processor() or "unknown",
-        "cpu_count": os.cpu_count(),
-        "load_avg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-    }
+    return _common.versions("robostream", "fastavro", "msgpack", "orjson", "numpy", "confluent-kafka")
 
 
 def _fmt(rate: float) -> str:
@@ -192,12 +171,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name: _measure(DataType(name), args.records, args.batch, args.samples, args.repeats)
         for name in args.types
     }
-    report = {
-        "benchmark": "codec",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(),
-        "versions": _versions(),
-        "parameters": {
+    report = _common.report(
+        "codec",
+        {
             "records": args.records,
             "batch": args.batch,
             "time_series_samples": args.samples,
@@ -206,10 +182,10 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             "gc": "paused while timing, as timeit does; best of the repeats is kept",
             "payloads": "robostream.schemas.examples (blobs: images 4 KiB, video 8 KiB, audio 3.2 KiB)",
         },
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+        results,
+        _versions(),
+    )
+    _common.write_json(report, args.out)
     print_table(results)
     print(f"written: {args.out}")
     return report

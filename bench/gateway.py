@@ -25,29 +25,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
-import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from functools import partial
-from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
 
+import _common
 import aiohttp
 import msgpack
-import psutil
 import yaml
+from _common import Service, free_port, percentile, write_json
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -111,12 +104,6 @@ def robot_frames(robot: str, session: str, workload: str, image_bytes: int, batc
 # -- the gateway process ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class GatewayProcess:
     """``robostream gateway`` in a child process, on a bench topic prefix, with bench robots."""
@@ -126,7 +113,7 @@ class GatewayProcess:
     robots: dict[str, str]
     folder: Path
     port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    service: Service | None = None
 
     @property
     def ws_url(self) -> str:
@@ -135,46 +122,21 @@ class GatewayProcess:
     def start(self, timeout: float = 60) -> None:
         tokens = self.folder / "tokens.yaml"
         tokens.write_text(yaml.safe_dump({robot: hash_token(token) for robot, token in self.robots.items()}))
-        env = dict(os.environ)
-        env.update(
-            {
-                "ROBOSTREAM_TOPICS__PREFIX": self.prefix,
-                "ROBOSTREAM_AUTH__TOKENS_FILE": str(tokens),
-                "ROBOSTREAM_GATEWAY__PORT": str(self.port),
-            }
-        )
-        log = (self.folder / "gateway.log").open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from robostream.cli.gateway_cmd import app; app()"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"gateway exited: {(self.folder / 'gateway.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as resp:
-                    if resp.status == 200:
-                        return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("gateway did not become healthy")
+        env = {
+            "ROBOSTREAM_TOPICS__PREFIX": self.prefix,
+            "ROBOSTREAM_AUTH__TOKENS_FILE": str(tokens),
+            "ROBOSTREAM_GATEWAY__PORT": str(self.port),
+        }
+        self.service = Service("gateway", ["gateway"], self.folder, env,
+                               health_url=f"http://127.0.0.1:{self.port}/healthz").start(timeout)
 
     def cpu_seconds(self) -> float:
-        assert self.process is not None
-        times = psutil.Process(self.process.pid).cpu_times()
-        return float(times.user + times.system)
+        assert self.service is not None
+        return self.service.cpu_seconds()
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        if self.service is not None:
+            self.service.stop()
 
 
 # -- gateway clients -------------------------------------------------------------------------------
@@ -254,13 +216,6 @@ async def gateway_scenario(
         "ack_p99_ms": percentile(latencies, 99) * 1000,
         "gateway_cpu_percent": 100 * (gateway.cpu_seconds() - cpu_before) / elapsed,
     }
-
-
-def percentile(values: list[float], pct: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(pct / 100 * (len(ordered) - 1)))]
 
 
 # -- baselines -------------------------------------------------------------------------------------
@@ -343,24 +298,7 @@ def pipeline(
 
 
 def versions() -> dict[str, str]:
-    import confluent_kafka
-
-    out = {"python": platform.python_version(), "librdkafka": confluent_kafka.libversion()[0]}
-    for name in ("robostream", "aiohttp", "confluent-kafka", "fastavro", "msgpack"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def machine() -> dict[str, Any]:
-    return {
-        "platform": platform.platform(),
-        "cpu_count": os.cpu_count(),
-        "load_avg": list(os.getloadavg()),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-    }
+    return _common.versions("robostream", "aiohttp", "confluent-kafka", "fastavro", "msgpack")
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -507,12 +445,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         finally:
             gateway.stop()
             delete_topics(settings)
-    report = {
-        "benchmark": "gateway",
-        "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(),
-        "versions": versions(),
-        "parameters": {
+    report = _common.report(
+        "gateway",
+        {
             "quick": args.quick,
             "connections": args.connections,
             "messages": args.messages,
@@ -528,10 +463,10 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                 "partitions": settings.topics.partitions,
             },
         },
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2))
+        results,
+        versions(),
+    )
+    write_json(report, args.out)
     print_table(report)
     print(f"written: {args.out}")
     return report

@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import signal
 import subprocess
 import sys
@@ -38,11 +37,10 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import _common
 import numpy as np
 
 from robostream.config import Settings, load_settings
@@ -112,7 +110,7 @@ def bench_core(count: int, sessions: int, batch: int) -> dict[str, Any]:
     """Messages/s of the processing core, one process, no Kafka."""
     resolver = InMemorySchemaResolver()
     values = telemetry_values(count, sessions, resolver)
-    messages = [_Message(v, i % 4) for i, (_, v) in enumerate(values)]
+    messages = [_Message(v, i % 4, offset=i // 4) for i, (_, v) in enumerate(values)]  # offsets in order
 
     async def send(topic: str, key: bytes, value: bytes, headers: Any) -> Any:
         future = asyncio.get_running_loop().create_future()
@@ -341,18 +339,7 @@ def bench_encode(rgb_frames: int, depth_frames: int, clouds: int, size: tuple[in
 
 
 def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("faust-streaming", "aiokafka", "av", "DracoPy", "pillow", "numpy", "fastavro"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
-
-def _machine() -> dict[str, Any]:
-    return {"platform": platform.platform(), "cpu_count": os.cpu_count(),
-            "load_avg": list(os.getloadavg())}
+    return _common.versions("faust-streaming", "aiokafka", "av", "DracoPy", "pillow", "numpy", "fastavro")
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -405,17 +392,16 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
             results["worker"] = bench_worker(settings, args.messages, args.sessions, Path(folder))
             results["naive"] = bench_naive(settings, args.naive_messages, args.sessions, Path(folder))
     results["encode"] = bench_encode(rgb, depth_frames, clouds, size)
-    report = {
-        "benchmark": "processors", "created": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": _machine(), "versions": _versions(),
-        "parameters": {"quick": args.quick, "messages": args.messages, "sessions": args.sessions,
+    report = _common.report(
+        "processors",
+        {"quick": args.quick, "messages": args.messages, "sessions": args.sessions,
                        "naive_messages": args.naive_messages, "batch_max": settings.processors.batch_max,
                        "frames": {"rgb": rgb, "depth": depth_frames, "pointcloud": clouds, "size": size},
-                       "kafka": None if args.no_kafka else settings.kafka.bootstrap},
-        "results": results,
-    }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
+         "kafka": None if args.no_kafka else settings.kafka.bootstrap},
+        results,
+        _versions(),
+    )
+    _common.write_json(report, args.out)
     print_table(report)
     return report
 

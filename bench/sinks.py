@@ -25,18 +25,16 @@ Prints a table and writes ``bench/results/sinks.json`` (machine, versions, param
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+import _common
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
@@ -258,17 +256,10 @@ def cleanup(settings: Settings, session: str) -> None:
 
 
 def versions(settings: Settings) -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in ("robostream", "confluent-kafka", "pymongo", "boto3", "redis", "fastavro", "numpy"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    import confluent_kafka
+    out = _common.versions("robostream", "confluent-kafka", "pymongo", "boto3", "redis", "fastavro", "numpy")
     import redis
     from pymongo import MongoClient
 
-    out["librdkafka"] = confluent_kafka.libversion()[0]
     with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
         info = client.admin.command("buildInfo")
         out["mongodb_server"] = f"{info.get('version')} ({info.get('gitVersion', '')[:40]})"
@@ -279,9 +270,9 @@ def versions(settings: Settings) -> dict[str, str]:
 
 
 def machine() -> dict[str, Any]:
-    return {"platform": platform.platform(), "machine": platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_avg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    out = _common.machine()
+    out["load_avg_at_start"] = out.pop("load_avg")
+    return out
 
 
 def fmt(rate: float) -> str:
@@ -391,7 +382,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         cleanup(settings, session)
     report["machine"]["load_avg_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    _common.write_json(report, args.out)
     print_table(report["results"], parameters)
     print(f"written: {args.out}")
     return report

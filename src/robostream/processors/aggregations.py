@@ -110,15 +110,69 @@ class Window:
         return cls(int(start), *arrays)
 
 
+#: up to this many segments, :func:`fold` folds them one by one (the live case: a few records,
+#: one window per resolution); more (a catch-up batch) go through one padded array at once.
+FEW_SEGMENTS = 4
+
+
 def fold(windows: Sequence[Window], slots: np.ndarray, values: np.ndarray, times: np.ndarray,
          bounds: np.ndarray) -> None:
-    """Fold consecutive segments of samples into windows, in order, all at once.
+    """Fold consecutive segments of samples into windows, in order.
 
     Segment ``s`` is columns ``bounds[s]:bounds[s+1]`` of ``values`` (metrics ``slots`` x samples)
     and goes to ``windows[s]`` (distinct windows). Sums run sequentially within each window,
-    from its stored value, through one ``cumsum`` over a padded (segments x metrics x samples)
-    array: the result is the same float as adding the samples one by one, whatever the batching.
+    from its stored value, through ``cumsum``: the result is the same float as adding the samples
+    one by one, whatever the batching -- and whichever of the two equivalent paths runs.
     """
+    if len(windows) <= FEW_SEGMENTS:
+        for s, window in enumerate(windows):
+            _fold_segment(window, slots, values, times, int(bounds[s]), int(bounds[s + 1]))
+    else:
+        _fold_segments(windows, slots, values, times, bounds)
+
+
+def _fold_segment(window: Window, slots: np.ndarray, values: np.ndarray, times: np.ndarray,
+                  lo: int, hi: int) -> None:
+    """One segment (columns ``lo:hi``) into one window: the per-call cost of a few NumPy calls."""
+    part = values[:, lo:hi]
+    valid = ~np.isnan(part)
+    counts = valid.sum(axis=1)
+    seen = counts > 0
+    if not seen.all():  # metrics without a sample here are left untouched
+        if not seen.any():
+            return
+        rows = np.flatnonzero(seen)
+        part, valid, counts, slots = part[rows], valid[rows], counts[rows], slots[rows]
+    index = np.arange(part.shape[0])
+    targets = slots
+    shift = window.shift[targets]
+    fresh = np.isnan(shift)
+    if fresh.any():
+        shift = np.where(fresh, part[index, valid.argmax(axis=1)], shift)
+    deltas = np.where(valid, part - shift[:, None], 0.0)
+    width = hi - lo
+    padded = np.empty((2, part.shape[0], width + 1))
+    padded[0, :, 0] = window.s1[targets]
+    padded[1, :, 0] = window.s2[targets]
+    padded[0, :, 1:] = deltas
+    with np.errstate(over="ignore", invalid="ignore"):  # values near 1e300 only
+        np.multiply(deltas, deltas, out=padded[1, :, 1:])
+        sums = np.cumsum(padded, axis=2)[..., -1]
+    last = width - 1 - valid[:, ::-1].argmax(axis=1)  # the last valid column of each row
+    window.shift[targets] = shift
+    window.s1[targets] = sums[0]
+    window.s2[targets] = sums[1]
+    window.low[targets] = np.fmin(window.low[targets], np.fmin.reduce(part, axis=1))
+    window.high[targets] = np.fmax(window.high[targets], np.fmax.reduce(part, axis=1))
+    window.last[targets] = part[index, last]
+    window.last_ts[targets] = times[lo + last]
+    window.count[targets] += counts
+
+
+def _fold_segments(windows: Sequence[Window], slots: np.ndarray, values: np.ndarray, times: np.ndarray,
+                   bounds: np.ndarray) -> None:
+    """Many segments at once, through one ``cumsum`` over a padded (segments x metrics x samples)
+    array."""
     count_segments = len(windows)
     lengths = np.diff(bounds)
     valid = ~np.isnan(values)

@@ -1,0 +1,615 @@
+"""End-to-end benchmark: simulated robots -> gateway -> Kafka -> processors -> sinks -> API.
+
+Starts robostream's four services (gateway, sinks, processors, API) as child processes on the
+configured stack, under a topic prefix, MongoDB database, consumer groups and ports of their own,
+then for each case (1, 3, 10 robots x telemetry only / with 640x360 media) runs the simulator
+(``robostream.simulator``, the seed's rates, through the robot SDK) for ``--duration`` seconds:
+
+* sustained messages/s and MB/s acked by the gateway (the SDK's counters);
+* consumer lag per group when the robots stop, and how long the pipeline took to drain;
+* lost messages: acked by the gateway but not in Kafka (per data type), or time_series records
+  not in MongoDB's ``telemetry`` once the MongoDB sink caught up -- must be 0 (records the sink
+  had not reached when ``--drain-timeout`` ended are reported as ``pending_mongo``, not lost);
+* CPU seconds (% of one core) and peak RSS per component (psutil on the service PIDs);
+* live latency: robot -> ML-Dash API WebSocket client (``/v1/live``), from a row's timestamp to
+  its arrival at the client (p50/p99/p99.9);
+* ceilings in the same run, on the same data: confluent-kafka consuming the case's records and
+  producing them again directly; pymongo ``insert_many`` of the telemetry documents the sink
+  wrote; boto3 ``put_object`` of the frames the sink wrote.
+
+``--profile SERVICE ...`` runs those services under pyinstrument and saves their profiles as text
+in ``bench/results/profiles/``. Prints a table and writes ``bench/results/e2e.json``.
+
+    python bench/e2e.py                     # 6 cases x 60 s (+ drain and ceilings): ~15 min
+    python bench/e2e.py --small-duration 30 # 1 and 3 robots for 30 s, 10 robots for 60 s
+    python bench/e2e.py --robots 10 --modes telemetry --profile processors gateway
+    python bench/e2e.py --quick             # 1 robot, 5 s, telemetry only (the smoke test)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import _common
+import aiohttp
+import orjson
+import psutil
+from _common import PROFILES, RESULTS, Service, free_port, latency_ms, write_json
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
+
+from robostream.config import Settings, load_settings
+from robostream.gateway.producer import producer_config
+from robostream.processors.columns import TimeSeriesReader
+from robostream.schemas import ConfluentSchemaResolver
+from robostream.simulator import SimulationOptions
+from robostream.simulator.runner import SimulatedRobot, SimulationReport, run_simulation
+from robostream.sinks.s3 import UPLOAD_THREADS, s3_client
+from robostream.sinks.task import group_id
+from robostream.stack.process import ProcessRecord
+from robostream.topics import catalogue, create_topics, topic_for
+
+DEFAULT_OUT = RESULTS / "e2e.json"
+MB = 1_000_000
+SERVICES = ("gateway", "sinks", "processors", "api")
+CEILING_MAX_RECORDS = 200_000
+
+
+# -- the services ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Pipeline:
+    """The four services on a prefix, database, groups and ports of this run."""
+
+    settings: Settings
+    folder: Path
+    run_id: str
+    profile: Sequence[str] = ()
+    redis_flush_ms: int | None = None
+    services: dict[str, Service] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        connectors = [c.model_dump(mode="json") | {"name": f"e2e{self.run_id}-{c.name}"}
+                      for c in self.settings.connectors]
+        for connector in connectors:
+            if self.redis_flush_ms is not None and connector["kind"] == "redis":
+                connector["flush_interval_ms"] = self.redis_flush_ms
+        return {
+            "ROBOSTREAM_TOPICS__PREFIX": self.settings.topics.prefix,
+            "ROBOSTREAM_MONGO__DATABASE": self.settings.mongo.database,
+            "ROBOSTREAM_PROCESSORS__APP_ID": self.settings.processors.app_id,
+            "ROBOSTREAM_CONNECTORS": json.dumps(connectors),
+            "ROBOSTREAM_AUTH__ALLOW_UNAUTHENTICATED": "true",
+            "ROBOSTREAM_API__ANONYMOUS_READ": "true",
+            "ROBOSTREAM_GATEWAY__PORT": str(self.settings.gateway.port),
+            "ROBOSTREAM_SINKS__PORT": str(self.settings.sinks.port),
+            "ROBOSTREAM_API__PORT": str(self.settings.api.port),
+        }
+
+    @property
+    def groups(self) -> list[str]:
+        return [group_id(f"e2e{self.run_id}-{c.name}") for c in self.settings.connectors] + [
+            self.settings.processors.app_id]
+
+    def start(self) -> None:
+        s = self.settings
+        plan = {
+            "gateway": (["gateway"], f"http://127.0.0.1:{s.gateway.port}/healthz"),
+            "sinks": (["sink", "run"], f"http://127.0.0.1:{s.sinks.port}/connectors"),
+            "processors": (["process"], None),
+            "api": (["api"], f"http://127.0.0.1:{s.api.port}/healthz"),
+        }
+        for name, (args, health) in plan.items():
+            python_args: list[str] = []
+            if name in self.profile:
+                session = self.folder / f"{name}.pyisession"
+                python_args = ["-m", "pyinstrument", "-r", "pyinstrument.renderers.SessionRenderer",
+                               "-o", str(session)]
+            self.services[name] = Service(name, args, self.folder, self.env, health_url=health, settle_s=8.0,
+                                          python_args=python_args).spawn()
+        for service in self.services.values():
+            service.wait(120)
+
+    def stop(self) -> None:
+        """Stop every service side by side (a profiled one gets SIGINT first, to write its profile)."""
+        with ThreadPoolExecutor(len(self.services) or 1) as pool:
+            list(pool.map(self._stop, self.services))
+
+    def _stop(self, name: str) -> None:
+        service = self.services[name]
+        if name in self.profile and service.alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(service.pid, signal.SIGINT)  # pyinstrument writes its session on exit
+            _common.wait_until(lambda: not service.alive(), 60)
+        service.stop()
+
+
+# -- the stack's servers (CPU only: they are shared with whatever else runs) ----------------------
+
+
+INFRA = ("kafka", "mongo", "s3", "redis", "schema-registry")
+
+
+def infra_processes(settings: Settings) -> dict[str, psutil.Process]:
+    """The stack's server processes, from the records ``stack up`` wrote (missing ones skipped)."""
+    out = {}
+    for name in INFRA:
+        record = ProcessRecord.load(settings.state_dir / "run" / f"{name}.json")
+        proc = record.process() if record else None
+        if proc is not None:
+            out[name] = proc
+    return out
+
+
+def cpu_of(proc: psutil.Process) -> float:
+    total = 0.0
+    with contextlib.suppress(psutil.Error):
+        for p in (proc, *proc.children(recursive=True)):
+            times = p.cpu_times()
+            total += times.user + times.system
+    return total
+
+
+# -- Kafka bookkeeping -----------------------------------------------------------------------------
+
+
+def prefix_topics(settings: Settings) -> list[str]:
+    return [s.name for s in catalogue(settings) if s.name.startswith(settings.topics.prefix + ".")]
+
+
+def high_watermarks(admin: AdminClient, topics: Sequence[str]) -> dict[tuple[str, int], int]:
+    metadata = admin.list_topics(timeout=10).topics
+    request = {TopicPartition(t, p): OffsetSpec.latest() for t in topics if t in metadata
+               for p in metadata[t].partitions}
+    out = {}
+    for tp, future in admin.list_offsets(request, request_timeout=30).items():
+        out[(tp.topic, tp.partition)] = future.result().offset
+    return out
+
+
+def group_lag(admin: AdminClient, groups: Sequence[str], hw: dict[tuple[str, int], int]) -> dict[str, int]:
+    """Messages each group still has to read: high watermark minus committed offset, summed over
+    every partition of the topics it committed on (uncommitted partitions count from 0)."""
+    out = {}
+    for group in groups:
+        future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in future.result().topic_partitions}
+        topics = {t for t, _ in committed}
+        out[group] = sum(max(0, end - max(0, committed.get((t, p), 0))) for (t, p), end in hw.items()
+                         if t in topics)
+    return out
+
+
+def delta(after: dict[tuple[str, int], int], before: dict[tuple[str, int], int]) -> dict[str, int]:
+    per_topic: Counter[str] = Counter()
+    for (topic, partition), end in after.items():
+        per_topic[topic] += end - before.get((topic, partition), 0)
+    return dict(per_topic)
+
+
+# -- one case --------------------------------------------------------------------------------------
+
+
+@dataclass
+class LiveClients:
+    """One ``/v1/live`` WebSocket client per robot; latency = arrival - the newest row's time."""
+
+    api_url: str
+    latencies: list[float] = field(default_factory=list)
+    messages: int = 0
+    reconnects: int = 0
+
+    async def watch(self, robots: list[SimulatedRobot]) -> None:
+        async with aiohttp.ClientSession() as http:
+            await asyncio.gather(*(self._client(http, robot) for robot in robots))
+
+    async def _client(self, http: aiohttp.ClientSession, robot: SimulatedRobot) -> None:
+        """Follow one robot's live view; reconnect (and count it) when the API drops the socket."""
+        while not robot.session_id:  # noqa: ASYNC110 (set by the robot's task, no event to wait on)
+            await asyncio.sleep(0.02)
+        url = (f"{self.api_url.replace('http', 'ws', 1)}/v1/live?robot={robot.plan.robot_id}"
+               f"&session={robot.session_id}&types=time_series")
+        while not robot.done:
+            with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
+                async with http.ws_connect(url) as ws:
+                    async for message in ws:
+                        self._receive(message.data)
+            self.reconnects += 1
+            await asyncio.sleep(0.2)
+
+    def _receive(self, data: str) -> None:
+        body = orjson.loads(data)
+        if body.get("type") == "time_series" and body.get("points"):
+            newest = max(p["ts_us"] for p in body["points"])
+            self.latencies.append(time.time() - newest / 1e6)
+            self.messages += 1
+
+
+def simulate(settings: Settings, robots: int, media: bool, duration: float, api_url: str,
+             spool: Path) -> tuple[SimulationReport, LiveClients]:
+    options = SimulationOptions.from_settings(
+        settings, robots=robots, duration_s=duration, media=media, resolution="640x360",
+        spool_dir=spool, progress=False)
+    live = LiveClients(api_url)
+
+    async def main() -> SimulationReport:
+        return await run_simulation(
+            options, on_start=lambda rs: asyncio.get_running_loop().create_task(live.watch(rs)))
+
+    return asyncio.run(main()), live
+
+
+def mongo_landed(settings: Settings, sessions: Sequence[str]) -> int:
+    """time_series records (distinct seq per session) in the ``telemetry`` collection."""
+    from pymongo import MongoClient
+
+    with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
+        telemetry = client[settings.mongo.database]["telemetry"]
+        return sum(len(telemetry.distinct("seq", {"session_id": s})) for s in sessions)
+
+
+def run_case(pipeline: Pipeline, admin: AdminClient, robots: int, media: bool, duration: float,
+             drain_timeout: float, folder: Path) -> dict[str, Any]:
+    settings = pipeline.settings
+    topics = prefix_topics(settings)
+    before = high_watermarks(admin, topics)
+    cpu0 = {n: s.cpu_seconds() for n, s in pipeline.services.items()}
+    me = psutil.Process()
+    cpu0["simulator"] = sum(me.cpu_times()[:2])
+    infra = infra_processes(settings)
+    infra0 = {n: cpu_of(p) for n, p in infra.items()}
+    for service in pipeline.services.values():
+        service.reset_peak()
+    api_url = f"http://127.0.0.1:{settings.api.port}"
+    started = time.monotonic()
+    report, live = simulate(settings, robots, media, duration, api_url, folder / f"spool-{robots}-{media}")
+    wall = time.monotonic() - started
+    cpu = {n: s.cpu_seconds() - cpu0[n] for n, s in pipeline.services.items()}
+    cpu["simulator"] = sum(me.cpu_times()[:2]) - cpu0["simulator"]
+    infra_cpu = {n: 100 * (cpu_of(p) - infra0[n]) / wall for n, p in infra.items()}
+    peak = {n: s.peak_rss for n, s in pipeline.services.items()}
+    peak["simulator"] = me.memory_info().rss
+    end_hw = high_watermarks(admin, topics)
+    lag_at_end = group_lag(admin, pipeline.groups, end_hw)
+    sessions = [r.session_id for r in report.robots]
+    envelopes: Counter[str] = Counter()
+    for r in report.robots:
+        envelopes.update(r.envelopes)
+    drain_started = time.monotonic()
+    landed_mongo, lag = 0, lag_at_end
+    while True:
+        lag = group_lag(admin, pipeline.groups, high_watermarks(admin, topics))
+        landed_mongo = mongo_landed(settings, sessions)
+        if (sum(lag.values()) == 0 and landed_mongo >= envelopes["time_series"]) or (
+                time.monotonic() - drain_started > drain_timeout):
+            break
+        time.sleep(1.0)
+    drain_s = time.monotonic() - drain_started
+    # still behind when the wait ended: not lost (uncommitted, redelivered), just not landed yet
+    mongo_behind = any(n > 0 for g, n in lag.items() if g.endswith("-mongo"))
+    in_kafka = delta(end_hw, before)
+    lost_kafka = {dt: n - in_kafka.get(topic_for(dt, settings), 0) for dt, n in envelopes.items()}
+    seconds = report.robots[0].duration_s if report.robots else wall
+    acked, sent_bytes = report.total("acked"), report.total("bytes_sent")
+    return {
+        "robots": robots, "media": media, "duration_s": seconds, "wall_s": wall,
+        "messages_acked": acked, "messages_created": report.total("created"),
+        "envelopes": dict(envelopes), "records_in_kafka": sum(in_kafka.values()),
+        "msgs_per_s": acked / seconds, "records_per_s": sum(envelopes.values()) / seconds,
+        "mb_per_s": sent_bytes / MB / seconds, "bytes_sent": sent_bytes,
+        "sdk_lost": max(0, report.total("created") - acked - report.total("spooled")
+                        - report.total("rejected")),
+        "rejected": report.total("rejected"), "spooled_at_end": report.total("spooled"),
+        "lost_kafka": sum(max(0, v) for v in lost_kafka.values()),
+        "lost_kafka_by_type": {k: v for k, v in lost_kafka.items() if v},
+        "telemetry_records_acked": envelopes["time_series"], "telemetry_records_in_mongo": landed_mongo,
+        "lost_mongo": 0 if mongo_behind else max(0, envelopes["time_series"] - landed_mongo),
+        "pending_mongo": max(0, envelopes["time_series"] - landed_mongo) if mongo_behind else 0,
+        "lag_at_end": lag_at_end, "lag_after_drain": lag, "drain_s": drain_s,
+        "cpu_s": cpu, "cpu_percent": {n: 100 * v / wall for n, v in cpu.items()},
+        "peak_rss_mb": {n: v / 2**20 for n, v in peak.items()},
+        "infra_cpu_percent": infra_cpu, "load_avg_after": [round(x, 2) for x in os.getloadavg()],
+        "live": {**latency_ms(live.latencies), "messages": live.messages, "reconnects": live.reconnects},
+        "sessions": sessions,
+        "_range": (before, end_hw),
+        "lost": sum(max(0, v) for v in lost_kafka.values())
+        + (0 if mongo_behind else max(0, envelopes["time_series"] - landed_mongo)),
+    }
+
+
+# -- ceilings --------------------------------------------------------------------------------------
+
+
+def consume_ceiling(settings: Settings, before: dict[tuple[str, int], int],
+                    after: dict[tuple[str, int], int]) -> tuple[dict[str, Any], list[Any]]:
+    """confluent-kafka reading the case's records (up to CEILING_MAX_RECORDS) from Kafka."""
+    consumer = Consumer({"bootstrap.servers": settings.kafka.bootstrap, "group.id": f"ceiling-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "fetch.max.bytes": 64 * MB,
+                         "max.partition.fetch.bytes": settings.topics.max_message_bytes})
+    wanted = {tp: end for tp, end in after.items() if end > before.get(tp, 0)}
+    consumer.assign([TopicPartition(t, p, before.get((t, p), 0)) for t, p in wanted])
+    total = min(CEILING_MAX_RECORDS, sum(end - before.get(tp, 0) for tp, end in wanted.items()))
+    records: list[Any] = []
+    first = consumer.consume(1, 30.0)  # connect and fetch before timing
+    records += [(m.topic(), m.key(), m.value(), m.headers(), m.timestamp()[1]) for m in first
+                if m.error() is None]
+    cpu0, start = time.process_time(), time.perf_counter()
+    deadline = time.monotonic() + 120
+    while len(records) < total and time.monotonic() < deadline:
+        for message in consumer.consume(1000, 1.0):
+            if message.error() is None:
+                records.append((message.topic(), message.key(), message.value(), message.headers(),
+                                message.timestamp()[1]))
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu0
+    consumer.close()
+    nbytes = sum(len(r[2] or b"") for r in records)
+    return ({"records": len(records), "records_per_s": len(records) / seconds,
+             "mb_per_s": nbytes / MB / seconds, "cpu_s": cpu}, records)
+
+
+def robot_to_kafka_ms(settings: Settings, records: list[Any]) -> dict[str, float]:
+    """Latency split: a time_series record's newest row time -> its Kafka timestamp (the gateway's
+    produce time), i.e. the robot side (SDK record span and batching, network, gateway)."""
+    reader = TimeSeriesReader(ConfluentSchemaResolver(settings.schema_registry.url))
+    topic = topic_for("time_series", settings)
+    lags = [ts / 1e3 - int(reader.read(value).times.max()) / 1e6
+            for t, _, value, _, ts in records if t == topic and ts > 0]
+    return latency_ms(lags)
+
+
+def produce_ceiling(settings: Settings, admin: AdminClient, records: list[Any]) -> dict[str, Any]:
+    """confluent-kafka producing the same records (gateway's producer settings) to a scratch topic."""
+    topic = f"{settings.topics.prefix}.ceiling"
+    if topic not in admin.list_topics(timeout=10).topics:
+        for future in admin.create_topics([NewTopic(topic, settings.topics.partitions, 1)]).values():
+            future.result()
+    config = producer_config(settings)
+    config.pop("logger", None)
+    producer = Producer(config)
+    producer.list_topics(timeout=10)
+    cpu0, start = time.process_time(), time.perf_counter()
+    for _, key, value, headers, _ts in records:
+        while True:
+            try:
+                producer.produce(topic, value, key, headers=cast(Any, headers))
+                break
+            except BufferError:
+                producer.poll(0.01)
+        producer.poll(0)
+    producer.flush(120)
+    seconds = time.perf_counter() - start
+    nbytes = sum(len(r[2] or b"") for r in records)
+    return {"records": len(records), "records_per_s": len(records) / seconds,
+            "mb_per_s": nbytes / MB / seconds, "cpu_s": time.process_time() - cpu0}
+
+
+def mongo_ceiling(settings: Settings, sessions: Sequence[str]) -> dict[str, Any]:
+    """Bare insert_many (batches of 500, the sink's indexes) of the telemetry documents the sink wrote."""
+    from pymongo import MongoClient
+
+    with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
+        db = client[settings.mongo.database]
+        docs = list(db["telemetry"].find({"session_id": {"$in": list(sessions)}}))
+        scratch = db["ceiling_telemetry"]
+        scratch.drop()
+        scratch.create_index([("robot_id", 1), ("session_id", 1), ("timestamp", 1)])
+        start = time.perf_counter()
+        for i in range(0, len(docs), 500):
+            scratch.insert_many(docs[i:i + 500], ordered=False)
+        seconds = time.perf_counter() - start
+        scratch.drop()
+    return {"documents": len(docs), "docs_per_s": len(docs) / seconds if docs else 0.0}
+
+
+def s3_ceiling(settings: Settings, sessions: Sequence[str], robots: Sequence[str]) -> dict[str, Any]:
+    """boto3 put_object (the sink's thread count) of the raw frames the S3 sink wrote."""
+    client = s3_client(settings)
+    bucket = settings.s3.bucket
+    keys = [o["Key"] for robot, session in zip(robots, sessions, strict=True)
+            for page in client.get_paginator("list_objects_v2").paginate(
+                Bucket=bucket, Prefix=f"raw/{robot}/{session}/")
+            for o in page.get("Contents", [])][:600]
+    if not keys:
+        return {"objects": 0, "mb_per_s": 0.0, "objects_per_s": 0.0}
+    bodies = [client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys]
+    prefix = f"bench-ceiling/{uuid.uuid4().hex[:8]}/"
+
+    def put(item: tuple[int, bytes]) -> None:
+        client.put_object(Bucket=bucket, Key=f"{prefix}{item[0]}", Body=item[1])
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(UPLOAD_THREADS) as pool:
+        list(pool.map(put, enumerate(bodies)))
+    seconds = time.perf_counter() - start
+    for i in range(0, len(bodies), 1000):
+        client.delete_objects(Bucket=bucket, Delete={"Objects": [
+            {"Key": f"{prefix}{j}"} for j in range(i, min(len(bodies), i + 1000))]})
+    return {"objects": len(bodies), "objects_per_s": len(bodies) / seconds,
+            "mb_per_s": sum(map(len, bodies)) / MB / seconds}
+
+
+def ceilings(settings: Settings, admin: AdminClient, case: dict[str, Any]) -> dict[str, Any]:
+    before, after = case["_range"]
+    consume, records = consume_ceiling(settings, before, after)
+    case["live"]["robot_to_kafka"] = robot_to_kafka_ms(settings, records)
+    out = {"kafka_consume": consume, "kafka_produce": produce_ceiling(settings, admin, records),
+           "mongo_insert_many": mongo_ceiling(settings, case["sessions"])}
+    if case["media"]:
+        robots = [f"robot_{i + 1:03d}" for i in range(case["robots"])]
+        out["s3_put"] = s3_ceiling(settings, case["sessions"], robots)
+    ours = case["records_per_s"]
+    out["ratios"] = {"records/s ours / kafka produce": ours / out["kafka_produce"]["records_per_s"],
+                     "records/s ours / kafka consume": ours / consume["records_per_s"]}
+    return out
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+
+def case_name(case: dict[str, Any]) -> str:
+    plural = "s" if case["robots"] > 1 else ""
+    return f"{case['robots']} robot{plural}, {'media' if case['media'] else 'telemetry'}"
+
+
+def print_report(report: dict[str, Any]) -> None:
+    rows = []
+    for case in report["results"]["cases"]:
+        c = case["ceilings"]
+        rows.append([
+            case_name(case), f"{case['msgs_per_s']:,.0f}", f"{case['records_per_s']:,.0f}",
+            f"{case['mb_per_s']:.2f}", str(sum(case["lag_at_end"].values())), f"{case['drain_s']:.1f}",
+            str(case["lost"]), f"{case['live']['p50_ms']:.0f}/{case['live']['p99_ms']:.0f}/"
+            f"{case['live']['p999_ms']:.0f}",
+            " ".join(f"{n[:3]} {case['cpu_percent'][n]:.0f}" for n in (*SERVICES, "simulator")),
+            " ".join(f"{n[:3]} {case['peak_rss_mb'][n]:.0f}" for n in SERVICES),
+            f"{c['kafka_produce']['records_per_s']:,.0f}", f"{c['kafka_consume']['records_per_s']:,.0f}",
+            f"{c['mongo_insert_many']['docs_per_s']:,.0f}",
+            f"{c['s3_put']['mb_per_s']:.1f}" if "s3_put" in c else "-",
+        ])
+    _common.print_table(
+        "robostream end to end (simulator -> gateway -> Kafka -> processors/sinks -> API)",
+        ["case", "msg/s", "rec/s", "MB/s", "lag@end", "drain s", "lost", "live p50/p99/p99.9 ms",
+         "CPU % of a core", "peak RSS MB", "ceil produce rec/s", "ceil consume rec/s",
+         "ceil insert_many doc/s", "ceil S3 put MB/s"], rows, width=260)
+    print("msg = a reading (one telemetry row or one envelope of another type); rec = a Kafka record "
+          "(envelope). lost = acked by the gateway but missing in Kafka or MongoDB (must be 0).")
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def bench_settings(run_id: str) -> Settings:
+    base = load_settings()
+    return base.model_copy(update={
+        "topics": base.topics.model_copy(update={"prefix": f"e2e{run_id}"}),
+        "mongo": base.mongo.model_copy(update={"database": f"bench_e2e_{run_id}"}),
+        "processors": base.processors.model_copy(update={"app_id": f"bench-e2e-{run_id}"}),
+        "gateway": base.gateway.model_copy(update={"port": free_port()}),
+        "sinks": base.sinks.model_copy(update={"port": free_port()}),
+        "api": base.api.model_copy(update={"port": free_port()}),
+    })
+
+
+def cleanup(settings: Settings, admin: AdminClient) -> None:
+    from pymongo import MongoClient
+
+    present = admin.list_topics(timeout=10).topics
+    doomed = [t for t in present if t.startswith(settings.topics.prefix + ".")
+              or t.startswith(settings.processors.app_id)]
+    if doomed:
+        for future in admin.delete_topics(doomed, operation_timeout=60).values():
+            with contextlib.suppress(Exception):
+                future.result()
+    with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
+        client.drop_database(settings.mongo.database)
+
+
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="1 robot, 5 s, telemetry only (smoke test)")
+    parser.add_argument("--robots", type=int, nargs="+", default=[1, 3, 10])
+    parser.add_argument("--modes", nargs="+", choices=["telemetry", "media"], default=["telemetry", "media"])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds each case streams")
+    parser.add_argument("--small-duration", type=float,
+                        help="seconds for cases under 10 robots (default: --duration)")
+    parser.add_argument("--drain-timeout", type=float, default=120.0)
+    parser.add_argument("--profile", nargs="+", choices=SERVICES, default=[],
+                        help="run these services under pyinstrument")
+    parser.add_argument("--profile-name", default="e2e", help="file name stem of the saved profile")
+    parser.add_argument("--redis-flush-ms", type=int,
+                        help="flush_interval_ms of the Redis connector (default: config.yaml's)")
+    parser.add_argument("--keep", action="store_true", help="keep topics and database")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.robots, args.modes, args.duration, args.drain_timeout = [1], ["telemetry"], 5.0, 60.0
+    return args
+
+
+def save_profile(folder: Path, service: str, stem: str) -> dict[str, str]:
+    """Render a service's pyinstrument session as text under bench/results/profiles/ (the HTML
+    renderer makes 10-30 MB files: too big to keep; ``pyinstrument --load`` the session for it)."""
+    from pyinstrument.renderers import ConsoleRenderer
+    from pyinstrument.session import Session
+
+    session_file = folder / f"{service}.pyisession"
+    if not session_file.exists():
+        return {}
+    session = Session.load(str(session_file))
+    PROFILES.mkdir(parents=True, exist_ok=True)
+    text = PROFILES / f"{stem}-{service}.txt"
+    text.write_text(ConsoleRenderer(unicode=True, color=False, show_all=False).render(session))
+    return {"text": str(text.relative_to(_common.ROOT))}
+
+
+def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Run the benchmark; return (and write) the report."""
+    args = parse(argv)
+    run_id = uuid.uuid4().hex[:8]
+    settings = bench_settings(run_id)
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    assert create_topics(settings).ok, "cannot create the bench topics"
+    cases: list[dict[str, Any]] = []
+    profile: dict[str, dict[str, str]] = {}
+    with tempfile.TemporaryDirectory(prefix="robostream-e2e-") as tmp:
+        folder = Path(tmp)
+        pipeline = Pipeline(settings, folder, run_id, args.profile, args.redis_flush_ms)
+        try:
+            began = time.monotonic()
+            pipeline.start()
+            print(f"services up in {time.monotonic() - began:.0f} s", flush=True)
+            for robots in args.robots:
+                for mode in args.modes:
+                    duration = args.duration if robots >= 10 else (args.small_duration or args.duration)
+                    print(f"case: {robots} robot(s), {mode}, {duration:.0f} s ...", flush=True)
+                    case = run_case(pipeline, admin, robots, mode == "media", duration, args.drain_timeout,
+                                    folder)
+                    case["ceilings"] = ceilings(settings, admin, case)
+                    del case["_range"]
+                    print(f"  {case['msgs_per_s']:,.0f} msg/s, {case['mb_per_s']:.2f} MB/s, "
+                          f"lost {case['lost']}, live p99 {case['live']['p99_ms']:.0f} ms", flush=True)
+                    cases.append(case)
+        finally:
+            pipeline.stop()
+            for name in args.profile:
+                profile[name] = save_profile(folder, name, args.profile_name)
+            if not args.keep:
+                cleanup(settings, admin)
+    parameters = {
+        "quick": args.quick, "robots": args.robots, "modes": args.modes, "duration_s": args.duration,
+        "small_duration_s": args.small_duration or args.duration, "resolution": "640x360",
+        "drain_timeout_s": args.drain_timeout, "profile": args.profile,
+        "redis_flush_ms": args.redis_flush_ms,
+        "rates": settings.rates.model_dump(mode="json"),
+        "batching": settings.batching.model_dump(mode="json"),
+        "kafka": {"bootstrap": settings.kafka.bootstrap, "compression": settings.kafka.compression,
+                  "linger_ms": settings.kafka.linger_ms, "partitions": settings.topics.partitions},
+        "mongo": "SecantusDB (MongoDB wire protocol)", "s3": "SeaweedFS",
+    }
+    report = _common.report("e2e", parameters, {"cases": cases, "profile": profile},
+                            _common.versions("robostream", "confluent-kafka", "faust-streaming", "aiohttp",
+                                             "pymongo", "boto3", "redis", "secantusdb"))
+    write_json(report, args.out)
+    print_report(report)
+    print(f"written: {args.out}")
+    return report
+
+
+if __name__ == "__main__":
+    run()
