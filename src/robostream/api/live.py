@@ -51,6 +51,8 @@ CLOSE_TIMEOUT_S = 2.0  # a client that does not answer our close frame in time i
 #: queue (and counted) instead of sitting, stale, in the kernel.
 SEND_BUFFER_BYTES = 256 * 1024
 _RECONNECT_DELAYS_S = (0.1, 0.5, 1.0, 2.0, 5.0)
+#: how long the reader waits for a message before it runs pending (un)subscribe commands
+_COMMAND_POLL_S = 0.05
 
 
 class ClientQueue:
@@ -107,6 +109,9 @@ class LiveHub:
         self._reader: asyncio.Task[None] | None = None
         self._subscribers: dict[str, set[ClientQueue]] = {}
         self._confirmed: dict[str, asyncio.Future[None]] = {}
+        # subscribe/unsubscribe run in the reader task, between reads: redis-py's pub/sub
+        # connection cannot take a command while another coroutine waits on it
+        self._commands: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
         self._lock = asyncio.Lock()
         self.messages = 0
 
@@ -129,8 +134,8 @@ class LiveHub:
                     new.append(channel)
                 waits.append(self._confirmed[channel])
             if new:
-                pubsub = await self._ensure_reader()
-                await pubsub.subscribe(*new)
+                self._ensure_reader()
+                self._commands.put_nowait(("subscribe", new))
         await asyncio.wait_for(asyncio.gather(*[asyncio.shield(w) for w in waits]), SUBSCRIBE_TIMEOUT_S)
 
     async def unsubscribe(self, channels: Iterable[str], queue: ClientQueue) -> None:
@@ -147,10 +152,9 @@ class LiveHub:
                     self._confirmed.pop(channel, None)
                     idle.append(channel)
             if idle and self._pubsub is not None:
-                with contextlib.suppress(RedisError, OSError):
-                    await self._pubsub.unsubscribe(*idle)
+                self._commands.put_nowait(("unsubscribe", idle))
 
-    async def _ensure_reader(self) -> aredis.client.PubSub:
+    def _ensure_reader(self) -> aredis.client.PubSub:
         if self._pubsub is None:
             self._pubsub = self._redis.pubsub()
         if self._reader is None or self._reader.done():
@@ -162,10 +166,12 @@ class LiveHub:
         failures = 0
         while True:
             try:
-                if pubsub.connection is None:  # nothing subscribed yet
-                    await asyncio.sleep(0.05)
+                if pubsub.connection is None:  # nothing subscribed yet: wait for a command
+                    await self._run(pubsub, await self._commands.get())
                     continue
-                message = await pubsub.get_message(timeout=None)
+                while not self._commands.empty():
+                    await self._run(pubsub, self._commands.get_nowait())
+                message = await pubsub.get_message(timeout=_COMMAND_POLL_S)
                 failures = 0
             except (RedisError, OSError) as exc:
                 delay = _RECONNECT_DELAYS_S[min(failures, len(_RECONNECT_DELAYS_S) - 1)]
@@ -175,6 +181,15 @@ class LiveHub:
                 continue
             if message is not None:
                 self._handle(message)
+
+    @staticmethod
+    async def _run(pubsub: aredis.client.PubSub, command: tuple[str, list[str]]) -> None:
+        verb, channels = command
+        if verb == "subscribe":
+            await pubsub.subscribe(*channels)
+        else:
+            with contextlib.suppress(RedisError, OSError):
+                await pubsub.unsubscribe(*channels)
 
     def _handle(self, message: dict[str, object]) -> None:
         kind = message.get("type")

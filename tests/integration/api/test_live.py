@@ -174,3 +174,27 @@ async def test_a_slow_client_does_not_delay_a_fast_one(small_queue_api: RunningA
     assert sum(m["count"] for m in dropped) == dropped[-1]["total"]
     seqs = [m["points"][0]["seq"] for m in later if m["type"] == "time_series"]
     assert seqs == sorted(seqs) and seqs[-1] == records[-1].seq  # it kept the newest messages
+
+
+async def test_many_clients_subscribing_at_once_all_get_their_sessions(
+        api: RunningApi, landing: Landing, ids: dict[str, str]) -> None:
+    """A dashboard of a dozen robots opens its sockets together; each gets its own robot's points."""
+    robots = [SimulatedRobot(f"{ids['robot']}-{i}", ids["session"], now_us()) for i in range(12)]
+
+    async def watch(http: aiohttp.ClientSession, robot: SimulatedRobot) -> list[str]:
+        url = f"{api.ws_url}/v1/live?robot={robot.robot_id}&session={robot.session_id}&types=time_series"
+        async with http.ws_connect(url) as ws:
+            assert (await receive(ws, 15.0))["type"] == "hello"
+            assert (await receive(ws, 15.0))["type"] == "snapshot"
+            ready.release()
+            message = await receive(ws, 15.0)
+            return [message["type"], message["robot_id"]]
+
+    ready = asyncio.Semaphore(0)
+    async with aiohttp.ClientSession() as http:
+        watchers = [asyncio.create_task(watch(http, robot)) for robot in robots]
+        for _ in robots:
+            await asyncio.wait_for(ready.acquire(), 30)
+        await land_in_thread(landing, [robot.next_record() for robot in robots])
+        received = await asyncio.gather(*watchers)
+    assert received == [["time_series", robot.robot_id] for robot in robots]
