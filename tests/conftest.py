@@ -8,6 +8,7 @@ second checkout can test at the same time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,6 +51,21 @@ TEST_STACK_ENV = {
 }
 
 
+@contextlib.contextmanager
+def environment(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` updated with ``env`` for the block (settings are read from it)."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def pytest_configure(config: pytest.Config) -> None:
     stack_mode()  # ROBOSTREAM_TEST_STACK is local (default) or containers; anything else stops here
 
@@ -64,16 +80,10 @@ def settings() -> Iterator[Settings]:
 
         containers = start_containers()  # skips, saying why, where no Docker engine answers
         TEST_STACK_ENV.update(containers.env)  # subprocesses of the tests get it too
-    saved = {k: os.environ.get(k) for k in TEST_STACK_ENV}
-    os.environ.update(TEST_STACK_ENV)
     try:
-        yield load_settings()
+        with environment(TEST_STACK_ENV):
+            yield load_settings()
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         if containers is not None:
             containers.stop()
 

@@ -13,7 +13,6 @@ import json
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +34,7 @@ from robostream.stack.servers import (
     Server,
     SinkService,
 )
-from tests.conftest import PORT_OFFSET, ROOT, stack_env
+from tests.conftest import PORT_OFFSET, ROOT, environment, stack_env
 
 BASE = 17000
 PORT = BASE + PORT_OFFSET
@@ -89,19 +88,6 @@ def reliability_env() -> dict[str, str]:
 ENV = reliability_env()
 
 
-@contextlib.contextmanager
-def environment(env: dict[str, str]) -> Iterator[None]:
-    """``os.environ`` updated with ``env`` for the block (settings are read from it)."""
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def reliability_settings(**extra: str) -> Settings:
