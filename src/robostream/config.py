@@ -43,6 +43,15 @@ class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def check_tls_pair(cert: Path | None, key: Path | None) -> None:
+    """A server's TLS certificate and key: both or neither, and both files readable."""
+    if (cert is None) != (key is None):
+        raise ValueError("tls_cert and tls_key go together: set both or neither")
+    for what, path in (("tls_cert", cert), ("tls_key", key)):
+        if path is not None and not path.is_file():
+            raise ValueError(f"{what} {path} is not a file (a PEM {what[4:]} is expected)")
+
+
 def _port_of(url: str, default: int) -> int:
     return urlsplit(url if "//" in url else f"//{url}").port or default
 
@@ -191,6 +200,14 @@ class GatewaySettings(Section):
     max_frame_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     max_batch_messages: int = Field(10_000, ge=1)
     max_connections_per_robot: int = Field(4, ge=1)
+    max_messages_per_s_per_robot: float | None = Field(
+        None, gt=0,
+        description="envelopes per second one robot may send over all its connections (token bucket); "
+        "over it a batch is nacked rate_limited with retry_after_ms (null: no limit)",
+    )
+    rate_burst_messages: int = Field(
+        10_000, ge=1, description="token bucket size: envelopes a robot may send at once after a pause"
+    )
     idle_timeout_s: float = Field(60.0, gt=0)
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -210,8 +227,7 @@ class GatewaySettings(Section):
             raise ValueError(
                 "expected max_frame_bytes <= max_inflight_bytes_per_connection <= max_inflight_bytes"
             )
-        if (self.tls_cert is None) != (self.tls_key is None):
-            raise ValueError("tls_cert and tls_key go together: set both or neither")
+        check_tls_pair(self.tls_cert, self.tls_key)
         return self
 
 
@@ -353,6 +369,13 @@ class ApiSettings(Section):
     )
     frames_limit: int = Field(1000, ge=1, description="most frames one GET /v1/frames returns")
     stats_limit: int = Field(10_000, ge=1, description="most windows one GET /v1/stats returns")
+    tls_cert: Path | None = Field(None, description="PEM certificate (chain): serve https:// and wss://")
+    tls_key: Path | None = Field(None, description="PEM private key of tls_cert")
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiSettings:
+        check_tls_pair(self.tls_cert, self.tls_key)
+        return self
 
     @field_validator("read_tokens")
     @classmethod

@@ -61,3 +61,27 @@ def test_valid_ids(good: str) -> None:
 def test_ids_that_could_escape_a_key_are_refused(bad: str) -> None:
     with pytest.raises(ValueError, match="invalid robot_id"):
         validate_id(bad, "robot_id")
+
+
+def test_repo_config_yaml_has_the_rate_limit_and_api_tls_keys_off() -> None:
+    s = load_settings(ROOT / "config.yaml")
+    assert s.gateway.max_messages_per_s_per_robot is None and s.gateway.rate_burst_messages == 10_000
+    assert s.api.tls_cert is None and s.api.tls_key is None
+
+
+@pytest.mark.parametrize("section", ["gateway", "api"])
+def test_tls_certificate_and_key_go_together_and_must_exist(tmp_path: Path, section: str) -> None:
+    cert, key = tmp_path / "server.crt", tmp_path / "server.key"
+    config = tmp_path / "config.yaml"
+    config.write_text(f"{section}:\n  tls_cert: {cert}\n")
+    with pytest.raises(ConfigError, match="tls_cert and tls_key go together"):
+        load_settings(config)
+    config.write_text(f"{section}:\n  tls_cert: {cert}\n  tls_key: {key}\n")
+    with pytest.raises(ConfigError, match=rf"tls_cert {cert} is not a file"):
+        load_settings(config)
+    cert.write_text("PEM")
+    with pytest.raises(ConfigError, match=rf"tls_key {key} is not a file"):
+        load_settings(config)
+    key.write_text("PEM")
+    s = load_settings(config)
+    assert getattr(s, section).tls_cert == cert and getattr(s, section).tls_key == key

@@ -2,7 +2,7 @@
 
     app = create_app(settings)                 # an aiohttp Application (tests, embedding)
     async with ApiServer(settings, port=0) as server:
-        print(server.url)                      # http://127.0.0.1:<port>
+        print(server.url)                      # http://127.0.0.1:<port> (https with api.tls_cert)
 
 Middlewares, outermost first: CORS (also on error answers), errors as ``{code, message}``,
 read-token check.
@@ -32,6 +32,7 @@ from robostream.api.sessions import get_session, list_robots, list_sessions
 from robostream.api.stats import get_stats
 from robostream.api.stores import Stores
 from robostream.config import Settings
+from robostream.tls import server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -118,13 +119,20 @@ class ApiServer:
         self.settings = settings
         self.host = host or settings.api.host
         self.port = settings.api.port if port is None else port
+        # Loaded before anything starts: a bad certificate or key fails here, with both paths.
+        self._ssl = server_ssl_context(settings.api.tls_cert, settings.api.tls_key)
         self.app = create_app(settings, stores)
         self._runner: web.AppRunner | None = None
 
     @property
+    def tls(self) -> bool:
+        """True with ``api.tls_cert``/``api.tls_key``: https:// and wss:// only."""
+        return self._ssl is not None
+
+    @property
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
 
     @property
     def context(self) -> ApiContext:
@@ -133,7 +141,7 @@ class ApiServer:
     async def start(self) -> None:
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5)
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl)
         try:
             await site.start()
         except BaseException:
@@ -144,8 +152,8 @@ class ApiServer:
             if isinstance(address, tuple) and len(address) >= 2:
                 self.port = int(address[1])
                 break
-        log.info("ML-Dash API listening on %s (viewer %s/, OpenAPI %s/openapi.json)",
-                 self.url, self.url, self.url)
+        log.info("ML-Dash API listening on %s (viewer %s/, OpenAPI %s/openapi.json, tls %s)",
+                 self.url, self.url, self.url, "on" if self.tls else "off")
 
     async def stop(self) -> None:
         if self._runner is not None:

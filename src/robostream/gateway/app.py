@@ -34,6 +34,7 @@ from robostream.gateway.sessions import SessionEvents
 from robostream.gateway.ws import handle_stream
 from robostream.schemas import ConfluentSchemaResolver, DataType, SchemaIdResolver, schema_str
 from robostream.schemas.catalog import subject_for, subject_name
+from robostream.tls import TlsConfigError, server_ssl_context
 from robostream.topics import (
     catalogue,
     dlq_topic,
@@ -53,16 +54,10 @@ class GatewayStartError(Exception):
 
 def ssl_context(settings: Settings) -> ssl.SSLContext | None:
     """A server TLS context from ``gateway.tls_cert`` / ``gateway.tls_key`` (None: plain TCP)."""
-    cert, key = settings.gateway.tls_cert, settings.gateway.tls_key
-    if cert is None or key is None:
-        return None
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
-        context.load_cert_chain(cert, key)
-    except (OSError, ssl.SSLError) as exc:
-        raise GatewayStartError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
-    return context
+        return server_ssl_context(settings.gateway.tls_cert, settings.gateway.tls_key)
+    except TlsConfigError as exc:
+        raise GatewayStartError(str(exc)) from None
 
 
 def warm_up_schemas(resolver: SchemaIdResolver, settings: Settings) -> None:

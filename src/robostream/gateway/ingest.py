@@ -20,6 +20,7 @@ from robostream.config import Settings
 from robostream.gateway.auth import Identity
 from robostream.gateway.claimcheck import ClaimCheckError, ClaimCheckStore, needs_claim_check
 from robostream.gateway.dlq import dlq_record, envelope_key, serialise_item
+from robostream.gateway.limits import RateLimiter
 from robostream.gateway.metrics import GatewayMetrics
 from robostream.gateway.producer import DeliveryTracker, GatewayProducer
 from robostream.gateway.protocol import (
@@ -144,6 +145,8 @@ class BatchIngestor:
         self.max_batch = settings.gateway.max_batch_messages
         self.max_frame = settings.gateway.max_frame_bytes
         self.max_record = settings.topics.max_message_bytes
+        #: per-robot message rate (one bucket per robot, shared by every connection); None: no limit
+        self.rate_limiter = RateLimiter.from_settings(settings.gateway)
 
     # -- entry points ----------------------------------------------------------------------------
 
@@ -159,7 +162,8 @@ class BatchIngestor:
         except ValidationError as exc:
             await self._reject_frame(ctx, exc.to_dict(), frame)
         else:
-            await self._route(ctx, decoded.envelopes, decoded.errors)
+            if not await self._rate_limited(ctx, decoded.envelopes, len(decoded.errors)):
+                await self._route(ctx, decoded.envelopes, decoded.errors)
         pending.tracker.seal()
         return pending
 
@@ -184,6 +188,28 @@ class BatchIngestor:
     def _pending(self, batch: int, nbytes: int, received_at: float | None) -> PendingBatch:
         tracker = DeliveryTracker(asyncio.get_running_loop())
         return PendingBatch(batch, nbytes, received_at or time.perf_counter(), tracker)
+
+    async def _rate_limited(self, ctx: _Context, envelopes: list[Envelope], invalid: int) -> bool:
+        """Take the batch's messages from its robot's bucket; when over the limit, nack the whole
+        frame ``rate_limited`` (retriable, with ``retry_after_ms``): nothing to Kafka, no DLQ."""
+        if self.rate_limiter is None:
+            return False
+        robot = ctx.identity.robot_id
+        counts: Counter[str] = Counter()
+        if robot is not None:
+            counts[robot] = len(envelopes) + invalid
+        else:  # unauthenticated: each envelope counts for the robot it names
+            counts.update(envelope.robot_id for envelope in envelopes)
+        limited = self.rate_limiter.acquire(counts)
+        if limited is None:
+            return False
+        transport = ctx.source.rpartition(".")[2]
+        self.metrics.rate_limited.labels(limited.robot_id, transport).inc()
+        self.metrics.rate_limited_messages.labels(limited.robot_id, transport).inc(sum(counts.values()))
+        await self._reject(ctx, gateway_error(
+            GatewayCode.RATE_LIMITED, limited.message, retry_after_ms=limited.retry_after_ms,
+        ))
+        return True
 
     async def _route(self, ctx: _Context, envelopes: list[Envelope], errors: list[ValidationError]) -> None:
         bad = {e.index for e in errors}

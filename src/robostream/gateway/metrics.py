@@ -34,6 +34,13 @@ class GatewayMetrics:
                                 "Envelopes (or whole frames) rejected, by code.", ["code"], registry=r)
         self.dlq_records = Counter(f"{PREFIX}_dlq_records_total", "Records written to the DLQ.",
                                    ["code"], registry=r)
+        self.rate_limited = Counter(
+            f"{PREFIX}_rate_limited_total",
+            "Batches nacked rate_limited (robot over gateway.max_messages_per_s_per_robot).",
+            ["robot", "transport"], registry=r)
+        self.rate_limited_messages = Counter(
+            f"{PREFIX}_rate_limited_messages_total", "Envelopes of the batches nacked rate_limited.",
+            ["robot", "transport"], registry=r)
         self.inflight_bytes = Gauge(f"{PREFIX}_inflight_bytes",
                                     "Bytes received and not yet acked (all connections).", registry=r)
         self.inflight_limit = Gauge(f"{PREFIX}_inflight_bytes_limit", "Bound on in-flight bytes.",

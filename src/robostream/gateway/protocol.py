@@ -28,6 +28,7 @@ class GatewayCode(StrEnum):
     FORBIDDEN_ROBOT_ID = "forbidden_robot_id"
     TOO_MANY_CONNECTIONS = "too_many_connections"
     OVERLOADED = "overloaded"
+    RATE_LIMITED = "rate_limited"
     IDLE_TIMEOUT = "idle_timeout"
     KAFKA_ERROR = "kafka_error"
     STORAGE_ERROR = "storage_error"
@@ -43,7 +44,8 @@ class GatewayCode(StrEnum):
 
 #: Nacks with these codes say "send it again later"; nothing went to the DLQ.
 RETRIABLE_CODES: frozenset[str] = frozenset(
-    {GatewayCode.KAFKA_ERROR, GatewayCode.STORAGE_ERROR, GatewayCode.SHUTTING_DOWN}
+    {GatewayCode.KAFKA_ERROR, GatewayCode.STORAGE_ERROR, GatewayCode.SHUTTING_DOWN,
+     GatewayCode.RATE_LIMITED}
 )
 
 #: Every code a nack or an error frame may carry.
@@ -73,9 +75,12 @@ def ack_frame(batch: int, seq: int | None, count: int, rejected: int) -> dict[st
 def nack_frame(
     batch: int, error: ValidationError | dict[str, Any], *, retriable: bool, dlq: bool
 ) -> dict[str, Any]:
-    """One rejected envelope (``index`` set) or a whole rejected frame (``index`` None)."""
+    """One rejected envelope (``index`` set) or a whole rejected frame (``index`` None).
+
+    An error carrying ``retry_after_ms`` (``rate_limited``) passes it on: resend after that long.
+    """
     info = error.to_dict() if isinstance(error, ValidationError) else dict(error)
-    return {
+    frame = {
         "type": "nack",
         "batch": batch,
         "index": info.get("index"),
@@ -87,6 +92,9 @@ def nack_frame(
         "retriable": retriable,
         "dlq": dlq,
     }
+    if info.get("retry_after_ms") is not None:
+        frame["retry_after_ms"] = info["retry_after_ms"]
+    return frame
 
 
 def slow_down_frame(

@@ -7,8 +7,8 @@ numbers the batch frames of a connection 1, 2, 3 ... and answers each with one `
 ``nack`` per rejected envelope), in order:
 
 * an ack without nacks: the batch is durable; it leaves the spool;
-* retriable nacks (Kafka or S3 trouble, shutdown): those envelopes are spooled again as a new
-  batch (same seqs) and sent again;
+* retriable nacks (Kafka or S3 trouble, shutdown, ``rate_limited``): those envelopes are spooled
+  again as a new batch (same seqs) and sent again (not before the nack's ``retry_after_ms``);
 * other nacks: the envelopes are counted ``rejected`` (the gateway copied them to its DLQ).
 
 ``slow_down`` pauses sending for ``retry_after_ms``; a lost connection is retried with
@@ -346,7 +346,9 @@ class Sender:
             targets = everything if index is None else [index] if 0 <= index < len(envelopes) else []
             retriable = bool(nack.get("retriable", nack.get("code") in RETRIABLE_CODES))
             (retry if retriable else reject).update(targets)
-            if not retriable:
+            if retriable:
+                self._hold_off(nack)
+            else:
                 log.warning("Robot %s: gateway rejected %s seq %s: %s", self.robot_id,
                             nack.get("data_type") or "batch", nack.get("seq"), nack.get("message"))
         retry -= reject
@@ -373,6 +375,17 @@ class Sender:
         self.enqueue(again)
         log.info("Robot %s: %d envelopes (seqs %d..%d) will be sent again (retriable nack)",
                  self.robot_id, len(envelopes), min(seqs), max(seqs))
+
+    def _hold_off(self, nack: dict[str, Any]) -> None:
+        """A retriable nack with ``retry_after_ms`` (``rate_limited``): send nothing for that long."""
+        retry_ms = nack.get("retry_after_ms")
+        if not isinstance(retry_ms, int | float) or retry_ms <= 0:
+            return
+        until = asyncio.get_running_loop().time() + retry_ms / 1000
+        if until > self._paused_until:
+            self._paused_until = until
+            log.info("Robot %s: gateway says %s; pausing %.3fs", self.robot_id, nack.get("code"),
+                     retry_ms / 1000)
 
     def _on_slow_down(self, message: dict[str, Any]) -> None:
         retry_ms = message.get("retry_after_ms")

@@ -29,7 +29,7 @@ CLOSE_IDLE = 4408
 CLOSE_TOO_MANY = 4429
 
 #: Nack codes meaning "send it again later" (also flagged ``retriable`` in the nack itself).
-RETRIABLE_CODES = frozenset({"kafka_error", "storage_error", "shutting_down"})
+RETRIABLE_CODES = frozenset({"kafka_error", "storage_error", "shutting_down", "rate_limited"})
 
 
 def _json_default(obj: Any) -> Any:

@@ -6,6 +6,7 @@ import contextlib
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import urllib.request
@@ -461,10 +462,25 @@ class ApiService(RobostreamService):
 
     @property
     def base_url(self) -> str:
-        return f"http://{self.settings.api.host}:{self.port}"
+        scheme = "https" if self.settings.api.tls_cert else "http"
+        return f"{scheme}://{self.settings.api.host}:{self.port}"
 
     def command(self) -> list[str]:
         return [sys.executable, "-m", "robostream", "api"]
+
+    def healthy(self) -> bool:
+        if not self.settings.api.tls_cert:
+            return super().healthy()
+        # Our own child on a local port: accept its (often self-signed) certificate unverified.
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        try:
+            with urllib.request.urlopen(f"{self.base_url}{self.health_path}", timeout=1,  # noqa: S310
+                                        context=context) as resp:
+                return bool(resp.status == 200)
+        except (OSError, ValueError):
+            return False
 
 
 def all_servers(settings: Settings) -> list[Server]:

@@ -84,6 +84,6 @@ def test_gateway_errors_read_like_validation_errors() -> None:
 
 
 def test_only_transient_failures_are_retriable_and_every_code_is_listed() -> None:
-    assert {"kafka_error", "storage_error", "shutting_down"} == RETRIABLE_CODES
+    assert {"kafka_error", "storage_error", "shutting_down", "rate_limited"} == RETRIABLE_CODES
     assert set(ErrorCode) <= set(ALL_CODES) and "forbidden_robot_id" in ALL_CODES
     assert len(ALL_CODES) == len(set(ALL_CODES))

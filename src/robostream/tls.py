@@ -1,0 +1,27 @@
+"""Server TLS contexts shared by robostream's servers (the gateway, the ML-Dash API).
+
+Kept outside both parts (and free of robostream imports) so either may use it without importing
+the other.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+
+
+class TlsConfigError(Exception):
+    """The certificate or key cannot be loaded; the message names both files and the reason."""
+
+
+def server_ssl_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | None:
+    """A server context (TLS 1.2+) from a PEM certificate (chain) and key; None when not set."""
+    if cert is None or key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsConfigError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
+    return context
