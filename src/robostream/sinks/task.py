@@ -224,19 +224,32 @@ class SinkTask:
         room = self.connector.batch_size - len(self._buffer)
         if room <= 0:
             return
+        if not self._buffer:
+            # poll() returns with the first record; consume(n) would wait the whole slice for n
+            # of them, and that wait is live latency when robots are few (the Redis connector).
+            first = self.consumer.poll(POLL_SLICE_S)
+            if first is None or not self._take(first):
+                return
+            room -= 1
         timeout = POLL_SLICE_S
         if self._deadline is not None:
             timeout = min(timeout, max(0.0, self._deadline - time.monotonic()))
-        for msg in self.consumer.consume(num_messages=min(room, 10_000), timeout=timeout):
-            error = msg.error()
-            if error is not None:
-                self._on_consume_error(error)
-                continue
-            record = to_sink_record(msg)
-            self._buffer.append(record)
-            self._buffer_bytes += record.size
-        if self._buffer and self._deadline is None:
+        if room > 0:
+            for msg in self.consumer.consume(num_messages=min(room, 10_000), timeout=timeout):
+                self._take(msg)
+
+    def _take(self, msg: Message) -> bool:
+        """Buffer one consumed record (False: it was an error event); starts the flush clock."""
+        error = msg.error()
+        if error is not None:
+            self._on_consume_error(error)
+            return False
+        record = to_sink_record(msg)
+        self._buffer.append(record)
+        self._buffer_bytes += record.size
+        if self._deadline is None:
             self._deadline = time.monotonic() + self.connector.flush_interval_ms / 1000
+        return True
 
     def _on_consume_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._PARTITION_EOF:

@@ -97,9 +97,10 @@ class FakeConsumer:
             threading.Event().wait(min(timeout, 0.01) if timeout > 0 else 0)
         return out
 
-    def poll(self, timeout: float = -1) -> None:
-        self._assign_once()
-        threading.Event().wait(min(timeout, 0.01) if timeout > 0 else 0)
+    def poll(self, timeout: float = -1) -> FakeMessage | None:
+        """One message of a partition that is not paused, like librdkafka's poll()."""
+        got = self.consume(1, timeout)
+        return got[0] if got else None
 
     def pause(self, partitions: list[TopicPartition]) -> None:
         self.log.append("pause")
