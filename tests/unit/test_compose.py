@@ -68,7 +68,7 @@ def compose(raw: dict[str, Any]) -> dict[str, Any]:
     return resolved
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def defaults() -> Settings:
     """config.yaml's values, no environment on top."""
     return load_settings(ROOT / "config.yaml")

