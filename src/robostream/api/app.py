@@ -32,7 +32,7 @@ from robostream.api.sessions import get_session, list_robots, list_sessions
 from robostream.api.stats import get_stats
 from robostream.api.stores import Stores
 from robostream.config import Settings
-from robostream.tls import server_ssl_context
+from robostream.tls import http_url, server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,7 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        return http_url(self.host, self.port, self.tls)
 
     @property
     def context(self) -> ApiContext:

@@ -34,7 +34,7 @@ from robostream.gateway.sessions import SessionEvents
 from robostream.gateway.ws import handle_stream
 from robostream.schemas import ConfluentSchemaResolver, DataType, SchemaIdResolver, schema_str
 from robostream.schemas.catalog import subject_for, subject_name
-from robostream.tls import TlsConfigError, server_ssl_context
+from robostream.tls import TlsConfigError, http_url, server_ssl_context
 from robostream.topics import (
     catalogue,
     dlq_topic,
@@ -112,8 +112,7 @@ class Gateway:
     @property
     def url(self) -> str:
         """``http(s)://host:port`` (the real port once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{'https' if self.tls else 'http'}://{host}:{self.port}"
+        return http_url(self.host, self.port, self.tls)
 
     @property
     def ws_url(self) -> str:

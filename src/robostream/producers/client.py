@@ -44,6 +44,7 @@ from robostream.producers.transport.https import HttpsTransport
 from robostream.producers.transport.ws import WsTransport
 from robostream.producers.wire import FrameFormat, pack_envelope
 from robostream.schemas import DataType, build_envelope
+from robostream.tls import http_url
 
 log = logging.getLogger("robostream.producers")
 T = TypeVar("T")
@@ -92,9 +93,7 @@ def gateway_url_from(settings: Settings) -> str:
     """The gateway's base URL from the ``gateway`` section (https when it has TLS)."""
     host = settings.gateway.host
     host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # a client never binds
-    host = f"[{host}]" if ":" in host else host
-    scheme = "https" if settings.gateway.tls_cert is not None else "http"
-    return f"{scheme}://{host}:{settings.gateway.port}"
+    return http_url(host, settings.gateway.port, settings.gateway.tls_cert is not None)
 
 
 def make_transport(gateway_url: str, robot_id: str, token: str | None, options: ClientOptions) -> Transport:

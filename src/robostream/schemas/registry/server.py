@@ -14,6 +14,7 @@ from robostream.schemas.registry.rest import build_app
 from robostream.schemas.registry.service import RegistryService
 from robostream.schemas.registry.state import RegistryState
 from robostream.schemas.registry.store import KafkaStore
+from robostream.tls import http_url
 from robostream.topics.catalog import min_insync_replicas, schemas_topic
 
 log = logging.getLogger(__name__)
@@ -53,8 +54,7 @@ class SchemaRegistryServer:
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:8081`` (the real port once started)."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        return http_url(self.host, self.port)
 
     async def start(self) -> None:
         """Read the schemas topic to its end, then listen."""
