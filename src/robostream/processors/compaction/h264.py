@@ -3,11 +3,23 @@
 from __future__ import annotations
 
 import io
+import platform
 from collections.abc import Sequence
 from fractions import Fraction
 
 import av
 import numpy as np
+
+#: The instruction sets libx264 may use (its ``asm`` option), pinned instead of detected.
+#:
+#: libx264's AVX-512 routines (x264 core 165, as shipped in PyAV 18.1) read memory they never
+#: initialised: with them, the same frames encode to different bytes from one call to the next
+#: (seen with ``MALLOC_PERTURB_``: 320x180 and 426x240 segments changed size, 640x360 did not).
+#: libx264 also picks different, equally valid encodings per instruction set (SSE2 and SSSE3
+#: segments differ), so a worker on another CPU would rewrite a replayed segment differently.
+#: SSE2 is part of every x86-64 CPU, so pinning to it gives one output on every x86-64 machine
+#: at ~10 % more encode time than AVX2; elsewhere libx264's plain C code ("0") is used.
+X264_ASM = "MMX2,SSE,SSE2" if platform.machine().lower() in ("x86_64", "amd64") else "0"
 
 
 def compression_label(crf: int, preset: str, gop: int) -> str:
@@ -21,7 +33,8 @@ def encode_segment(
 ) -> bytes:
     """Encode RGB (h, w, 3) uint8 frames of one size into an MP4 holding one H.264 stream.
 
-    Deterministic for the same input (one encoder thread), so a replay rewrites the same bytes.
+    Deterministic for the same input (one encoder thread, pinned instruction set: see
+    :data:`X264_ASM`), so a replay or a restarted worker rewrites the same bytes.
     Frame ``i`` has pts ``i`` in a ``1/fps`` time base.
     """
     if not frames:
@@ -40,7 +53,7 @@ def encode_segment(
         stream.codec_context.thread_count = 1
         stream.options = {
             "crf": str(crf), "preset": preset, "threads": "1",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
+            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:asm={X264_ASM}",
         }
         for index, frame in enumerate(frames):
             video = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
