@@ -175,7 +175,8 @@ class SimulatorSettings(Section):
     log_every_s: float = Field(1.0, gt=0, description="a log line every so often")
     rpc: bool = Field(True, description="answer RPC requests (ping, get_status, set_parameter, ...)")
     samples_per_record: int = Field(10, ge=1, le=10_000, description="time_series samples per record")
-    record_span_s: float = Field(0.5, gt=0, description="longest time a time_series record waits to fill")
+    record_span_s: float = Field(
+        0.02, gt=0, description="longest time a time_series record waits to fill (slow streams never wait)")
     pointcloud_stride: int = Field(8, ge=1, le=64, description="one point cloud point per N x N pixels")
     jpeg_quality: int = Field(85, ge=1, le=100)
     seed: int = Field(0, ge=0, description="random seed of trajectories and scenes (+ robot index)")
@@ -267,7 +268,12 @@ class ConnectorSettings(Section):
     topics_regex: str | None = None
     tasks: int = Field(1, ge=1, le=64, description="tasks.max: consumers in group connect-<name>")
     batch_size: int = Field(500, ge=1, le=100_000, description="records written per batch")
-    flush_interval_ms: int = Field(1000, ge=1, le=600_000, description="longest wait before a write")
+    flush_interval_ms: int = Field(
+        1000, ge=0, le=600_000,
+        description="longest wait for more records before a write (0: write what each poll returned)")
+    offset_flush_interval_ms: int = Field(
+        1000, ge=0, le=600_000,
+        description="offset.flush.interval.ms: written offsets are committed (asynchronously) this often")
     errors_tolerance: Literal["none", "all"] = Field(
         "none", description="none: a bad record fails the task; all: it goes to the DLQ, the task goes on"
     )

@@ -1,9 +1,12 @@
 """One sink task: poll -> batch -> convert -> write -> flush -> commit, in a thread.
 
 The checkpoint order is quix-streams' (``checkpointing/checkpoint.py``): flush the sink, flush
-the producer (here: the DLQ copies), then commit the offsets synchronously. An offset is
-therefore committed only once every record before it is durable in the store or on the DLQ:
-at-least-once, made effectively-once by the sinks' idempotent writes.
+the producer (here: the DLQ copies), then commit the offsets. An offset is therefore committed
+only once every record before it is durable in the store or on the DLQ: at-least-once, made
+effectively-once by the sinks' idempotent writes. Commits happen beside the data path, as Kafka
+Connect's ``offset.flush.interval.ms`` does: the written offsets are committed asynchronously at
+most every ``offset_flush_interval_ms`` (and synchronously when partitions are revoked and when
+the task stops), so the next record never waits for a broker round trip.
 
 When the store is unreachable (:class:`RetriableSinkError`) the task pauses every assigned
 partition, keeps the batch, waits (exponential backoff, capped at
@@ -67,6 +70,14 @@ def consumer_config(settings: Settings, connector: ConnectorSettings, task_id: i
         "topic.metadata.refresh.interval.ms": 30_000,
         "logger": logging.getLogger("robostream.sinks.librdkafka"),
     }
+
+
+def merge_offsets(into: dict[TP, int], offsets: Sequence[TopicPartition]) -> None:
+    """Keep the highest offset per partition of ``into`` and ``offsets``."""
+    for tp in offsets:
+        key = (tp.topic, tp.partition)
+        if tp.offset > into.get(key, -1):
+            into[key] = tp.offset
 
 
 def backoff_delay(attempt: int, cap_s: float, hint_s: float | None = None) -> float:
@@ -133,6 +144,8 @@ class SinkTask:
         self._deadline: float | None = None
         self._assigned: list[TopicPartition] = []
         self._committed: dict[TP, int] = {}
+        self._to_commit: dict[TP, int] = {}  # written and flushed, not committed yet
+        self._committed_at = 0.0
         self._lag_at = 0.0
 
     # -- control (any thread) ------------------------------------------------------------------
@@ -163,6 +176,7 @@ class SinkTask:
             while not self._stop.is_set():
                 self._step()
             self._checkpoint_with_retry()
+            self._commit(asynchronous=False)
             self.status.set(state=State.STOPPED)
         except TaskFailedError as exc:
             self._fail(exc)
@@ -179,12 +193,15 @@ class SinkTask:
         self._fill_buffer()
         if self._buffer and self._batch_due():
             self._checkpoint_with_retry()
+        if self._to_commit and self._commit_due():
+            self._commit(asynchronous=True)
         self._refresh_lag()
 
     def _open(self) -> None:
         context = SinkContext(self.connector.name, self.task_id, self.settings, self._report)
         self.sink.open(context)
-        consumer = self._consumer_factory(consumer_config(self.settings, self.connector, self.task_id))
+        config = consumer_config(self.settings, self.connector, self.task_id)
+        consumer = self._consumer_factory({**config, "on_commit": self._on_commit})
         consumer.subscribe(self.subscription, on_assign=self._on_assign, on_revoke=self._on_revoke,
                            on_lost=self._on_revoke)
         self._consumer = consumer
@@ -314,6 +331,8 @@ class SinkTask:
                 self._checkpoint()
             except Exception as exc:
                 log.warning("flush on revoke failed (%s); the records will be redelivered", exc)
+        if self._to_commit:
+            self._commit(asynchronous=False)  # the next owner starts after what we wrote
         # Whatever was not committed is redelivered to the partitions' next owner.
         self._buffer = [r for r in self._buffer if (r.topic, r.partition) not in gone]
         self._buffer_bytes = sum(r.size for r in self._buffer)
@@ -322,6 +341,7 @@ class SinkTask:
         self._assigned = [tp for tp in self._assigned if (tp.topic, tp.partition) not in gone]
         for tp in gone:
             self._committed.pop(tp, None)
+            self._to_commit.pop(tp, None)
 
     # -- checkpoint ----------------------------------------------------------------------------
 
@@ -355,25 +375,50 @@ class SinkTask:
             self.sink.write(good)
         self.sink.flush()
         self.errors.flush()
-        self._commit(batch)
+        merge_offsets(self._to_commit, commit_offsets(batch))
         self.status.add(records_written=len(good), batches=1)
         self._buffer = []
         self._buffer_bytes = 0
         self._deadline = None
 
-    def _commit(self, batch: Sequence[SinkRecord]) -> None:
-        offsets = commit_offsets(batch)
+    def _commit_due(self) -> bool:
+        interval = self.connector.offset_flush_interval_ms / 1000
+        return time.monotonic() - self._committed_at >= interval
+
+    def _commit(self, *, asynchronous: bool) -> None:
+        """Commit the offsets written so far (async: beside the path; sync: revoke and stop)."""
+        if not self._to_commit or self._consumer is None:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(self._to_commit.items())]
+        self._to_commit = {}
+        self._committed_at = time.monotonic()
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=False)
+            if asynchronous:
+                self.consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self.consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             # The data is durable; the records come again and are written idempotently.
             log.warning("connector %s task %d: offset commit failed (%s); records will be "
                         "redelivered", self.connector.name, self.task_id, exc)
+            merge_offsets(self._to_commit, offsets)
             return
         for tp in offsets:
             self._committed[(tp.topic, tp.partition)] = tp.offset
         self.status.add(commits=1)
         self._refresh_lag(force=True)
+
+    def _on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """librdkafka's answer to a commit (called in this thread, from poll/consume)."""
+        if error is None or error.code() == KafkaError._NO_OFFSET:
+            return
+        log.warning("connector %s task %d: offset commit failed (%s); it is tried again with the "
+                    "next commit", self.connector.name, self.task_id, error.str())
+        assigned = {(tp.topic, tp.partition) for tp in self._assigned}
+        # Only what no later commit covers: a commit never moves a group's offset backwards.
+        again = [tp for tp in partitions if (tp.topic, tp.partition) in assigned
+                 and tp.offset >= self._committed.get((tp.topic, tp.partition), -1)]
+        merge_offsets(self._to_commit, again)
 
     def _checkpoint_with_retry(self) -> None:
         """Checkpoint; while the store is down, pause, back off and try again (no busy loop)."""

@@ -27,8 +27,21 @@ def settings() -> Settings:
     return Settings(topics={"prefix": "unit"})
 
 
+def committed_after_flush(log: list[str]) -> None:
+    """Every commit covers only records whose write was flushed before it (one partition)."""
+    written = flushed = 0
+    for entry in log:
+        if entry.startswith("write:"):
+            written += int(entry.split(":")[1])
+        elif entry == "flush":
+            flushed = written
+        elif entry.startswith("commit:"):
+            assert int(entry.split("@")[1]) <= flushed, f"{entry} before its records were flushed"
+
+
 def test_offsets_are_committed_only_after_the_sink_flushed(settings: Settings) -> None:
-    h = harness(settings, time_series_messages(settings, RESOLVER, 30), batch_size=10)
+    h = harness(settings, time_series_messages(settings, RESOLVER, 30), batch_size=10,
+                offset_flush_interval_ms=0)
     h.start()
     wait_for(lambda: len(h.sink.landed) == 30)
     h.stop()
@@ -37,6 +50,21 @@ def test_offsets_are_committed_only_after_the_sink_flushed(settings: Settings) -
     assert len(writes) == len(commits) == 3
     for write, commit in zip(writes, commits, strict=True):
         assert h.log[write + 1] == "flush" and write < commit
+    committed_after_flush(h.log)
+    assert h.consumer.committed_offsets == {("unit.time_series", 0): 30}
+
+
+def test_commits_are_batched_beside_the_writes_and_the_last_one_lands_at_stop(settings: Settings) -> None:
+    h = harness(settings, time_series_messages(settings, RESOLVER, 30), batch_size=1,
+                offset_flush_interval_ms=60_000)
+    h.start()
+    wait_for(lambda: len(h.sink.landed) == 30)
+    writes = [e for e in h.log if e.startswith("write:")]
+    assert len(writes) == 30  # one record per write: nothing waits for a commit
+    assert [e for e in h.log if e.startswith("commit:")] == ["commit:0@1"]  # the first, then batched
+    h.stop()
+    committed_after_flush(h.log)
+    assert [e for e in h.log if e.startswith("commit:")][-1] == "commit:0@30"
     assert h.consumer.committed_offsets == {("unit.time_series", 0): 30}
 
 
