@@ -185,6 +185,7 @@ class RobotClient:
             backoff=Backoff(options.backoff_initial_s, options.backoff_max_s),
             window_batches=options.window_batches, window_bytes=options.window_bytes,
             listener=self._on_event, rpc_handler=self._rpc_handler, on_connect=lambda: list(self._events),
+            on_idle=self._send_open_batch,
         )
         self._opened = asyncio.Event()
         self._sender.start()
@@ -283,10 +284,15 @@ class RobotClient:
         closed = self._batcher.add(packed, seq=seq, messages=messages, session_id=stats.session_id)
         for batch in closed:
             self._spool_batch(batch)
+        spooled = bool(closed)
+        if self._sender is not None and self._sender.idle and self._batcher.deadline is not None:
+            # Ack-clocked: an idle link sends at once; a busy one coalesces until the acks return.
+            self._spool_open_batch()
+            spooled = True
         self.counters.batching = self._batcher.messages
         if not was_open and self._batcher.deadline is not None and self._opened is not None:
             self._opened.set()
-        if closed:
+        if spooled:
             await asyncio.sleep(0)  # let the sender run, even when the caller sends in a tight loop
         return seq
 
@@ -342,6 +348,12 @@ class RobotClient:
                     self._spool.maintain()
                 except OSError:
                     log.exception("Robot %s: spool maintenance failed", self.robot_id)
+
+    def _send_open_batch(self) -> None:
+        """The link went idle (its last ack arrived): what gathered meanwhile goes out now."""
+        batch = self._batcher.take()
+        if batch is not None:
+            self._spool_safely(batch)
 
     def _spool_safely(self, batch: Batch) -> None:
         try:

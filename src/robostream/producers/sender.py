@@ -13,6 +13,11 @@ numbers the batch frames of a connection 1, 2, 3 ... and answers each with one `
 
 ``slow_down`` pauses sending for ``retry_after_ms``; a lost connection is retried with
 exponential backoff and jitter (never sooner than a ``Retry-After`` asked).
+
+Batches are ack-clocked (Nagle with ``TCP_NODELAY``'s spirit, like Kafka's small ``linger.ms``):
+:attr:`Sender.idle` tells the client that nothing is in flight, so a new envelope goes out at
+once; while batches are in flight the client keeps coalescing, and ``on_idle`` fires when the
+last ack arrives so that what gathered meanwhile goes out without waiting for a timer.
 """
 
 from __future__ import annotations
@@ -85,7 +90,8 @@ class Sender:
                  backoff: Backoff, window_batches: int = 64, window_bytes: int = 32 * 1024 * 1024,
                  healthy_after_s: float = 5.0, listener: Listener | None = None,
                  rpc_handler: RpcHandler | None = None,
-                 on_connect: Callable[[], list[dict[str, Any]]] | None = None) -> None:
+                 on_connect: Callable[[], list[dict[str, Any]]] | None = None,
+                 on_idle: Callable[[], None] | None = None) -> None:
         self.robot_id = robot_id
         self.transport = transport
         self.spool = spool
@@ -97,6 +103,7 @@ class Sender:
         self.listener = listener
         self.rpc_handler = rpc_handler
         self.on_connect = on_connect
+        self.on_idle = on_idle
         self.state = "idle"
         self.last_error: str | None = None
         self.session_events = True  # False once the gateway said it does not know session_event
@@ -117,6 +124,13 @@ class Sender:
     @property
     def connected(self) -> bool:
         return self._link is not None
+
+    @property
+    def idle(self) -> bool:
+        """Connected, not paused, nothing in flight or waiting: a batch spooled now goes out at once."""
+        link = self._link
+        return (link is not None and not link.inflight and not self._queue
+                and self._paused_until <= asyncio.get_running_loop().time())
 
     def start(self) -> None:
         if self._task is None:
@@ -319,6 +333,8 @@ class Sender:
         link.acks += 1
         self._settle(entry, link.nacks.pop(number, []))
         self._wake.set()
+        if self.on_idle is not None and self.idle:
+            self.on_idle()
 
     def _settle(self, entry: SpoolEntry, nacks: list[dict[str, Any]]) -> None:
         if self.spool.get(entry.id) is not entry:

@@ -116,6 +116,34 @@ async def test_every_batch_is_acked_and_counted(tmp_path: Path) -> None:
     assert gateway.controls[-1]["event"]["kind"] == "end"
 
 
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.001)
+
+
+async def test_an_idle_link_sends_at_once_and_a_busy_one_coalesces_until_the_ack(tmp_path: Path) -> None:
+    gateway = ScriptedGateway(lambda number, envelopes: [])  # acks are released by hand below
+    options = ClientOptions(spool_dir=tmp_path, max_delay_s=30.0)  # no timer could send in this test
+    async with RobotClient("ws://scripted", "robot_001", options=options, transport=gateway) as client:
+        await client.start_session()
+        await wait_until(lambda: client.connected)
+        await client.send("log", log_line(0))
+        await wait_until(lambda: len(gateway.frames) == 1)  # idle: out at once, alone
+        for i in range(1, 6):
+            await client.send("log", log_line(i))
+        await asyncio.sleep(0.05)
+        assert [len(e) for _, e in gateway.frames] == [1]  # in flight: the next five wait together
+        conn = gateway.connections[-1]
+        conn.inbox.put_nowait(ack_all(1, gateway.frames[0][1])[0])
+        await wait_until(lambda: len(gateway.frames) == 2)  # the ack releases them, no timer
+        assert [len(e) for _, e in gateway.frames] == [1, 5]
+        conn.inbox.put_nowait(ack_all(2, gateway.frames[1][1])[0])
+        assert await client.flush(5)
+        assert gateway.seqs() == list(range(6)) and client.counters.acked == 6
+
+
 async def test_retriable_nacks_are_sent_again_and_others_counted_rejected(tmp_path: Path) -> None:
     def reply(number: int, envelopes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         if number != 1:
