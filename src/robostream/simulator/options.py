@@ -37,7 +37,6 @@ class SimulationOptions:
     client: ClientOptions
     media: bool = True
     progress: bool = True
-    tick_s: float = 0.05  # how often a robot wakes to send what is due
     end_timeout_s: float = 30.0  # waiting for the last acks at the end
     extra: dict[str, Any] = field(default_factory=dict)
 

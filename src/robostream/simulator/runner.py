@@ -1,7 +1,7 @@
 """Run N simulated robots at the seed's rates through the SDK, with progress and a summary.
 
 Each robot is a :class:`SimulatedRobot` driving one :class:`~robostream.producers.RobotClient`:
-telemetry records every tick, camera bursts rendered ahead in a worker thread and sent at their
+telemetry records as their samples exist, camera bursts rendered ahead in a worker thread and sent at their
 frame times, a log line every ``log_every_s``, the other data types in turn every
 ``extras_every_s``, and RPC answers. Sample times come from schedules, so the rates hold whatever
 the wake-up jitter; with a :class:`~robostream.simulator.schedule.VirtualClock` a run takes only
@@ -195,10 +195,10 @@ class SimulatedRobot:
         sim = self.options.sim
         telemetry = Telemetry(self.model, self.rates_hz, samples_per_record=sim.samples_per_record,
                               max_span_s=sim.record_span_s)
-        duration, tick = self.options.duration_s, self.options.tick_s
+        duration = self.options.duration_s
         now = 0.0
         while now < duration:
-            now = min(now + tick, duration)
+            now = min(telemetry.next_sample_at(), duration)  # wake when a sample exists
             stopping = not await self._until(now)
             until = self.elapsed() if stopping else now
             for record in telemetry.records(min(until, duration), final=stopping or now >= duration):

@@ -1,8 +1,11 @@
 """Telemetry streams sampled at their rates and grouped into columnar ``time_series`` records.
 
 Streams at the same rate share records (at the default 100 Hz, pose, joints and IMU travel
-together); a record closes when it holds ``samples_per_record`` samples or when its first sample
-is ``max_span_s`` old, so a 1 Hz stream still goes out promptly.
+together). A sample is sent when it exists, not when a timer fires: a record closes when it
+holds ``samples_per_record`` samples, when its first sample is ``max_span_s`` old, or as soon as
+its stream's next sample would come after that deadline, so a slow stream (1 Hz metrics, 30 Hz
+force/torque) never waits for company. :meth:`Telemetry.next_sample_at` tells the simulator
+when to wake next.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from robostream.simulator.robot import RobotModel, time_series_payload
 from robostream.simulator.schedule import RateSchedule
 
 STREAMS = ("pose", "joints", "imu", "force_torque", "metrics")
+#: A sample due at exactly ``now`` is taken (float times computed as ``start + k / rate``).
+_DUE_EPS_S = 1e-6
 
 
 @dataclass(slots=True)
@@ -53,17 +58,30 @@ class Telemetry:
                 by_rate.setdefault(float(rates_hz[stream]), []).append(stream)
         self.groups = [_Group(tuple(streams), RateSchedule(rate, start)) for rate, streams in by_rate.items()]
 
+    def next_sample_at(self) -> float:
+        """When the next sample of any stream is due (session time)."""
+        return min(group.schedule.next_time for group in self.groups)
+
     def records(self, now: float, *, final: bool = False) -> list[TelemetryRecord]:
-        """Records of samples before ``now`` that are full or old enough (all, if ``final``)."""
+        """Records of the samples due by ``now`` that are complete.
+
+        ``final``: the session ends at ``now``; every sample before it goes out.
+        """
         out: list[TelemetryRecord] = []
+        until = now if final else now + _DUE_EPS_S
         for group in self.groups:
-            group.pending.extend(group.schedule.due(now))
+            group.pending.extend(group.schedule.due(until))
             while len(group.pending) >= self.samples_per_record:
                 out.append(self._record(group, self.samples_per_record))
-            if group.pending and (final or now - group.pending[0] >= self.max_span_s):
+            if group.pending and (final or self._complete(group, now)):
                 out.append(self._record(group, len(group.pending)))
         out.sort(key=lambda r: r.start)
         return out
+
+    def _complete(self, group: _Group, now: float) -> bool:
+        """Its deadline passed, or the stream's next sample would come too late to join it."""
+        deadline = group.pending[0] + self.max_span_s
+        return now >= deadline or group.schedule.next_time > deadline + _DUE_EPS_S
 
     def _record(self, group: _Group, count: int) -> TelemetryRecord:
         times = np.array(group.pending[:count])

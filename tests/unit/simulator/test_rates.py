@@ -13,7 +13,9 @@ from robostream.producers import Counters, SessionConfig, SessionStats, messages
 from robostream.schemas import DataType, build_envelope
 from robostream.simulator import SimulatedRobot, SimulationOptions, VirtualClock
 from robostream.simulator.media import ROTATION
+from robostream.simulator.robot import RobotModel
 from robostream.simulator.schedule import BurstSchedule, RateSchedule
+from robostream.simulator.telemetry import Telemetry
 
 DURATION_S = 10.0
 
@@ -80,8 +82,28 @@ def test_samples_are_evenly_spaced_in_time(run: tuple[SimulatedRobot, RecordingS
 def test_telemetry_travels_in_columnar_records(run: tuple[SimulatedRobot, RecordingSink]) -> None:
     _, sink = run
     pose_records = [p for dt, _, p in sink.envelopes if dt == "time_series" and p.get("pose")]
-    assert len(pose_records) == 100  # 10 rows each at 100 Hz
+    assert sum(len(p["t"]) for p in pose_records) == 1000
+    # 100 Hz rows, a record waits at most record_span_s (20 ms) for company: 3 rows each
+    assert {len(p["t"]) for p in pose_records[:-1]} == {3}
     assert all(p.get("joints") and p.get("imu") for p in pose_records)  # same rate: same records
+
+
+def test_a_sample_is_sent_when_it_exists_and_waits_for_company_at_most_the_record_span() -> None:
+    rates = {"pose": 100.0, "joints": 100.0, "force_torque": 30.0, "metrics": 1.0}
+    telemetry = Telemetry(RobotModel(0), rates, samples_per_record=10, max_span_s=0.02)
+    waits: dict[tuple[str, ...], list[tuple[float, float]]] = {}
+    now = 0.0
+    while now < 5.0:
+        now = telemetry.next_sample_at()  # the simulator wakes exactly then
+        for record in telemetry.records(now):
+            newest = record.start + record.payload["t"][-1] / 1e6
+            waits.setdefault(record.streams, []).append((now - record.start, now - newest))
+    for streams, pairs in waits.items():
+        assert max(newest for _, newest in pairs) < 1e-6, f"{streams}: a record waited for a timer"
+        assert max(oldest for oldest, _ in pairs) <= 0.02 + 1e-6, f"{streams}: waited too long"
+    assert max(oldest for oldest, _ in waits[("metrics",)]) < 1e-6  # 1 Hz: never waits for company
+    assert max(oldest for oldest, _ in waits[("force_torque",)]) < 1e-6  # 33 ms apart > 20 ms span
+    assert len(waits[("pose", "joints")]) == 167  # 500 rows of 100 Hz in records of 3
 
 
 def test_camera_bursts_at_30_fps_with_rgb_depth_and_point_cloud(
