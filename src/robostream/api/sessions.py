@@ -1,14 +1,20 @@
 """``GET /v1/robots``, ``GET /v1/sessions`` and ``GET /v1/sessions/{id}`` from the ``sessions``
 collection the MongoDB sink keeps (start/end events and running stats), plus the configured
-robots. A session's API id is ``<robot_id>:<session_id>`` (``:`` never occurs in an id)."""
+robots. A session's API id is ``<robot_id>:<session_id>`` (``:`` never occurs in an id).
+
+A running session is listed as soon as its first sample reached the live view: the Redis sink
+registers every session it writes data of in ``sessions:live``, and a session found there but not
+(yet) in MongoDB is shown as ``running`` with its first sample's time as ``started_at``."""
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 from typing import Any, cast
 
 import orjson
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from robostream.api.context import context_of
 from robostream.api.errors import ApiError, not_found
@@ -23,6 +29,8 @@ from robostream.api.params import (
 )
 from robostream.api.stores import Stores
 from robostream.sinks import keys
+
+log = logging.getLogger(__name__)
 
 #: A telemetry document holds the points of one record within one minute: its points end at
 #: most this long after its ``timestamp`` (the session's ``stats.last_seen``).
@@ -80,8 +88,38 @@ def overlaps(doc: dict[str, Any], start_us: int | None, end_us: int | None) -> b
                 and last + MAX_DOC_SPAN_US < start_us)
 
 
+async def live_sessions(stores: Stores) -> list[dict[str, Any]]:
+    """Sessions the Redis sink saw data of, as minimal ``sessions`` documents (``running``).
+
+    Redis trouble only hides these (MongoDB's documents are still listed): logged, not raised.
+    """
+    try:
+        entries = await stores.redis.zrange(keys.LIVE_SESSIONS_KEY, 0, -1, withscores=True)
+    except (RedisError, OSError) as exc:
+        log.warning("live sessions unavailable: %s: %s", type(exc).__name__, exc)
+        return []
+    docs = []
+    for member, score in cast(list[tuple[bytes, float]], entries):
+        robot_id, _, session_id = member.decode().partition(":")
+        docs.append({"robot_id": robot_id, "session_id": session_id, "status": "running",
+                     "started_at": micros_to_datetime(int(score)), "stats": {}})
+    return docs
+
+
+def not_landed(live: list[dict[str, Any]], landed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The live sessions MongoDB has no document of yet."""
+    known = {(d.get("robot_id"), d.get("session_id")) for d in landed}
+    return [d for d in live if (d["robot_id"], d["session_id"]) not in known]
+
+
 async def find_session(stores: Stores, robot_id: str, session_id: str) -> dict[str, Any] | None:
-    return await stores.db.sessions.find_one({"_id": keys.session_doc_id(robot_id, session_id)})
+    """The session's document, or its live entry while MongoDB has none yet."""
+    doc = await stores.db.sessions.find_one({"_id": keys.session_doc_id(robot_id, session_id)})
+    if doc is None:
+        live = [d for d in await live_sessions(stores)
+                if d["robot_id"] == robot_id and d["session_id"] == session_id]
+        doc = live[0] if live else None
+    return doc
 
 
 async def list_robots(request: web.Request) -> web.Response:
@@ -92,6 +130,12 @@ async def list_robots(request: web.Request) -> web.Response:
                     "last_seen": {"$max": "$stats.last_seen"}}},
     ])).to_list(None)
     seen = {row["_id"]: row for row in rows if isinstance(row.get("_id"), str)}
+    live = await live_sessions(ctx.stores)
+    if live:
+        landed = await ctx.stores.db.sessions.find({}, {"robot_id": 1, "session_id": 1}).to_list(None)
+        for doc in not_landed(live, landed):
+            row = seen.setdefault(doc["robot_id"], {"sessions": 0})
+            row["sessions"] = int(row.get("sessions", 0)) + 1
     configured = {robot.id: robot for robot in ctx.settings.robots}
     robots = []
     for robot_id in sorted(set(seen) | set(configured)):
@@ -112,6 +156,8 @@ async def list_sessions(request: web.Request) -> web.Response:
     limit = int_param(query, "limit", DEFAULT_SESSIONS_LIMIT, high=10_000) or DEFAULT_SESSIONS_LIMIT
     where = {"robot_id": robot_id} if robot_id else {}
     docs = await ctx.stores.db.sessions.find(where).to_list(None)
+    live = [d for d in await live_sessions(ctx.stores) if robot_id is None or d["robot_id"] == robot_id]
+    docs += not_landed(live, docs)
     docs = [d for d in docs if isinstance(d.get("robot_id"), str) and isinstance(d.get("session_id"), str)
             and overlaps(d, start_us, end_us)]
     docs.sort(key=lambda d: (session_span_us(d)[0] or session_span_us(d)[1] or 0, d["session_id"]),
@@ -167,6 +213,8 @@ async def get_session(request: web.Request) -> web.Response:
             raise ApiError(409, "ambiguous_session",
                            f"session {session_id!r} exists for several robots ({robots}): "
                            "use <robot_id>:<session_id> or ?robot=")
+        if not docs:
+            docs = [d for d in await live_sessions(ctx.stores) if d["session_id"] == session_id][:10]
         doc = docs[0] if docs else None
     else:
         doc = await find_session(ctx.stores, robot_id, session_id)

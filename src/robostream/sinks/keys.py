@@ -181,6 +181,20 @@ def stats_key(robot_id: str, session_id: str, metric: str, resolution: str) -> s
     return f"stats:{robot}:{session}:{validate_metric(metric)}:{resolution}"
 
 
+#: Sessions whose data the Redis sink has seen: a sorted set, member ``{robot}:{session}``, score
+#: the session's earliest sample seen (µs). The API lists a running session from here before the
+#: MongoDB sink has landed its document (that sink may lag seconds behind under load).
+LIVE_SESSIONS_KEY = "sessions:live"
+#: The newest entries kept in :data:`LIVE_SESSIONS_KEY` (older sessions are in MongoDB long since).
+LIVE_SESSIONS_KEEP = 10_000
+
+
+def live_session_member(robot_id: str, session_id: str) -> str:
+    """``{robot}:{session}``, the member of :data:`LIVE_SESSIONS_KEY`."""
+    robot, session = _ids(robot_id, session_id)
+    return f"{robot}:{session}"
+
+
 def live_channels(robot_id: str, session_id: str, data_type: str) -> tuple[str, str]:
     """Pub/sub channels of a new item: ``live:{robot}:{session}`` and ``...:{data_type}``."""
     robot, session = _ids(robot_id, session_id)

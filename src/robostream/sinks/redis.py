@@ -11,6 +11,10 @@
 * ``stats:{robot}:{session}:{metric}:{resolution}`` -- a sorted set of the last
   ``redis.latest_window`` windows scored by window start (µs), member = the window as JSON; a
   re-emitted window replaces its member.
+* ``sessions:live`` -- a sorted set of the sessions whose telemetry or images this sink wrote:
+  member ``{robot}:{session}``, score the earliest sample seen (µs; ``ZADD LT``), the newest
+  10,000 kept. The API lists a running session from it within milliseconds of its first sample,
+  before the MongoDB sink landed the session's document.
 * Pub/sub: every new item goes to ``live:{robot}:{session}`` and
   ``live:{robot}:{session}:{data_type}`` (``time_series``, ``images``, ``stats``). A time_series
   record is one message carrying all its points. Each write runs in a Lua script that publishes
@@ -177,7 +181,18 @@ class RedisSink:
             for point in points:
                 args += [point["ts_us"], canonical_json(point)]
             self._latest(keys=[ring], args=args, client=pipe)
-        return len(telemetry.buckets)
+        first_us = min((int(min(b.timestamps)) for b in telemetry.buckets if len(b.timestamps)), default=None)
+        seen = self._queue_session_seen(pipe, telemetry.robot_id, telemetry.session_id, first_us)
+        return len(telemetry.buckets) + seen
+
+    @staticmethod
+    def _queue_session_seen(pipe: Any, robot_id: str, session_id: str, first_us: int | None) -> int:
+        """Register the session in ``sessions:live`` (earliest sample wins); returns the commands."""
+        if first_us is None:
+            return 0
+        pipe.zadd(keys.LIVE_SESSIONS_KEY, {keys.live_session_member(robot_id, session_id): first_us}, lt=True)
+        pipe.zremrangebyrank(keys.LIVE_SESSIONS_KEY, 0, -(keys.LIVE_SESSIONS_KEEP + 1))
+        return 2
 
     def _presign(self, bucket: str, key: str) -> str:
         url: str = self._s3.generate_presigned_url(
@@ -219,7 +234,8 @@ class RedisSink:
                 "key": key}
         self._queue_frame(pipe, envelope.robot_id, envelope.session_id, payload["camera_id"],
                           envelope.timestamp_us, kind, {kind: self._presign(bucket, key)}, meta)
-        return 1
+        return 1 + self._queue_session_seen(pipe, envelope.robot_id, envelope.session_id,
+                                            envelope.timestamp_us)
 
     def _queue_frame_batch(self, pipe: Any, batch: FrameBatch) -> int:
         kind = batch.kind.value

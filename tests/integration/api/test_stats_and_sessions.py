@@ -7,6 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from robostream.api.params import micros_to_iso
 from robostream.processors import WindowStats
 from robostream.topics import StatsResolution
 from tests.integration.api.helpers import Landing, RunningApi, SimulatedRobot, now_us
@@ -114,3 +115,26 @@ async def test_robots_and_their_sessions(api: RunningApi, fleet: dict[str, Any])
     assert (ambiguous_status, ambiguous["code"]) == (409, "ambiguous_session")
     assert by_query_status == 200 and by_query["robot_id"] == fleet["b"]
     assert (missing_status, missing["code"]) == (404, "not_found")
+
+
+async def test_a_running_session_is_listed_as_soon_as_its_first_samples_reach_the_live_view(
+        api: RunningApi, landing: Landing, ids: dict[str, str]) -> None:
+    start = now_us()
+    robot = SimulatedRobot(ids["robot"], ids["session"], start)
+    landing.telemetry(robot.records(2), to=("redis",))  # the MongoDB sink has not landed anything yet
+    api_id = f"{ids['robot']}:{ids['session']}"
+    async with aiohttp.ClientSession() as http:
+        _, listed = await get(http, f"{api.url}/v1/sessions?robot={ids['robot']}")
+        _, robots = await get(http, f"{api.url}/v1/robots")
+        status, one = await get(http, f"{api.url}/v1/sessions/{api_id}")
+        landing.session_start(ids["robot"], ids["session"], start)  # now MongoDB has it too
+        _, later = await get(http, f"{api.url}/v1/sessions?robot={ids['robot']}")
+    running = [s for s in listed["sessions"] if s["id"] == api_id]
+    assert len(running) == 1 and running[0]["status"] == "running"
+    assert running[0]["started_at"] == micros_to_iso(start)  # its first sample
+    assert {"robot_id": ids["robot"], "sessions": 1} == {
+        k: v for r in robots["robots"] if r["robot_id"] == ids["robot"] for k, v in r.items()
+        if k in ("robot_id", "sessions")}
+    assert status == 200 and one["status"] == "running" and "pose.position.x" in one["metrics"]
+    assert [s["id"] for s in later["sessions"]].count(api_id) == 1  # listed once, from MongoDB now
+    assert next(s for s in later["sessions"] if s["id"] == api_id)["config"] is not None
