@@ -11,8 +11,13 @@ then for each case (1, 3, 10 robots x telemetry only / with 640x360 media) runs 
   not in MongoDB's ``telemetry`` once the MongoDB sink caught up -- must be 0 (records the sink
   had not reached when ``--drain-timeout`` ended are reported as ``pending_mongo``, not lost);
 * CPU seconds (% of one core) and peak RSS per component (psutil on the service PIDs);
-* live latency: robot -> ML-Dash API WebSocket client (``/v1/live``), from a row's timestamp to
-  its arrival at the client (p50/p99/p99.9);
+* live latency: robot -> ML-Dash API WebSocket client (``/v1/live``) of EVERY sample the client
+  received, from the sample's own time to its arrival (p50/p99/p99.9/max), split into robot ->
+  Kafka (the record's Kafka timestamp), Kafka -> Redis publish (the bench's own subscriber),
+  publish -> client and Kafka -> client;
+* the floor of that path, once per run: raw confluent-kafka produce -> consume -> redis-py
+  PUBLISH -> aiohttp WebSocket server (redis.asyncio subscriber) -> client, no robostream code
+  (``--floor-records`` at ``--floor-rate``/s, 500 with ``--quick``);
 * ceilings in the same run, on the same data: confluent-kafka consuming the case's records and
   producing them again directly; pymongo ``insert_many`` of the telemetry documents the sink
   wrote; boto3 ``put_object`` of the frames the sink wrote.
@@ -35,6 +40,7 @@ import json
 import os
 import signal
 import tempfile
+import threading
 import time
 import uuid
 from collections import Counter
@@ -49,7 +55,7 @@ import aiohttp
 import orjson
 import psutil
 from _common import PROFILES, RESULTS, Service, free_port, latency_ms, write_json
-from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from robostream.config import Settings, load_settings
@@ -208,11 +214,12 @@ def delta(after: dict[tuple[str, int], int], before: dict[tuple[str, int], int])
 
 @dataclass
 class LiveClients:
-    """One ``/v1/live`` WebSocket client per robot; latency = arrival - the newest row's time."""
+    """One ``/v1/live`` WebSocket client per robot. On the path it only reads the clock and keeps
+    the message (``arrivals``: arrival time, session, raw text); :func:`live_latency` parses them
+    after the case and times every sample they carry."""
 
     api_url: str
-    latencies: list[float] = field(default_factory=list)
-    messages: int = 0
+    arrivals: list[tuple[float, str, str]] = field(default_factory=list)
     reconnects: int = 0
 
     async def watch(self, robots: list[SimulatedRobot]) -> None:
@@ -223,36 +230,124 @@ class LiveClients:
         """Follow one robot's live view; reconnect (and count it) when the API drops the socket."""
         while not robot.session_id:  # noqa: ASYNC110 (set by the robot's task, no event to wait on)
             await asyncio.sleep(0.02)
+        session = robot.session_id
         url = (f"{self.api_url.replace('http', 'ws', 1)}/v1/live?robot={robot.plan.robot_id}"
-               f"&session={robot.session_id}&types=time_series")
+               f"&session={session}&types=time_series")
         while not robot.done:
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                 async with http.ws_connect(url) as ws:
                     async for message in ws:
-                        self._receive(message.data)
+                        self.arrivals.append((time.time(), session, message.data))
             self.reconnects += 1
             await asyncio.sleep(0.2)
 
-    def _receive(self, data: str) -> None:
+
+class RedisTap:
+    """The bench's own Redis subscriber (a thread, pattern ``live:*:time_series``): when it
+    receives a sink's publish is the publish time of the split (an upper bound: Redis delivery and
+    this thread's wake-up come on top). Messages of other runs on the same Redis are kept too and
+    dropped by session when matched."""
+
+    PATTERN = "live:*:time_series"
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url, socket_connect_timeout=5)
+        self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+        self._pubsub.psubscribe(self.PATTERN)
+        self._pubsub.get_message(timeout=5.0)  # the psubscribe confirmation: listening from here
+        self._stop = threading.Event()
+        self.seen: list[tuple[float, bytes]] = []
+        self._thread = threading.Thread(target=self._run, name="redis-tap", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(timeout=0.2)
+            if message is not None and message["type"] == "pmessage":
+                self.seen.append((time.time(), message["data"]))
+
+    def close(self) -> list[tuple[float, bytes]]:
+        """Stop listening; returns (receipt time, message) of every publish seen."""
+        self._stop.set()
+        self._thread.join(5)
+        with contextlib.suppress(Exception):
+            self._pubsub.close()
+            self._client.close()
+        return self.seen
+
+
+def _message_key(session: str, points: list[dict[str, Any]]) -> tuple[str, int, int]:
+    """A live message's identity: its session and newest point's (seq, index) (the API may leave
+    out a first message's points that its snapshot already had, never the newest)."""
+    last = points[-1]
+    return session, int(last["seq"]), int(last["i"])
+
+
+def live_latency(live: LiveClients, published: list[tuple[float, bytes]], sessions: Sequence[str],
+                 kafka_ts: dict[tuple[str, int], float]) -> dict[str, Any]:
+    """Latency of EVERY sample a ``/v1/live`` client received (arrival - the sample's own time),
+    and its split (each hop counted once per sample it carried, n = samples):
+
+    * ``robot_to_kafka``: sample time -> its record's Kafka timestamp (the gateway's produce
+      time, ms resolution), over every sample of the case's records in Kafka;
+    * ``kafka_to_publish``: the record's Kafka timestamp -> the bench's Redis subscriber received
+      the sink's publish (:class:`RedisTap`);
+    * ``publish_to_client``: that receipt -> the WS client's (API fan-out, WebSocket);
+    * ``kafka_to_client``: the record's Kafka timestamp -> the WS client's receipt (= total -
+      robot_to_kafka, per record).
+    """
+    wanted = set(sessions)
+    seen_at: dict[tuple[str, int, int], float] = {}
+    for at, raw in published:
+        body = orjson.loads(raw)
+        if body.get("session_id") in wanted and body.get("points"):
+            seen_at.setdefault(_message_key(body["session_id"], body["points"]), at)
+    total: list[float] = []
+    to_publish: list[float] = []
+    to_client: list[float] = []
+    kafka_to_client: list[float] = []
+    messages = 0
+    for arrival, session, data in live.arrivals:
         body = orjson.loads(data)
-        if body.get("type") == "time_series" and body.get("points"):
-            newest = max(p["ts_us"] for p in body["points"])
-            self.latencies.append(time.time() - newest / 1e6)
-            self.messages += 1
+        points = body.get("points")
+        if body.get("type") != "time_series" or not points:
+            continue
+        messages += 1
+        total += [arrival - p["ts_us"] / 1e6 for p in points]
+        seen = seen_at.get(_message_key(session, points))
+        if seen is not None:
+            to_client += [arrival - seen] * len(points)
+        for p in points:
+            ts = kafka_ts.get((session, int(p["seq"])))
+            if ts is not None:
+                kafka_to_client.append(arrival - ts)
+                if seen is not None:
+                    to_publish.append(seen - ts)
+    return {**latency_ms(total), "samples": len(total), "messages": messages,
+            "reconnects": live.reconnects, "kafka_to_publish": latency_ms(to_publish),
+            "publish_to_client": latency_ms(to_client), "kafka_to_client": latency_ms(kafka_to_client),
+            "basis": "every sample: arrival at the /v1/live client - the sample's own time"}
 
 
 def simulate(settings: Settings, robots: int, media: bool, duration: float, api_url: str,
-             spool: Path) -> tuple[SimulationReport, LiveClients]:
+             spool: Path) -> tuple[SimulationReport, LiveClients, list[tuple[float, bytes]]]:
     options = SimulationOptions.from_settings(
         settings, robots=robots, duration_s=duration, media=media, resolution="640x360",
         spool_dir=spool, progress=False)
     live = LiveClients(api_url)
+    tap = RedisTap(settings.redis.url)
 
     async def main() -> SimulationReport:
         return await run_simulation(
             options, on_start=lambda rs: asyncio.get_running_loop().create_task(live.watch(rs)))
 
-    return asyncio.run(main()), live
+    try:
+        report = asyncio.run(main())
+    finally:
+        published = tap.close()
+    return report, live, published
 
 
 def mongo_landed(settings: Settings, sessions: Sequence[str]) -> int:
@@ -278,7 +373,8 @@ def run_case(pipeline: Pipeline, admin: AdminClient, robots: int, media: bool, d
         service.reset_peak()
     api_url = f"http://127.0.0.1:{settings.api.port}"
     started = time.monotonic()
-    report, live = simulate(settings, robots, media, duration, api_url, folder / f"spool-{robots}-{media}")
+    report, live, published = simulate(settings, robots, media, duration, api_url,
+                                       folder / f"spool-{robots}-{media}")
     wall = time.monotonic() - started
     cpu = {n: s.cpu_seconds() - cpu0[n] for n, s in pipeline.services.items()}
     cpu["simulator"] = sum(me.cpu_times()[:2]) - cpu0["simulator"]
@@ -325,9 +421,9 @@ def run_case(pipeline: Pipeline, admin: AdminClient, robots: int, media: bool, d
         "cpu_s": cpu, "cpu_percent": {n: 100 * v / wall for n, v in cpu.items()},
         "peak_rss_mb": {n: v / 2**20 for n, v in peak.items()},
         "infra_cpu_percent": infra_cpu, "load_avg_after": [round(x, 2) for x in os.getloadavg()],
-        "live": {**latency_ms(live.latencies), "messages": live.messages, "reconnects": live.reconnects},
         "sessions": sessions,
         "_range": (before, end_hw),
+        "_live": (live, published),  # timed in ceilings(), with the Kafka timestamps of its records
         "lost": sum(max(0, v) for v in lost_kafka.values())
         + (0 if mongo_behind else max(0, envelopes["time_series"] - landed_mongo)),
     }
@@ -363,14 +459,22 @@ def consume_ceiling(settings: Settings, before: dict[tuple[str, int], int],
              "mb_per_s": nbytes / MB / seconds, "cpu_s": cpu}, records)
 
 
-def robot_to_kafka_ms(settings: Settings, records: list[Any]) -> dict[str, float]:
-    """Latency split: a time_series record's newest row time -> its Kafka timestamp (the gateway's
-    produce time), i.e. the robot side (SDK record span and batching, network, gateway)."""
+def robot_to_kafka(settings: Settings, records: list[Any]) -> tuple[dict[str, float],
+                                                                      dict[tuple[str, int], float]]:
+    """Latency split, the robot side (SDK record span and batching, network, gateway): EVERY
+    sample's time -> its time_series record's Kafka timestamp (the gateway's produce time, ms).
+    Also returns each record's Kafka timestamp in seconds by (session, seq)."""
     reader = TimeSeriesReader(ConfluentSchemaResolver(settings.schema_registry.url))
     topic = topic_for("time_series", settings)
-    lags = [ts / 1e3 - int(reader.read(value).times.max()) / 1e6
-            for t, _, value, _, ts in records if t == topic and ts > 0]
-    return latency_ms(lags)
+    lags: list[float] = []
+    stamps: dict[tuple[str, int], float] = {}
+    for t, _, value, _, ts in records:
+        if t != topic or ts <= 0:
+            continue
+        columns = reader.read(value)
+        stamps[(columns.session_id, int(columns.seq))] = ts / 1e3
+        lags += (ts / 1e3 - columns.times / 1e6).tolist()
+    return latency_ms(lags), stamps
 
 
 def produce_ceiling(settings: Settings, admin: AdminClient, records: list[Any]) -> dict[str, Any]:
@@ -447,7 +551,9 @@ def s3_ceiling(settings: Settings, sessions: Sequence[str], robots: Sequence[str
 def ceilings(settings: Settings, admin: AdminClient, case: dict[str, Any]) -> dict[str, Any]:
     before, after = case["_range"]
     consume, records = consume_ceiling(settings, before, after)
-    case["live"]["robot_to_kafka"] = robot_to_kafka_ms(settings, records)
+    live, published = case.pop("_live")
+    split, stamps = robot_to_kafka(settings, records)
+    case["live"] = live_latency(live, published, case["sessions"], stamps) | {"robot_to_kafka": split}
     out = {"kafka_consume": consume, "kafka_produce": produce_ceiling(settings, admin, records),
            "mongo_insert_many": mongo_ceiling(settings, case["sessions"])}
     if case["media"]:
@@ -459,12 +565,169 @@ def ceilings(settings: Settings, admin: AdminClient, case: dict[str, Any]) -> di
     return out
 
 
+# -- the floor: the same path with no robostream code -------------------------------------------
+
+
+FLOOR_PAD = 120  # bytes of padding: a record of ~160 bytes
+
+
+def floor(settings: Settings, admin: AdminClient, run_id: str, count: int, rate: float) -> dict[str, Any]:
+    """The live path with nothing of ours on it: a raw confluent-kafka producer (acks=all,
+    idempotence, linger.ms=0) writes ``count`` small records at ``rate``/s to a bench-only topic; a
+    raw confluent-kafka consumer (a thread) PUBLISHes each value with redis-py; an aiohttp
+    WebSocket server in this process (loopback, free port), subscribed with redis.asyncio, forwards
+    each message to one WebSocket client, which times send -> arrival. The topic is deleted after."""
+    topic = f"{settings.topics.prefix}.floor"
+    for future in admin.create_topics([NewTopic(topic, 1, 1)]).values():
+        future.result()
+    try:
+        return asyncio.run(_floor(settings, topic, f"bench-floor:{run_id}", count, rate))
+    finally:
+        for future in admin.delete_topics([topic], operation_timeout=60).values():
+            with contextlib.suppress(Exception):
+                future.result()
+
+
+async def _floor(settings: Settings, topic: str, channel: str, count: int, rate: float) -> dict[str, Any]:
+    import redis
+    import redis.asyncio as aredis
+    from aiohttp import WSMsgType, web
+
+    subscriber = aredis.Redis.from_url(settings.redis.url)
+
+    async def forward(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        pubsub = subscriber.pubsub()
+        await pubsub.subscribe(channel)
+
+        async def pump() -> None:
+            async for message in pubsub.listen():
+                if message["type"] == "subscribe":
+                    await ws.send_str("ready")
+                elif message["type"] == "message":
+                    await ws.send_bytes(message["data"])
+
+        task = asyncio.create_task(pump())
+        try:
+            async for _ in ws:  # until the client closes
+                pass
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            await pubsub.aclose()
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/", forward)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    stop, warm = threading.Event(), threading.Event()
+    bootstrap = settings.kafka.bootstrap
+
+    def produce() -> int:
+        producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
+                             "linger.ms": 0})
+        pad = "x" * FLOOR_PAD
+        # warm-up records (i < 0, not timed) until the client got one: every part is connected
+        i = -1
+        while not warm.wait(0.05):
+            producer.produce(topic, orjson.dumps({"i": i, "t": time.time(), "pad": pad}))
+            producer.poll(0)
+            i -= 1
+            if i < -600 or stop.is_set():
+                raise RuntimeError("floor: no warm-up record reached the WebSocket client in 30 s")
+        start = time.monotonic()
+        for k in range(count):
+            wait = start + k / rate - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            if stop.is_set():
+                break
+            producer.produce(topic, orjson.dumps({"i": k, "t": time.time(), "pad": pad}))
+            producer.poll(0)
+        producer.flush(30)
+        return len(orjson.dumps({"i": count, "t": time.time(), "pad": pad}))
+
+    def consume() -> None:
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-floor-{uuid.uuid4()}",
+                             "enable.auto.commit": False})
+        consumer.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        publisher = redis.Redis.from_url(settings.redis.url)
+        try:
+            while not stop.is_set():
+                message = consumer.poll(0.1)
+                if message is not None and message.error() is None:
+                    publisher.publish(channel, cast(bytes, message.value()))
+        finally:
+            consumer.close()
+            publisher.close()
+
+    latencies: list[float] = []
+    consumer_task: asyncio.Future[None] | None = None
+    producer_task: asyncio.Future[int] | None = None
+    try:
+        async with aiohttp.ClientSession() as http, http.ws_connect(f"ws://127.0.0.1:{port}/") as ws:
+            ready = await ws.receive(timeout=10)
+            assert ready.type == WSMsgType.TEXT and ready.data == "ready", ready
+            loop = asyncio.get_running_loop()
+            consumer_task = loop.run_in_executor(None, consume)
+            producer_task = loop.run_in_executor(None, produce)
+            deadline = time.monotonic() + 30 + count / rate + 30
+            while len(latencies) < count and time.monotonic() < deadline:
+                if producer_task.done() and producer_task.exception() is not None:
+                    break
+                try:
+                    message = await ws.receive(timeout=1.0)
+                except TimeoutError:
+                    continue
+                arrival = time.time()
+                if message.type != WSMsgType.BINARY:
+                    break
+                body = orjson.loads(message.data)
+                if body["i"] >= 0:
+                    latencies.append(arrival - body["t"])
+                else:
+                    warm.set()
+    finally:
+        stop.set()
+        for task in (consumer_task, producer_task):
+            if task is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(task, 60)
+        await runner.cleanup()
+        await subscriber.aclose()
+    assert producer_task is not None
+    record_bytes = producer_task.result()  # raises what the producer raised
+    return {**latency_ms(latencies), "records": count, "received": len(latencies),
+            "lost": count - len(latencies), "rate_per_s": rate, "record_bytes": record_bytes,
+            "path": "confluent-kafka produce (acks=all, idempotent, linger.ms=0) -> Kafka -> "
+                    "confluent-kafka consumer thread -> redis-py PUBLISH -> redis.asyncio "
+                    "subscriber in an aiohttp WebSocket server -> aiohttp WebSocket client (loopback)"}
+
+
 # -- report ----------------------------------------------------------------------------------------
 
 
 def case_name(case: dict[str, Any]) -> str:
     plural = "s" if case["robots"] > 1 else ""
     return f"{case['robots']} robot{plural}, {'media' if case['media'] else 'telemetry'}"
+
+
+LIVE_HOPS = (("", "robot -> WS client (total)"), ("robot_to_kafka", "robot -> Kafka"),
+             ("kafka_to_publish", "Kafka -> Redis publish"), ("publish_to_client", "publish -> WS client"),
+             ("kafka_to_client", "Kafka -> WS client"))
+
+
+def quantiles(stat: dict[str, Any]) -> str:
+    """``p50/p99/p99.9/max`` of a :func:`_common.latency_ms` result, in ms."""
+    if not stat.get("n"):
+        return "-"
+    return "/".join(f"{stat[k]:.1f}" if stat[k] < 10 else f"{stat[k]:.0f}"
+                    for k in ("p50_ms", "p99_ms", "p999_ms", "max_ms"))
 
 
 def print_report(report: dict[str, Any]) -> None:
@@ -474,8 +737,7 @@ def print_report(report: dict[str, Any]) -> None:
         rows.append([
             case_name(case), f"{case['msgs_per_s']:,.0f}", f"{case['records_per_s']:,.0f}",
             f"{case['mb_per_s']:.2f}", str(sum(case["lag_at_end"].values())), f"{case['drain_s']:.1f}",
-            str(case["lost"]), f"{case['live']['p50_ms']:.0f}/{case['live']['p99_ms']:.0f}/"
-            f"{case['live']['p999_ms']:.0f}",
+            str(case["lost"]), quantiles(case["live"]),
             " ".join(f"{n[:3]} {case['cpu_percent'][n]:.0f}" for n in (*SERVICES, "simulator")),
             " ".join(f"{n[:3]} {case['peak_rss_mb'][n]:.0f}" for n in SERVICES),
             f"{c['kafka_produce']['records_per_s']:,.0f}", f"{c['kafka_consume']['records_per_s']:,.0f}",
@@ -484,11 +746,24 @@ def print_report(report: dict[str, Any]) -> None:
         ])
     _common.print_table(
         "robostream end to end (simulator -> gateway -> Kafka -> processors/sinks -> API)",
-        ["case", "msg/s", "rec/s", "MB/s", "lag@end", "drain s", "lost", "live p50/p99/p99.9 ms",
+        ["case", "msg/s", "rec/s", "MB/s", "lag@end", "drain s", "lost", "live p50/p99/p99.9/max ms",
          "CPU % of a core", "peak RSS MB", "ceil produce rec/s", "ceil consume rec/s",
          "ceil insert_many doc/s", "ceil S3 put MB/s"], rows, width=260)
     print("msg = a reading (one telemetry row or one envelope of another type); rec = a Kafka record "
           "(envelope). lost = acked by the gateway but missing in Kafka or MongoDB (must be 0).")
+    live_rows = []
+    for case in report["results"]["cases"]:
+        live = case["live"]
+        live_rows += [[f"{case_name(case)}: {label}", quantiles(live.get(key, {}) if key else live),
+                       f"{(live.get(key, {}) if key else live).get('n', 0):,}"] for key, label in LIVE_HOPS]
+    if "floor" in report["results"]:
+        floor_ = report["results"]["floor"]
+        live_rows.append([f"floor: raw Kafka -> Redis -> aiohttp WS, {floor_['rate_per_s']:.0f} rec/s",
+                          quantiles(floor_), f"{floor_['n']:,} ({floor_['lost']} lost)"])
+    _common.print_table("live latency per sample (ms); the floor has no robostream code on the path",
+                        ["path", "p50/p99/p99.9/max ms", "n"], live_rows, width=140)
+    print("publish = when the bench's own Redis subscriber received the sink's PUBLISH; Kafka times "
+          "are the records' Kafka timestamps (the gateway's produce time, ms resolution).")
 
 
 # -- main ------------------------------------------------------------------------------------------
@@ -534,11 +809,15 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile-name", default="e2e", help="file name stem of the saved profile")
     parser.add_argument("--redis-flush-ms", type=int,
                         help="flush_interval_ms of the Redis connector (default: config.yaml's)")
+    parser.add_argument("--floor-records", type=int, default=2000,
+                        help="records of the floor (raw Kafka -> Redis -> WebSocket; 0: skip it)")
+    parser.add_argument("--floor-rate", type=float, default=100.0, help="records/s of the floor")
     parser.add_argument("--keep", action="store_true", help="keep topics and database")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if args.quick:
         args.robots, args.modes, args.duration, args.drain_timeout = [1], ["telemetry"], 5.0, 60.0
+        args.floor_records = min(args.floor_records, 500)
     return args
 
 
@@ -567,6 +846,13 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     assert create_topics(settings).ok, "cannot create the bench topics"
     cases: list[dict[str, Any]] = []
     profile: dict[str, dict[str, str]] = {}
+    results: dict[str, Any] = {}
+    if args.floor_records > 0:
+        print(f"floor: {args.floor_records} records at {args.floor_rate:.0f}/s, raw Kafka -> Redis -> "
+              "WebSocket ...", flush=True)
+        results["floor"] = floor(settings, admin, run_id, args.floor_records, args.floor_rate)
+        print(f"  floor p50 {results['floor']['p50_ms']:.1f} ms, p99 {results['floor']['p99_ms']:.1f} ms",
+              flush=True)
     with tempfile.TemporaryDirectory(prefix="robostream-e2e-") as tmp:
         folder = Path(tmp)
         pipeline = Pipeline(settings, folder, run_id, args.profile, args.redis_flush_ms)
@@ -596,13 +882,14 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "small_duration_s": args.small_duration or args.duration, "resolution": "640x360",
         "drain_timeout_s": args.drain_timeout, "profile": args.profile,
         "redis_flush_ms": args.redis_flush_ms,
+        "floor_records": args.floor_records, "floor_rate_per_s": args.floor_rate,
         "rates": settings.rates.model_dump(mode="json"),
         "batching": settings.batching.model_dump(mode="json"),
         "kafka": {"bootstrap": settings.kafka.bootstrap, "compression": settings.kafka.compression,
                   "linger_ms": settings.kafka.linger_ms, "partitions": settings.topics.partitions},
         "mongo": "SecantusDB (MongoDB wire protocol)", "s3": "SeaweedFS",
     }
-    report = _common.report("e2e", parameters, {"cases": cases, "profile": profile},
+    report = _common.report("e2e", parameters, {"cases": cases, "profile": profile, **results},
                             _common.versions("robostream", "confluent-kafka", "faust-streaming", "aiohttp",
                                              "pymongo", "boto3", "redis", "secantusdb"))
     write_json(report, args.out)
