@@ -33,7 +33,7 @@ import orjson
 import redis as redis_lib
 from redis.commands.core import Script
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from robostream.config import Settings
@@ -169,18 +169,30 @@ class RedisSink:
 
     # -- commands ------------------------------------------------------------------------------
 
+    @staticmethod
+    def _eval(pipe: Any, script: Script | None, keys_: list[str], args: list[Any]) -> None:
+        """Queue ``EVALSHA``. (A redis-py ``Script`` called on a pipeline first asks Redis whether
+        the script exists, one more round trip per write; :meth:`_write_chunk` loads the scripts
+        only when Redis answers ``NOSCRIPT``: after a restart or ``SCRIPT FLUSH``.)"""
+        assert script is not None
+        pipe.evalsha(script.sha, len(keys_), *keys_, *args)
+
+    def _load_scripts(self) -> None:
+        for script in (self._latest, self._frame, self._stats):
+            assert script is not None
+            self.client.script_load(script.script)
+
     def _queue_telemetry(self, pipe: Any, telemetry: Telemetry) -> int:
         """One script call per minute bucket: ZADD the points, trim, publish if new."""
         ring = keys.latest_key(telemetry.robot_id, telemetry.session_id)
         channels = keys.live_channels(telemetry.robot_id, telemetry.session_id, DataType.TIME_SERIES)
-        assert self._latest is not None
         for bucket in telemetry.buckets:
             points = bucket_points(bucket)
             args: list[Any] = [self.settings.redis.latest_window, LATEST_TTL_S, *channels,
                                telemetry_message(telemetry.robot_id, telemetry.session_id, points)]
             for point in points:
                 args += [point["ts_us"], canonical_json(point)]
-            self._latest(keys=[ring], args=args, client=pipe)
+            self._eval(pipe, self._latest, [ring], args)
         first_us = min((int(min(b.timestamps)) for b in telemetry.buckets if len(b.timestamps)), default=None)
         seen = self._queue_session_seen(pipe, telemetry.robot_id, telemetry.session_id, first_us)
         return len(telemetry.buckets) + seen
@@ -212,11 +224,9 @@ class RedisSink:
                              f"meta:{kind}", canonical_json(meta)]
         for name, url in urls.items():
             fields += [f"url:{name}", url]
-        assert self._frame is not None
-        self._frame(keys=[keys.frame_key(robot_id, session_id, camera_id, timestamp_us)],
-                    args=[self.settings.redis.frame_ttl_s,
-                          *keys.live_channels(robot_id, session_id, DataType.IMAGES), message, *fields],
-                    client=pipe)
+        self._eval(pipe, self._frame, [keys.frame_key(robot_id, session_id, camera_id, timestamp_us)],
+                   [self.settings.redis.frame_ttl_s,
+                    *keys.live_channels(robot_id, session_id, DataType.IMAGES), message, *fields])
 
     def _queue_image(self, pipe: Any, envelope: Envelope) -> int:
         payload = envelope.payload
@@ -262,15 +272,14 @@ class RedisSink:
     def _queue_stats(self, pipe: Any, stats: WindowStats) -> int:
         window = self.settings.redis.latest_window
         channels = keys.live_channels(stats.robot_id, stats.session_id, "stats")
-        assert self._stats is not None
         aggregates = list(stats.aggregates())
         for agg in aggregates:  # check every name before queueing anything of this record
             keys.validate_metric(agg.metric)
         for agg in aggregates:
-            self._stats(keys=[keys.stats_key(agg.robot_id, agg.session_id, agg.metric, agg.resolution)],
-                        args=[agg.window_start, canonical_json(asdict(agg)), window,
-                              stats_ttl_s(agg.resolution, window), *channels],
-                        client=pipe)
+            self._eval(pipe, self._stats, [keys.stats_key(agg.robot_id, agg.session_id, agg.metric,
+                                                          agg.resolution)],
+                       [agg.window_start, canonical_json(asdict(agg)), window,
+                        stats_ttl_s(agg.resolution, window), *channels])
         return len(aggregates)
 
     def _queue(self, pipe: Any, record: SinkRecord) -> int:
@@ -307,13 +316,28 @@ class RedisSink:
             queued.extend([record] * count)
         if not queued:
             return
+        commands = list(pipe.command_stack)
+        results = self._execute(pipe)
+        if any(isinstance(r, NoScriptError) for r in results):  # Redis lost our scripts: load, rerun
+            self._run(self._load_scripts)
+            pipe = self.client.pipeline(transaction=False)
+            pipe.command_stack.extend(commands)  # every script stores idempotently: a rerun is safe
+            results = self._execute(pipe)
+        self._check_results(queued, results)
+
+    def _execute(self, pipe: Any) -> list[Any]:
+        result: list[Any] = self._run(lambda: pipe.execute(raise_on_error=False))
+        return result
+
+    @staticmethod
+    def _run(call: Any) -> Any:
+        """``call()``; Redis trouble worth waiting out becomes :class:`RetriableSinkError`."""
         try:
-            results = pipe.execute(raise_on_error=False)
+            return call()
         except RedisError as exc:
             if is_retriable(exc):
                 raise RetriableSinkError(f"Redis unavailable: {exc}") from exc
             raise
-        self._check_results(queued, results)
 
     def _check_results(self, queued: list[SinkRecord], results: list[Any]) -> None:
         errors = [(r, e) for r, e in zip(queued, results, strict=True) if isinstance(e, Exception)]

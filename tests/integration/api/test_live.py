@@ -198,3 +198,19 @@ async def test_many_clients_subscribing_at_once_all_get_their_sessions(
         await land_in_thread(landing, [robot.next_record() for robot in robots])
         received = await asyncio.gather(*watchers)
     assert received == [["time_series", robot.robot_id] for robot in robots]
+
+
+async def test_a_record_lands_after_redis_forgot_the_sinks_scripts(
+        api: RunningApi, landing: Landing, ids: dict[str, str]) -> None:
+    robot = SimulatedRobot(ids["robot"], ids["session"], now_us())
+    landing.telemetry(robot.records(1), to=("redis",))
+    landing.redis.client.script_flush()  # as after a Redis restart: EVALSHA answers NOSCRIPT
+    url = f"{api.ws_url}/v1/live?robot={ids['robot']}&session={ids['session']}&types=time_series"
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        assert (await receive(ws))["type"] == "hello"
+        assert len((await receive(ws))["points"]) == 10  # the snapshot: the first record
+        record = robot.next_record()
+        await land_in_thread(landing, [record])
+        message = await receive(ws)
+    assert message["type"] == "time_series"
+    assert message["points"] == [p for b in Telemetry.from_columns(record).buckets for p in points(b)]
