@@ -3,6 +3,12 @@
 Tasks are threads because the clients they drive (confluent-kafka, pymongo, boto3, redis-py)
 are blocking and release the GIL while they wait on the network; the REST API runs on its own
 asyncio loop in one more thread, so a slow store never delays a status request.
+
+The live connector (Redis) shares the interpreter with bulk ones (MongoDB's conversion is Python
+work in bursts): with Python's default 5 ms GIL switch interval, every GIL handoff of the live
+task can wait 5 ms behind a bulk task, which made the live view's p99 6x its median. The worker
+runs with a :data:`GIL_SWITCH_INTERVAL_S` switch interval instead (measured: sink -> Redis
+publish p99 125 ms -> 19 ms with one robot).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ import asyncio
 import logging
 import signal
 import socket
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
@@ -27,6 +34,9 @@ from robostream.sinks.connector import (
     worker_id,
 )
 from robostream.sinks.rest import WORKER_KEY, build_app
+
+#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
+GIL_SWITCH_INTERVAL_S = 0.0005
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +137,7 @@ class Worker:
 
     def start(self) -> None:
         """Start the REST API, then every connector's tasks."""
+        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
         if self.rest is not None:
             self.rest.start()
             self.worker_id = self.rest.worker_id
