@@ -7,6 +7,7 @@ replay after a restart produces the same keys and bytes.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
@@ -165,8 +166,16 @@ def decode_rgb(data: bytes, frame: SourceFrame) -> np.ndarray:
 # --- the pool -------------------------------------------------------------------------------------
 
 
+#: Scheduling priority of the frame-encoding processes: encoding is batch work, so on a busy
+#: machine the live path (gateway, Redis sink, API) gets the CPU first.
+POOL_NICENESS = 10
+
+
 def pool_initializer(parent_pid: int) -> None:
-    """Run in each pool process: exit when the worker that started it is gone (even SIGKILLed)."""
+    """Run in each pool process: lower its priority (:data:`POOL_NICENESS`); exit when the worker
+    that started it is gone (even SIGKILLed)."""
+    with contextlib.suppress(OSError):
+        os.nice(POOL_NICENESS)
 
     def watch() -> None:
         while os.getppid() == parent_pid:
