@@ -60,7 +60,7 @@ class KafkaSettings(Section):
     bootstrap: str = Field("127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,...]")
     client_id: str = "robostream"
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
-    linger_ms: int = Field(5, ge=0, le=10_000)
+    linger_ms: int = Field(1, ge=0, le=10_000)
     replication_factor: int = Field(1, ge=1, le=5)
 
     @field_validator("bootstrap")
