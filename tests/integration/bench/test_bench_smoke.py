@@ -2,7 +2,8 @@
 
 ``bench/run.py --only e2e --quick`` runs ``bench/e2e.py --quick`` (1 robot, 5 s, telemetry only:
 gateway, sinks, processors and API as child processes under a prefix of their own), then writes
-the markdown a user reads. No timing is asserted: only that the rows are there and nothing was lost.
+the markdown a user reads. Only that the rows are there and nothing was lost is asserted, plus a
+bound on the 1 Hz metric's live latency loose enough for a loaded machine.
 """
 
 from __future__ import annotations
@@ -42,6 +43,11 @@ def test_bench_run_e2e_quick(stack: object, registry_url: str, settings: Setting
     # the ceiling consumer reads the topics after the count: a late record (session end) may add one
     assert case["ceilings"]["kafka_consume"]["records"] >= case["records_in_kafka"]
     assert "lost" in done.stdout and "ceil produce" in done.stdout
+    # A 1 Hz metric reaches the live client as soon as it exists (it used to wait 500 ms for
+    # company in its record). The real target (< 100 ms) is the benchmark's; this bound only has
+    # to hold on a loaded CI machine.
+    slow = case["live"]["metrics_1hz"]
+    assert slow["n"] >= 3 and slow["p50_ms"] < 300, slow
 
     text = markdown.read_text()
     assert "The machine was shared" in text
