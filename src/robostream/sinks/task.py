@@ -291,7 +291,8 @@ class SinkTask:
     def _apply_user_pause(self) -> bool:
         wanted = self._user_paused.is_set()
         if wanted and not self._paused_applied:
-            self._checkpoint_with_retry()  # land what we hold before pausing
+            self._checkpoint_with_retry()  # land and commit what we hold before pausing
+            self._commit(asynchronous=False)
             self._pause_all()
             self._paused_applied = True
             self.status.set(state=State.PAUSED, paused_reason=PauseReason.USER)
