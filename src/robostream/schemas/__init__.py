@@ -25,6 +25,7 @@ from robostream.schemas.codec import (
     encode_frame,
     encode_record,
     encode_value,
+    frame_items,
     validate_event,
 )
 from robostream.schemas.datatypes import BINARY_TYPES, DataType
@@ -64,6 +65,7 @@ __all__ = [
     "encode_record",
     "encode_value",
     "encode_vuer",
+    "frame_items",
     "inline_blob",
     "load_schema",
     "parse_envelope",

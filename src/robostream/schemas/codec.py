@@ -87,18 +87,17 @@ def _load_frame(frame: bytes | bytearray | memoryview | str, fmt: FrameFormat) -
         ) from None
 
 
-def decode_frame(
+def frame_items(
     frame: bytes | bytearray | memoryview | str,
     fmt: FrameFormat | None = None,
     *,
     max_messages: int | None = None,
-) -> DecodedBatch:
-    """Decode and validate a frame: one envelope or a list (a batch) of them.
+) -> tuple[list[Any], bool]:
+    """The envelopes of a frame as parsed, not validated yet, and whether they came as JSON.
 
-    ``fmt`` defaults to ``"json"`` for ``str`` frames (WebSocket text) and ``"msgpack"`` for bytes
-    (WebSocket binary). Invalid envelopes are reported one by one; the valid ones are returned.
-    Raises :class:`ValidationError` (``malformed_frame`` / ``too_large``) when the frame as a
-    whole is unusable.
+    Each goes through :func:`parse_envelope` (what :func:`decode_frame` does in one go; the
+    gateway does it in slices so that one big frame does not hold its event loop). Raises
+    :class:`ValidationError` (``malformed_frame`` / ``too_large``) for an unusable frame.
     """
     if fmt is None:
         fmt = "json" if isinstance(frame, str) else "msgpack"
@@ -113,7 +112,23 @@ def decode_frame(
             ErrorCode.TOO_LARGE, "too many envelopes in one batch",
             expected=f"at most {max_messages}", got=f"{len(items)} envelopes",
         )
-    json_mode = fmt == "json"
+    return items, fmt == "json"
+
+
+def decode_frame(
+    frame: bytes | bytearray | memoryview | str,
+    fmt: FrameFormat | None = None,
+    *,
+    max_messages: int | None = None,
+) -> DecodedBatch:
+    """Decode and validate a frame: one envelope or a list (a batch) of them.
+
+    ``fmt`` defaults to ``"json"`` for ``str`` frames (WebSocket text) and ``"msgpack"`` for bytes
+    (WebSocket binary). Invalid envelopes are reported one by one; the valid ones are returned.
+    Raises :class:`ValidationError` (``malformed_frame`` / ``too_large``) when the frame as a
+    whole is unusable.
+    """
+    items, json_mode = frame_items(frame, fmt, max_messages=max_messages)
     batch = DecodedBatch([], [])
     for index, item in enumerate(items):
         try:
