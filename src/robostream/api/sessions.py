@@ -3,12 +3,14 @@ collection the MongoDB sink keeps (start/end events and running stats), plus the
 robots. A session's API id is ``<robot_id>:<session_id>`` (``:`` never occurs in an id).
 
 A running session is listed as soon as its first sample reached the live view: the Redis sink
-registers every session it writes data of in ``sessions:live``, and a session found there but not
-(yet) in MongoDB is shown as ``running`` with its first sample's time as ``started_at``."""
+registers every session it writes data of in ``sessions:live`` with its newest sample's time, and
+a session seen there within :data:`LIVE_SESSION_FRESH_US` but not (yet) in MongoDB is shown as
+``running`` with that time as ``last_seen``."""
 
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 from typing import Any, cast
 
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 MAX_DOC_SPAN_US = 60_000_000
 DEFAULT_SESSIONS_LIMIT = 100
 RECENT_FRAMES_US = 600_000_000  # cameras seen in the session's last 10 minutes
+#: A session only Redis knows of is listed while its newest sample is at most this old (by then
+#: the MongoDB sink has landed its document, or it is not running any more).
+LIVE_SESSION_FRESH_US = 300_000_000
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -93,8 +98,10 @@ async def live_sessions(stores: Stores) -> list[dict[str, Any]]:
 
     Redis trouble only hides these (MongoDB's documents are still listed): logged, not raised.
     """
+    fresh_since = int(time.time() * 1_000_000) - LIVE_SESSION_FRESH_US
     try:
-        entries = await stores.redis.zrange(keys.LIVE_SESSIONS_KEY, 0, -1, withscores=True)
+        entries = await stores.redis.zrangebyscore(keys.LIVE_SESSIONS_KEY, fresh_since, "+inf",
+                                                   withscores=True)
     except (RedisError, OSError) as exc:
         log.warning("live sessions unavailable: %s: %s", type(exc).__name__, exc)
         return []
@@ -102,7 +109,7 @@ async def live_sessions(stores: Stores) -> list[dict[str, Any]]:
     for member, score in cast(list[tuple[bytes, float]], entries):
         robot_id, _, session_id = member.decode().partition(":")
         docs.append({"robot_id": robot_id, "session_id": session_id, "status": "running",
-                     "started_at": micros_to_datetime(int(score)), "stats": {}})
+                     "stats": {"last_seen": micros_to_datetime(int(score))}})
     return docs
 
 

@@ -182,7 +182,7 @@ def stats_key(robot_id: str, session_id: str, metric: str, resolution: str) -> s
 
 
 #: Sessions whose data the Redis sink has seen: a sorted set, member ``{robot}:{session}``, score
-#: the session's earliest sample seen (µs). The API lists a running session from here before the
+#: the session's newest sample seen (µs). The API lists a running session from here before the
 #: MongoDB sink has landed its document (that sink may lag seconds behind under load).
 LIVE_SESSIONS_KEY = "sessions:live"
 #: The newest entries kept in :data:`LIVE_SESSIONS_KEY` (older sessions are in MongoDB long since).

@@ -12,8 +12,8 @@
   ``redis.latest_window`` windows scored by window start (µs), member = the window as JSON; a
   re-emitted window replaces its member.
 * ``sessions:live`` -- a sorted set of the sessions whose telemetry or images this sink wrote:
-  member ``{robot}:{session}``, score the earliest sample seen (µs; ``ZADD LT``), the newest
-  10,000 kept. The API lists a running session from it within milliseconds of its first sample,
+  member ``{robot}:{session}``, score the newest sample seen (µs; ``ZADD GT``), the 10,000 most
+  recent kept. The API lists a running session from it within milliseconds of its first sample,
   before the MongoDB sink landed the session's document.
 * Pub/sub: every new item goes to ``live:{robot}:{session}`` and
   ``live:{robot}:{session}:{data_type}`` (``time_series``, ``images``, ``stats``). A time_series
@@ -193,16 +193,16 @@ class RedisSink:
             for point in points:
                 args += [point["ts_us"], canonical_json(point)]
             self._eval(pipe, self._latest, [ring], args)
-        first_us = min((int(min(b.timestamps)) for b in telemetry.buckets if len(b.timestamps)), default=None)
-        seen = self._queue_session_seen(pipe, telemetry.robot_id, telemetry.session_id, first_us)
+        last_us = max((int(max(b.timestamps)) for b in telemetry.buckets if len(b.timestamps)), default=None)
+        seen = self._queue_session_seen(pipe, telemetry.robot_id, telemetry.session_id, last_us)
         return len(telemetry.buckets) + seen
 
     @staticmethod
-    def _queue_session_seen(pipe: Any, robot_id: str, session_id: str, first_us: int | None) -> int:
-        """Register the session in ``sessions:live`` (earliest sample wins); returns the commands."""
-        if first_us is None:
+    def _queue_session_seen(pipe: Any, robot_id: str, session_id: str, last_us: int | None) -> int:
+        """Register the session in ``sessions:live`` (newest sample wins); returns the commands."""
+        if last_us is None:
             return 0
-        pipe.zadd(keys.LIVE_SESSIONS_KEY, {keys.live_session_member(robot_id, session_id): first_us}, lt=True)
+        pipe.zadd(keys.LIVE_SESSIONS_KEY, {keys.live_session_member(robot_id, session_id): last_us}, gt=True)
         pipe.zremrangebyrank(keys.LIVE_SESSIONS_KEY, 0, -(keys.LIVE_SESSIONS_KEEP + 1))
         return 2
 

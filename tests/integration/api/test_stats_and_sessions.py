@@ -131,7 +131,7 @@ async def test_a_running_session_is_listed_as_soon_as_its_first_samples_reach_th
         _, later = await get(http, f"{api.url}/v1/sessions?robot={ids['robot']}")
     running = [s for s in listed["sessions"] if s["id"] == api_id]
     assert len(running) == 1 and running[0]["status"] == "running"
-    assert running[0]["started_at"] == micros_to_iso(start)  # its first sample
+    assert running[0]["last_seen"] == micros_to_iso(start + 190_000)  # its newest sample (20 at 100 Hz)
     assert {"robot_id": ids["robot"], "sessions": 1} == {
         k: v for r in robots["robots"] if r["robot_id"] == ids["robot"] for k, v in r.items()
         if k in ("robot_id", "sessions")}
