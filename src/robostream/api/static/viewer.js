@@ -177,6 +177,9 @@
     const strip = $("thumbnails");
     const figure = document.createElement("figure");
     const img = document.createElement("img");
+    // The live view is faster than the S3 sink: a new frame's object may land a second later.
+    let tries = 0;
+    img.onerror = () => { if (tries++ < 8) setTimeout(() => { img.src = url; }, 250 * tries); };
     img.src = url;
     img.alt = `${camera} ${timestampUs}`;
     const caption = document.createElement("small");
