@@ -87,7 +87,11 @@ def test_a_wrong_token_is_refused_and_the_data_waits(tls_gateway: GatewayRunner,
     client.start_session()
     client.send("log", example_payload("log"))
     assert not client.flush(timeout_s=2.0)
-    assert client.client.state in ("refused", "backing_off")
+    # It retries (backoff up to 0.5 s): its state cycles connecting -> refused -> backing_off.
+    deadline = time.monotonic() + 5.0
+    while client.client.state not in ("refused", "backing_off") and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert client.client.state in ("refused", "backing_off") and client.counters.connects == 0
     assert "401" in (client.client.last_error or "")
     assert client.counters.spooled == 1 and client.counters.lost == 0
     client.close(timeout_s=0.1)
