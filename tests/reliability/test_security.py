@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import msgpack
 import pytest
-from botocore.config import Config
 
 from robostream.config import Settings
 from robostream.producers import ClientOptions, RobotClient
+from robostream.sinks.s3 import s3_client
 from robostream.stack.servers import Server
 from tests.reliability.badinput import envelope, mp
 from tests.reliability.report import FIGURES
@@ -210,14 +209,12 @@ def test_presigned_urls_expire_on_seaweedfs_with_auth_on(
     rel_stack: ReliabilityStack, rel_settings: Settings
 ) -> None:
     s3cfg = rel_settings.s3
-    s3 = boto3.client("s3", endpoint_url=s3cfg.endpoint, region_name=s3cfg.region,
-                      aws_access_key_id=s3cfg.access_key,
-                      aws_secret_access_key=s3cfg.secret_key.get_secret_value(),
-                      config=Config(signature_version="s3v4"))
+    s3 = s3_client(rel_settings)  # how the sinks and the API sign: SigV4
     key = "raw/robot_001/s-presign/frames/front/1_rgb.jpg"
     s3.put_object(Bucket=s3cfg.bucket, Key=key, Body=b"\xff\xd8frame")
     signed = s3.generate_presigned_url("get_object", Params={"Bucket": s3cfg.bucket, "Key": key},
                                        ExpiresIn=2)
+    assert "X-Amz-Algorithm=AWS4-HMAC-SHA256" in signed and "X-Amz-Expires=2" in signed
     with urllib.request.urlopen(signed, timeout=10) as resp:
         assert resp.read() == b"\xff\xd8frame"
     anonymous = f"{s3cfg.endpoint}/{s3cfg.bucket}/{key}"

@@ -155,7 +155,12 @@ def is_retriable(exc: BaseException) -> bool:
 
 
 def s3_client(settings: Settings) -> Any:
-    """A boto3 S3 client for ``settings.s3`` (path-style, short timeouts, few retries)."""
+    """A boto3 S3 client for ``settings.s3`` (path-style, short timeouts, few retries).
+
+    Requests and presigned URLs use Signature Version 4 (``X-Amz-Algorithm=AWS4-HMAC-SHA256``):
+    botocore presigns with the deprecated version 2 unless told, which AWS refuses for buckets
+    created since 2020.
+    """
     return boto3.client(
         "s3",
         endpoint_url=settings.s3.endpoint,
@@ -163,6 +168,7 @@ def s3_client(settings: Settings) -> Any:
         aws_access_key_id=settings.s3.access_key,
         aws_secret_access_key=settings.s3.secret_key.get_secret_value(),
         config=Config(
+            signature_version="s3v4",
             s3={"addressing_style": "path"}, connect_timeout=3, read_timeout=60,
             retries={"max_attempts": 2, "mode": "standard"},
             max_pool_connections=UPLOAD_THREADS * 2,
