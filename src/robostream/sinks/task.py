@@ -21,6 +21,7 @@ past the last commit was committed.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import threading
 import time
@@ -145,7 +146,7 @@ class SinkTask:
         self._assigned: list[TopicPartition] = []
         self._committed: dict[TP, int] = {}
         self._to_commit: dict[TP, int] = {}  # written and flushed, not committed yet
-        self._committed_at = 0.0
+        self._committed_at = -math.inf  # the first written offsets are committed at once
         self._lag_at = 0.0
 
     # -- control (any thread) ------------------------------------------------------------------
