@@ -139,7 +139,9 @@ async def list_robots(request: web.Request) -> web.Response:
     seen = {row["_id"]: row for row in rows if isinstance(row.get("_id"), str)}
     live = await live_sessions(ctx.stores)
     if live:
-        landed = await ctx.stores.db.sessions.find({}, {"robot_id": 1, "session_id": 1}).to_list(None)
+        ids = [keys.session_doc_id(d["robot_id"], d["session_id"]) for d in live]
+        landed = await ctx.stores.db.sessions.find({"_id": {"$in": ids}},
+                                                   {"robot_id": 1, "session_id": 1}).to_list(None)
         for doc in not_landed(live, landed):
             row = seen.setdefault(doc["robot_id"], {"sessions": 0})
             row["sessions"] = int(row.get("sessions", 0)) + 1

@@ -42,7 +42,7 @@ from robostream.schemas import (
     ValidationError,
     encode_record,
     frame_items,
-    parse_envelope,
+    parse_into,
 )
 from robostream.topics import dlq_topic, topic_for
 
@@ -180,10 +180,7 @@ class BatchIngestor:
         batch = DecodedBatch([], [])
         slice_end = time.perf_counter() + SLICE_S
         for index, item in enumerate(items):
-            try:
-                batch.envelopes.append(parse_envelope(item, json_mode=json_mode, index=index))
-            except ValidationError as exc:
-                batch.errors.append(exc)
+            parse_into(batch, index, item, json_mode)
             if time.perf_counter() > slice_end:
                 await asyncio.sleep(0)
                 slice_end = time.perf_counter() + SLICE_S

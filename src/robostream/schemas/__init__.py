@@ -26,6 +26,7 @@ from robostream.schemas.codec import (
     encode_record,
     encode_value,
     frame_items,
+    parse_into,
     validate_event,
 )
 from robostream.schemas.datatypes import BINARY_TYPES, DataType
@@ -69,6 +70,7 @@ __all__ = [
     "inline_blob",
     "load_schema",
     "parse_envelope",
+    "parse_into",
     "parsed_schema",
     "payload_schema",
     "schema_names",

@@ -131,11 +131,16 @@ def decode_frame(
     items, json_mode = frame_items(frame, fmt, max_messages=max_messages)
     batch = DecodedBatch([], [])
     for index, item in enumerate(items):
-        try:
-            batch.envelopes.append(parse_envelope(item, json_mode=json_mode, index=index))
-        except ValidationError as exc:
-            batch.errors.append(exc)
+        parse_into(batch, index, item, json_mode)
     return batch
+
+
+def parse_into(batch: DecodedBatch, index: int, item: Any, json_mode: bool) -> None:
+    """Validate envelope ``index`` of a frame into ``batch`` (its envelopes, or its errors)."""
+    try:
+        batch.envelopes.append(parse_envelope(item, json_mode=json_mode, index=index))
+    except ValidationError as exc:
+        batch.errors.append(exc)
 
 
 def _json_default(obj: Any) -> Any:
