@@ -34,14 +34,14 @@ async def get_json(http: aiohttp.ClientSession, url: str) -> Any:
         return await response.json()
 
 
-async def test_cold_frames_get_presigned_urls_that_work_then_expire(
-        short_lived_api: RunningApi, landing: Landing, ids: dict[str, str], mongo: Any,
+async def test_cold_frames_get_presigned_urls_that_work_and_are_cached(
+        api: RunningApi, landing: Landing, ids: dict[str, str], mongo: Any,
         redis_client: Any, api_settings: Settings) -> None:
     robot, session = ids["robot"], ids["session"]
     start = now_us() - 60_000_000
     landing.session_start(robot, session, start)
     sent = [landing.image(robot, session, start + i * 33_333, seq=i, to=("s3", "mongo")) for i in range(3)]
-    frames_url = f"{short_lived_api.url}/v1/frames?robot={robot}&session={session}"
+    frames_url = f"{api.url}/v1/frames?robot={robot}&session={session}"
     async with aiohttp.ClientSession() as http:
         body = await get_json(http, frames_url)
         assert body["source"] == "presigned"  # nothing in Redis: MongoDB + S3 presigning
@@ -53,22 +53,31 @@ async def test_cold_frames_get_presigned_urls_that_work_then_expire(
                 assert response.status == 200
                 assert await response.read() == content_of(envelope)
         again = await get_json(http, frames_url)  # the caches were updated: Redis answers now
-        assert again["source"] == "redis"
-        assert [f["urls"] for f in again["frames"]] == [f["urls"] for f in frames]
-        cached = redis_client.hgetall(keys.frame_key(robot, session, "front", sent[0].timestamp_us))
-        assert cached[b"url:rgb"].decode() == frames[0]["urls"]["rgb"]
-        assert 0 < redis_client.ttl(keys.frame_key(robot, session, "front", sent[0].timestamp_us)) \
-            <= api_settings.redis.frame_ttl_s
-        doc = mongo[api_settings.mongo.database].frames_metadata.find_one(
-            {"_id": keys.frame_doc_id(robot, session, "front", sent[0].timestamp_us)})
-        assert doc["cached"] is True and doc["cache_expiry"] is not None
+    assert again["source"] == "redis"
+    assert [f["urls"] for f in again["frames"]] == [f["urls"] for f in frames]
+    key = keys.frame_key(robot, session, "front", sent[0].timestamp_us)
+    assert redis_client.hget(key, "url:rgb").decode() == frames[0]["urls"]["rgb"]
+    assert 0 < redis_client.ttl(key) <= api_settings.redis.frame_ttl_s
+    doc = mongo[api_settings.mongo.database].frames_metadata.find_one(
+        {"_id": keys.frame_doc_id(robot, session, "front", sent[0].timestamp_us)})
+    assert doc["cached"] is True and doc["cache_expiry"] is not None
 
+
+async def test_expired_urls_are_refused_and_signed_again(
+        short_lived_api: RunningApi, landing: Landing, ids: dict[str, str]) -> None:
+    robot, session = ids["robot"], ids["session"]
+    start = now_us() - 60_000_000
+    landing.session_start(robot, session, start)
+    landing.image(robot, session, start, seq=0, to=("s3", "mongo"))
+    frames_url = f"{short_lived_api.url}/v1/frames?robot={robot}&session={session}"
+    async with aiohttp.ClientSession() as http:
+        first = (await get_json(http, frames_url))["frames"][0]["urls"]["rgb"]
         await asyncio.sleep(3)  # past the 2 s expiry
-        async with http.get(frames[0]["urls"]["rgb"]) as response:
+        async with http.get(first) as response:
             assert response.status == 403  # SeaweedFS refuses the expired URL
-        fresh = (await get_json(http, frames_url))["frames"][0]  # expired in the cache: signed again
-        assert fresh["urls"]["rgb"] != frames[0]["urls"]["rgb"]
-        async with http.get(fresh["urls"]["rgb"]) as response:
+        fresh = (await get_json(http, frames_url))["frames"][0]["urls"]["rgb"]  # expired in the cache
+        assert fresh != first
+        async with http.get(fresh) as response:
             assert response.status == 200
 
 
