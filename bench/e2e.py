@@ -355,12 +355,15 @@ def simulate(settings: Settings, robots: int, media: bool, duration: float, api_
 
 
 def mongo_landed(settings: Settings, sessions: Sequence[str]) -> int:
-    """time_series records (distinct seq per session) in the ``telemetry`` collection."""
+    """time_series records (distinct seq per session) in the ``telemetry`` minute buckets."""
     from pymongo import MongoClient
+
+    from robostream.sinks.buckets import I8, unpack
 
     with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
         telemetry = client[settings.mongo.database]["telemetry"]
-        return sum(len(telemetry.distinct("seq", {"session_id": s})) for s in sessions)
+        return sum(len({int(seq) for doc in telemetry.find({"session_id": s}, {"seq": 1})
+                        for seq in set(unpack(doc["seq"], I8).tolist())}) for s in sessions)
 
 
 def run_case(pipeline: Pipeline, admin: AdminClient, robots: int, media: bool, duration: float,

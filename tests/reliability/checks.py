@@ -16,6 +16,7 @@ import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from robostream.config import Settings
+from robostream.sinks.buckets import Minute
 from robostream.topics import topic_for
 from tests.reliability.sizes import ROWS_PER_ENVELOPE
 from tests.reliability.streaming import RobotRun
@@ -49,14 +50,16 @@ class Landed:
 
 
 def mongo_telemetry(db: Any, run: RobotRun) -> Landed:
-    """Points per seq in ``telemetry``; order = first landing, by the source record's offset."""
+    """Points per seq in the ``telemetry`` minute buckets; order = the seqs in stored time order."""
     found = Landed()
-    docs = db.telemetry.find({"robot_id": run.robot_id, "session_id": run.session_id},
-                             {"seq": 1, "n": 1, "source": 1})
-    rows = sorted(docs, key=lambda d: (d["source"]["partition"], d["source"]["offset"], d["seq"]))
-    for doc in rows:
-        found.points[doc["seq"]] = found.points.get(doc["seq"], 0) + doc["n"]
-    found.order = [doc["seq"] for doc in rows]
+    docs = db.telemetry.find({"robot_id": run.robot_id, "session_id": run.session_id}).sort("timestamp", 1)
+    seen: Counter[int] = Counter()
+    for doc in docs:
+        for seq in Minute.from_document(doc).seqs.tolist():
+            if seq not in seen:
+                found.order.append(seq)
+            seen[seq] += 1
+    found.points = dict(seen)
     return found
 
 

@@ -1,37 +1,40 @@
-"""``GET /v1/telemetry``: a time range streamed from MongoDB cursors as NDJSON or MessagePack.
+"""``GET /v1/telemetry``: a time range from the minute buckets or the level-of-detail pyramid.
 
-Rows, one per line (NDJSON) or one MessagePack map after the other:
+Telemetry is stored as columnar minute buckets and a min/max pyramid (1 s, 10 s, 1 min, 1 h
+bins; :mod:`robostream.sinks.buckets`). A query reads few, large documents, selects ``fields``
+by projection (nothing else is decoded) and answers in one of three formats:
 
-* **raw** (every point, or one point per bucket when ``max_points`` asks for fewer points and no
-  aggregation is fine enough): the sinks' point, ``{"seq", "i", "ts_us", "values": {metric:
-  value}}``, in time order;
-* **aggregations** (``max_points`` over a range where the pre-computed 1m/1h windows are at
-  least as fine as the buckets asked): ``{"ts_us", "end_us", "values": {metric: mean}, "min":
-  {...}, "max": {...}, "count": {...}}``, windows merged into buckets of whole windows.
+* ``columns`` (``application/vnd.robostream.columns+msgpack``): MessagePack maps, one per
+  stored document (a minute of one stream group, or a run of pyramid bins), whose columns are
+  packed little-endian arrays (``bin``): ``numpy.frombuffer`` and a browser's ``Float64Array``
+  read them without per-point parsing;
+* ``ndjson`` (the default) and ``msgpack``: one row per point or per bucket, as before --
+  **raw** ``{"seq", "i", "ts_us", "values": {metric: value}}`` in time order, **lod**
+  ``{"ts_us", "end_us", "values": {metric: mean}, "min", "max", "count"}``.
 
-``X-Robostream-Source`` says which (``raw``, ``raw-decimated``, ``aggregations``),
-``X-Robostream-Resolution`` the windows used, ``X-Robostream-Bucket-Us`` the bucket length. A
-failure after the first bytes ends the stream with ``{"error": {"code", "message"}}``.
+``max_points=N`` picks the coarsest pyramid level with at least ``N`` bins over the range and
+merges whole bins into at most ``N`` buckets (min and max per bucket: a one-sample spike stays
+visible); when even the 1 s level has fewer bins, the raw points are answered if there are at
+most ``RAW_FACTOR * N`` of them, else the 1 s level. ``X-Robostream-Source`` says which (``raw``
+or ``lod``), ``X-Robostream-Level`` the level, ``X-Robostream-Bucket-Us`` the bucket length.
+A failure after the first bytes ends the stream with ``{"error": {"code", "message"}}``.
 
-The range is read in time slices (``api.history_slice_s``; an empty slice doubles the next one)
-so the first bytes leave after the first slice, whatever the length of the range, and memory
-stays bounded; points of overlapping documents (streams at different rates) are merged into
-time order. Conversion runs in small steps between which the event loop serves others.
+Raw minutes are read in time slices (``api.history_slice_s``; an empty slice doubles the next
+one), so the first bytes leave after the first slice and memory stays bounded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import bisect
 import logging
 import math
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import msgpack
+import numpy as np
 import orjson
 from aiohttp import web
 from pymongo.errors import PyMongoError
@@ -40,7 +43,6 @@ from robostream.api.context import ApiContext, context_of
 from robostream.api.cors import CORS_HEADERS
 from robostream.api.errors import ApiError, not_found
 from robostream.api.params import (
-    datetime_to_us,
     id_param,
     int_param,
     list_param,
@@ -49,35 +51,43 @@ from robostream.api.params import (
     time_range,
 )
 from robostream.api.sessions import MAX_DOC_SPAN_US, find_session, session_span_us
-from robostream.api.stats import RESOLUTION_US
-from robostream.processors import TelemetryBucket
-from robostream.sinks.points import points as bucket_points
+from robostream.sinks.buckets import (
+    COUNT,
+    F8,
+    I4,
+    I8,
+    LEVELS,
+    LOD_SPAN_US,
+    MAX,
+    MEAN,
+    MIN,
+    MINUTE_US,
+    LodSpan,
+    Minute,
+    combine,
+    empty_stats,
+)
 
 log = logging.getLogger(__name__)
 
 NDJSON = "application/x-ndjson"
 MSGPACK = "application/msgpack"
+COLUMNS = "application/vnd.robostream.columns+msgpack"
 _ACCEPTED = {
     "application/x-ndjson": NDJSON, "application/ndjson": NDJSON, "application/jsonl": NDJSON,
     "application/json-seq": NDJSON, "application/msgpack": MSGPACK,
-    "application/x-msgpack": MSGPACK, "application/vnd.msgpack": MSGPACK,
+    "application/x-msgpack": MSGPACK, "application/vnd.msgpack": MSGPACK, COLUMNS: COLUMNS,
     "*/*": NDJSON, "application/*": NDJSON,
 }
-FORMATS = {"ndjson": NDJSON, "msgpack": MSGPACK}
-#: Aggregation resolutions MongoDB may hold, finest first.
-AGG_RESOLUTIONS = ("1s", "1m", "1h")
-CURSOR_BATCH = 200
-STEP_DOCS = 50  # documents converted between two yields to the event loop
+FORMATS = {"ndjson": NDJSON, "msgpack": MSGPACK, "columns": COLUMNS}
 FLUSH_BYTES = 64 * 1024
 #: Points may precede a session's start event by this much (clocks): reads start that early.
 SESSION_MARGIN_US = 3_600_000_000
-MINUTE_US = 60_000_000
-#: Batches of rows, as they are read (closed early when the client goes away).
-Rows = AsyncGenerator[list[dict[str, Any]], None]
-_TELEMETRY_FIELDS = {"_id": 0, "seq": 1, "timestamp_us": 1, "t": 1, "indexes": 1,
-                     "bucket_hour": 1, "bucket_minute": 1, "robot_id": 1, "session_id": 1}
-
-
+#: Below the 1 s level, raw points are answered when there are at most this many per max_points.
+RAW_FACTOR = 10
+_MINUTE_HEAD = {"_id": 0, "robot_id": 1, "session_id": 1, "group": 1, "timestamp_us": 1, "channels": 1}
+_LOD_HEAD = {"_id": 0, "robot_id": 1, "session_id": 1, "group": 1, "level": 1, "span_start_us": 1,
+             "bins": 1, "channels": 1}
 # -- negotiation and parameters --------------------------------------------------------------------
 
 
@@ -117,123 +127,46 @@ class TelemetryQuery:
     fields: tuple[str, ...]
     max_points: int | None
 
-    @property
-    def bucket_us(self) -> int | None:
-        """Bucket length that keeps the answer within ``max_points`` rows."""
-        if self.max_points is None:
-            return None
-        return max(1, math.ceil((self.end_us - self.start_us) / self.max_points))
-
 
 @dataclass(frozen=True)
 class Plan:
-    source: str  # raw | raw-decimated | aggregations
+    source: str  # raw | lod
     bucket_us: int | None = None
-    resolution: str | None = None
+    level: str | None = None
 
 
-# -- documents -> points ---------------------------------------------------------------------------
+# -- reading -----------------------------------------------------------------------------------------
 
 
-def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, list[float]]:
-    """``{"pose": {"position": {"x": [...]}}}`` -> ``{"pose.position.x": [...]}`` (the inverse of
-    the sinks' :func:`robostream.sinks.points.nested`)."""
-    out: dict[str, list[float]] = {}
-    for name, value in nested.items():
-        if isinstance(value, dict):
-            out.update(flatten(value, f"{prefix}{name}."))
-        else:
-            out[f"{prefix}{name}"] = value
-    return out
-
-
-def bucket_of(doc: dict[str, Any], robot_id: str, session_id: str) -> TelemetryBucket:
-    """The processors' bucket a ``telemetry`` document was made from (one slice of one record)."""
-    base = int(doc["timestamp_us"])
-    stamps = [base + int(t) for t in doc["t"]]
-    return TelemetryBucket(
-        robot_id=robot_id, session_id=session_id,
-        bucket_hour=_us(doc.get("bucket_hour")), bucket_minute=_us(doc.get("bucket_minute")),
-        timestamps=stamps, seqs=[int(doc["seq"])] * len(stamps),
-        indexes=doc.get("indexes") or list(range(len(stamps))),
-        values=flatten(doc.get("values") or {}),
-    )
-
-
-def _us(value: Any) -> int:
-    return datetime_to_us(value) if isinstance(value, datetime) else int(value or 0)
-
-
-def doc_points(doc: dict[str, Any], query: TelemetryQuery) -> list[dict[str, Any]]:
-    """The document's points within the query range (points without values dropped)."""
-    points = bucket_points(bucket_of(doc, query.robot_id, query.session_id))
-    return [p for p in points if query.start_us <= p["ts_us"] < query.end_us and p["values"]]
-
-
-def _key(point: dict[str, Any]) -> tuple[int, int, int]:
-    return point["ts_us"], point["seq"], point["i"]
-
-
-class TimeOrder:
-    """Merges points of documents read in ``timestamp`` order into strict time order.
-
-    A document starting at T cannot hold points before T, so pending points before T are final.
-    """
-
-    def __init__(self) -> None:
-        self.pending: list[dict[str, Any]] = []
-
-    def add(self, doc_start_us: int, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Add one document's points; return the points now known to be in order."""
-        cut = bisect.bisect_left([p["ts_us"] for p in self.pending], doc_start_us) if self.pending else 0
-        ready, rest = self.pending[:cut], self.pending[cut:]
-        self.pending = sorted(rest + points, key=_key) if rest else points
-        return ready
-
-    def flush(self) -> list[dict[str, Any]]:
-        ready, self.pending = self.pending, []
-        return ready
-
-
-class Decimator:
-    """Keeps the first point of every bucket of ``bucket_us`` from ``start_us``."""
-
-    def __init__(self, start_us: int, bucket_us: int) -> None:
-        self.start, self.bucket, self.last = start_us, bucket_us, -1
-
-    def keep(self, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out = []
-        for point in points:
-            index = (point["ts_us"] - self.start) // self.bucket
-            if index > self.last:
-                self.last = index
-                out.append(point)
-        return out
-
-
-# -- reading MongoDB in slices ---------------------------------------------------------------------
+Block = list[dict[str, Any]]
+#: Batches of answer items, as they are read (closed early when the client goes away).
+Items = AsyncGenerator["list[Minute] | list[LodAnswer]", None]
 
 
 def slice_us(ctx: ApiContext) -> int:
     return int(ctx.settings.api.history_slice_s * 1_000_000)
 
 
-def telemetry_projection(fields: tuple[str, ...]) -> dict[str, Any]:
-    projection = dict(_TELEMETRY_FIELDS)
+def projection(head: dict[str, Any], root: str, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The document header plus the selected channels under ``root`` (every one without fields)."""
+    out = dict(head)
     for name in fields or ("",):
-        projection[f"values.{name}" if name else "values"] = 1
-    return projection
+        out[f"{root}.{name}" if name else root] = 1
+    return out
 
 
-def telemetry_filter(query: TelemetryQuery, lo_us: int, hi_us: int) -> dict[str, Any]:
-    """Documents starting in ``[lo, hi)`` (the compound index's range; the projection picks the
-    fields: an ``$exists`` filter would cost SecantusDB a scan of every document)."""
+def session_filter(query: TelemetryQuery, lo_us: int, hi_us: int) -> dict[str, Any]:
+    """Documents of the session starting in ``[lo, hi)`` (the compound index's range); with
+    ``fields``, only the stream groups that can hold them."""
     span = {"$gte": micros_to_datetime(lo_us), "$lt": micros_to_datetime(hi_us)}
-    return {"robot_id": query.robot_id, "session_id": query.session_id, "timestamp": span}
+    where: dict[str, Any] = {"robot_id": query.robot_id, "session_id": query.session_id, "timestamp": span}
+    if query.fields:
+        tops = sorted({f.split(".", 1)[0] for f in query.fields})
+        where["group"] = {"$regex": "(?:^|\\+)(?:" + "|".join(tops) + ")(?:\\+|$)"}
+    return where
 
 
-async def sliced(first_us: int, end_us: int, base: int, read: Callable[[int, int], Any],
-                 ) -> Rows:
+async def sliced(first_us: int, end_us: int, base: int, read: Callable[[int, int], Any]) -> Any:
     """Read ``[first_us, end_us)`` in slices of ``base`` µs (an empty slice doubles the next one);
     the next slice is fetched while the current one is being answered."""
     length, lo = base, first_us
@@ -258,139 +191,232 @@ async def sliced(first_us: int, end_us: int, base: int, read: Callable[[int, int
             pending.cancel()
 
 
-async def raw_rows(ctx: ApiContext, query: TelemetryQuery, plan: Plan) -> Rows:
-    """Points in time order (decimated to one per bucket for ``raw-decimated``)."""
+def cut(minute: Minute, start_us: int, end_us: int) -> Minute:
+    """The minute's samples within ``[start_us, end_us)`` (views, no copy)."""
+    lo, hi = np.searchsorted(minute.times, [start_us, end_us])
+    if lo == 0 and hi == len(minute):
+        return minute
+    return Minute(minute.robot_id, minute.session_id, minute.group, minute.minute_us,
+                  minute.times[lo:hi], minute.seqs[lo:hi], minute.indexes[lo:hi], minute.names,
+                  minute.values[:, lo:hi])
+
+
+async def raw_items(ctx: ApiContext, query: TelemetryQuery) -> Items:
+    """Every stored sample in the range: one list of :class:`Minute` (its stream groups) per minute."""
     collection = ctx.stores.db.telemetry
-    projection = telemetry_projection(query.fields)
+    fields = projection({**_MINUTE_HEAD, "t": 1, "seq": 1, "i": 1}, "values", query.fields)
 
     async def read(lo: int, hi: int) -> list[dict[str, Any]]:
-        cursor = collection.find(telemetry_filter(query, lo, hi), projection).sort(
-            "timestamp", 1).batch_size(CURSOR_BATCH)
+        cursor = collection.find(session_filter(query, lo, hi), fields).sort("timestamp", 1)
         return await cursor.to_list(None)
 
-    order = TimeOrder()
-    decimator = Decimator(query.start_us, plan.bucket_us) if plan.bucket_us else None
-    base = slice_us(ctx)
-    # a document holds the points of one record within one minute: a document with points at or
-    # after start_us starts in start_us's minute or later
     first = query.start_us - query.start_us % MINUTE_US
-    async for docs in sliced(first, query.end_us, base, read):
-        for start in range(0, len(docs), STEP_DOCS):
-            rows: list[dict[str, Any]] = []
-            for doc in docs[start:start + STEP_DOCS]:
-                rows += order.add(int(doc["timestamp_us"]), doc_points(doc, query))
-            yield decimator.keep(rows) if decimator else rows
-    rows = order.flush()
-    yield decimator.keep(rows) if decimator else rows
+    async for docs in sliced(first, query.end_us, slice_us(ctx), read):
+        by_minute: dict[int, list[Minute]] = {}
+        for doc in docs:
+            minute = cut(Minute.from_document(doc), query.start_us, query.end_us)
+            if len(minute) and minute.names:
+                by_minute.setdefault(minute.minute_us, []).append(minute)
+        for minute_us in sorted(by_minute):
+            yield sorted(by_minute[minute_us], key=lambda m: m.group)
 
 
-# -- aggregations ----------------------------------------------------------------------------------
+# -- the pyramid -----------------------------------------------------------------------------------
 
 
-def metric_filter(fields: tuple[str, ...]) -> dict[str, Any]:
-    if not fields:
-        return {}
-    alternatives = "|".join(name.replace(".", r"\.") for name in fields)
-    return {"metric": {"$regex": f"^(?:{alternatives})(?:\\.|$)"}}
+@dataclass
+class LodAnswer:
+    """Buckets of whole pyramid bins, per stream group: ``stats`` is ``(channels, 4, buckets)``."""
+
+    level: str
+    bucket_us: int
+    starts: np.ndarray
+    groups: list[tuple[str, list[str], np.ndarray]]
 
 
-def merge_windows(windows: list[dict[str, Any]], bucket_start: int, bucket_end: int) -> dict[str, Any]:
-    """One row from the aggregation documents of one bucket (several metrics, several windows)."""
-    count: dict[str, int] = {}
-    weighted: dict[str, float] = {}
-    low: dict[str, float] = {}
-    high: dict[str, float] = {}
-    for w in windows:
-        metric, n = w["metric"], int(w.get("count") or 0)
-        if n <= 0 or w.get("mean") is None:
-            continue
-        count[metric] = count.get(metric, 0) + n
-        weighted[metric] = weighted.get(metric, 0.0) + float(w["mean"]) * n
-        low[metric] = min(low.get(metric, math.inf), float(w["min"]))
-        high[metric] = max(high.get(metric, -math.inf), float(w["max"]))
-    values = {m: weighted[m] / count[m] for m in sorted(count)}
-    return {"ts_us": bucket_start, "end_us": bucket_end, "values": values,
-            "min": {m: low[m] for m in values}, "max": {m: high[m] for m in values},
-            "count": {m: count[m] for m in values}}
+def choose_level(span_us: int, max_points: int) -> str | None:
+    """The coarsest level with at least ``max_points`` bins over the span, or None."""
+    for level in reversed(LEVELS):
+        if math.ceil(span_us / LEVELS[level]) >= max_points:
+            return level
+    return None
 
 
-def aggregation_docs(ctx: ApiContext, query: TelemetryQuery, plan: Plan,
-                     ) -> Rows:
-    """The ``aggregations`` documents of the plan's resolution over the range, slice by slice."""
-    assert plan.resolution is not None and plan.bucket_us is not None
-    collection = ctx.stores.db.aggregations
-    where_base = {"robot_id": query.robot_id, "session_id": query.session_id,
-                  "resolution": plan.resolution, **metric_filter(query.fields)}
-    projection = {"_id": 0, "metric": 1, "window_start": 1, "count": 1, "mean": 1, "min": 1, "max": 1}
-
-    async def read(lo: int, hi: int) -> list[dict[str, Any]]:
-        span = {"$gte": micros_to_datetime(lo), "$lt": micros_to_datetime(hi)}
-        where = {**where_base, "window_start": span}
-        return await collection.find(where, projection).sort("window_start", 1).to_list(None)
-
-    first = query.start_us - query.start_us % plan.bucket_us
-    base = max(slice_us(ctx), 60 * RESOLUTION_US[plan.resolution])
-    return sliced(first, query.end_us, base, read)
+def lod_bucket_us(query: TelemetryQuery, level: str) -> int:
+    """Buckets of whole bins (aligned to their length), at most ``max_points`` over the range."""
+    assert query.max_points is not None
+    bin_us = LEVELS[level]
+    wanted = math.ceil((query.end_us - query.start_us) / query.max_points)
+    bucket = max(1, math.ceil(wanted / bin_us)) * bin_us
+    while math.ceil((query.end_us - (query.start_us - query.start_us % bucket)) / bucket) > query.max_points:
+        bucket += bin_us  # the aligned first bucket starts before the range: one more may not fit
+    return bucket
 
 
-async def aggregation_rows(plan: Plan, first: list[dict[str, Any]],
-                           rest: Rows) -> Rows:
-    """Buckets of whole windows (``plan.bucket_us`` is a multiple of the resolution)."""
-    assert plan.bucket_us is not None
-    size = plan.bucket_us
-    current: int | None = None
-    group: list[dict[str, Any]] = []
-    batch: list[dict[str, Any]] | None = first
-    try:
-        while batch is not None:
-            rows = []
-            for doc in batch:
-                start = _us(doc["window_start"])
-                bucket = start - start % size
-                if current is not None and bucket != current:
-                    rows.append(merge_windows(group, current, current + size))
-                    group = []
-                current = bucket
-                group.append(doc)
-            yield [r for r in rows if r["values"]]
-            batch = await anext(rest, None)
-    finally:
-        await rest.aclose()
-    if group and current is not None:
-        row = merge_windows(group, current, current + size)
-        yield [row] if row["values"] else []
+async def lod_spans(ctx: ApiContext, query: TelemetryQuery, level: str, origin: int) -> list[LodSpan]:
+    """The stored bins of ``level`` over ``[origin, end)`` (1 s: from the minute documents)."""
+    db = ctx.stores.db
+    if level == "1s":
+        fields = projection(_MINUTE_HEAD, "lod1s", query.fields)
+        docs = await db.telemetry.find(session_filter(query, origin, query.end_us), fields).to_list(None)
+        return [_second_span(doc) for doc in docs]
+    lo = origin - origin % LOD_SPAN_US[level]
+    where = {**session_filter(query, lo, query.end_us), "level": level}
+    docs = await db.telemetry_lod.find(where, projection(_LOD_HEAD, "stats", query.fields)).to_list(None)
+    return [LodSpan.from_document(doc) for doc in docs]
 
 
-async def plan_rows(ctx: ApiContext, query: TelemetryQuery,
-                    ) -> tuple[Plan, Rows]:
-    """Every point; else the coarsest aggregation at least as fine as the buckets that MongoDB
-    holds over the range (found by reading its first non-empty slice, which is then streamed);
-    else one point per bucket."""
-    bucket = query.bucket_us
-    if bucket is None:
-        plan = Plan("raw")
-        return plan, raw_rows(ctx, query, plan)
-    for resolution in reversed(AGG_RESOLUTIONS):
-        size = RESOLUTION_US[resolution]
-        if size > bucket:
-            continue
-        plan = Plan("aggregations", math.ceil(bucket / size) * size, resolution)
-        docs = aggregation_docs(ctx, query, plan)
-        first = await anext(docs, None)
-        if first is not None:
-            return plan, aggregation_rows(plan, first, docs)
-    plan = Plan("raw-decimated", bucket)
-    return plan, raw_rows(ctx, query, plan)
+def _second_span(doc: dict[str, Any]) -> LodSpan:
+    """A minute document's ``lod1s`` as a 60-bin span."""
+    return LodSpan.from_document({**doc, "level": "1s", "span_start_us": doc["timestamp_us"], "bins": 60,
+                                  "stats": doc.get("lod1s") or {}})
+
+
+def lod_answer(query: TelemetryQuery, level: str, spans: list[LodSpan]) -> LodAnswer:
+    """Merge the spans' bins into buckets of :func:`lod_bucket_us` from an aligned origin."""
+    bucket_us = lod_bucket_us(query, level)
+    bin_us = LEVELS[level]
+    origin = query.start_us - query.start_us % bucket_us
+    total = math.ceil((query.end_us - origin) / bin_us)
+    per = bucket_us // bin_us
+    total = math.ceil(total / per) * per
+    grids: dict[str, tuple[list[str], np.ndarray]] = {}
+    for span in spans:
+        names, grid = grids.setdefault(span.group, ([], empty_stats(0, total)))
+        new = [n for n in span.names if n not in names]
+        if new:
+            names += new
+            grid = np.concatenate([grid, empty_stats(len(new), total)])
+            grids[span.group] = (names, grid)
+        at = (span.span_start_us - origin) // bin_us
+        lo, hi = max(0, -at), min(span.stats.shape[2], total - at)
+        if lo < hi:
+            rows = [names.index(n) for n in span.names]
+            grid[rows, :, at + lo:at + hi] = span.stats[:, :, lo:hi]
+    starts = origin + np.arange(total // per, dtype=np.int64) * bucket_us
+    groups = [(group, names, combine(grid, per)) for group, (names, grid) in sorted(grids.items())]
+    return LodAnswer(level, bucket_us, starts, groups)
+
+
+async def raw_point_count(ctx: ApiContext, query: TelemetryQuery) -> int:
+    """About how many samples the range holds (from the minute documents' counts)."""
+    first = query.start_us - query.start_us % MINUTE_US
+    fields = {"_id": 0, "n": 1, "first_us": 1, "last_us": 1}
+    total = 0.0
+    async for doc in ctx.stores.db.telemetry.find(session_filter(query, first, query.end_us), fields):
+        lo, hi = int(doc["first_us"]), int(doc["last_us"])
+        inside = max(0, min(hi + 1, query.end_us) - max(lo, query.start_us))
+        total += int(doc["n"]) * (inside / max(1, hi + 1 - lo))
+    return int(total)
+
+
+async def plan_items(ctx: ApiContext, query: TelemetryQuery) -> tuple[Plan, Items]:
+    """Every point, or buckets of the pyramid (see the module docstring)."""
+    if query.max_points is None:
+        return Plan("raw"), raw_items(ctx, query)
+    level = choose_level(query.end_us - query.start_us, query.max_points)
+    if level is None:
+        if await raw_point_count(ctx, query) <= RAW_FACTOR * query.max_points:
+            return Plan("raw"), raw_items(ctx, query)
+        level = "1s"
+    bucket_us = lod_bucket_us(query, level)
+    spans = await lod_spans(ctx, query, level, query.start_us - query.start_us % bucket_us)
+    return Plan("lod", bucket_us, level), _one(lod_answer(query, level, spans))
+
+
+async def _one(answer: LodAnswer) -> Items:
+    yield [answer]
+
+
+# -- encoding ---------------------------------------------------------------------------------------
+
+
+def minute_rows(minutes: list[Minute]) -> Block:
+    """Rows of one minute's stream groups, in time order (points without values left out)."""
+    rows = []
+    for minute in minutes:
+        names = minute.names
+        columns = minute.values.T.tolist()
+        for seq, index, ts, row in zip(minute.seqs.tolist(), minute.indexes.tolist(),
+                                       minute.times.tolist(), columns, strict=True):
+            values = {n: v for n, v in zip(names, row, strict=True) if v == v}
+            if values:
+                rows.append({"seq": seq, "i": index, "ts_us": ts, "values": values})
+    if len(minutes) > 1:
+        rows.sort(key=lambda r: (r["ts_us"], r["seq"], r["i"]))
+    return rows
+
+
+def lod_rows(answer: LodAnswer) -> Block:
+    """One row per non-empty bucket, every group's channels merged."""
+    rows: list[dict[str, Any]] = [
+        {"ts_us": int(start), "end_us": int(start) + answer.bucket_us, "values": {}, "min": {},
+         "max": {}, "count": {}} for start in answer.starts.tolist()]
+    for _group, names, stats in answer.groups:
+        counts, lows, highs, means = (stats[:, k, :].tolist() for k in (COUNT, MIN, MAX, MEAN))
+        for c, name in enumerate(names):
+            for j, n in enumerate(counts[c]):
+                if n > 0:
+                    row = rows[j]
+                    row["values"][name] = means[c][j]
+                    row["min"][name] = lows[c][j]
+                    row["max"][name] = highs[c][j]
+                    row["count"][name] = int(n)
+    return [r for r in rows if r["values"]]
+
+
+def minute_columns(minute: Minute) -> dict[str, Any]:
+    return {"kind": "raw", "group": minute.group, "n": len(minute),
+            "ts_us": minute.times.astype(I8).tobytes(), "seq": minute.seqs.astype(I8).tobytes(),
+            "i": minute.indexes.astype(I4).tobytes(),
+            "values": {n: minute.values[c].astype(F8).tobytes() for c, n in enumerate(minute.names)}}
+
+
+def lod_columns(answer: LodAnswer) -> list[dict[str, Any]]:
+    out = []
+    for group, names, stats in answer.groups:
+        keep = (stats[:, COUNT, :] > 0).any(axis=0)
+        part = stats[:, :, keep]
+        out.append({"kind": "lod", "group": group, "level": answer.level, "bucket_us": answer.bucket_us,
+                    "n": int(keep.sum()), "ts_us": answer.starts[keep].astype(I8).tobytes(),
+                    **{stat: {n: part[c, k].astype(F8).tobytes() for c, n in enumerate(names)}
+                       for stat, k in (("count", COUNT), ("min", MIN), ("max", MAX), ("mean", MEAN))}})
+    return out
+
+
+def encoder(media: str) -> Callable[[list[Minute] | list[LodAnswer]], tuple[bytes, int]]:
+    """Bytes and item count of one batch: rows (NDJSON, MessagePack) or column maps."""
+    if media == COLUMNS:
+        pack = msgpack.Packer(use_bin_type=True).pack
+
+        def columns(batch: list[Minute] | list[LodAnswer]) -> tuple[bytes, int]:
+            maps = [m for item in batch for m in (
+                lod_columns(item) if isinstance(item, LodAnswer) else [minute_columns(item)])]
+            return b"".join(pack(m) for m in maps), sum(m["n"] for m in maps)
+        return columns
+
+    dump = msgpack.Packer(use_bin_type=True).pack if media == MSGPACK else (
+        lambda row: orjson.dumps(row, option=orjson.OPT_APPEND_NEWLINE))
+
+    def rows(batch: list[Minute] | list[LodAnswer]) -> tuple[bytes, int]:
+        out: Block = []
+        minutes = [i for i in batch if isinstance(i, Minute)]
+        if minutes:
+            out += minute_rows(minutes)
+        for item in batch:
+            if isinstance(item, LodAnswer):
+                out += lod_rows(item)
+        return b"".join(dump(r) for r in out), len(out)
+    return rows
+
+
+def error_bytes(media: str, error: dict[str, Any]) -> bytes:
+    if media == NDJSON:
+        return orjson.dumps(error, option=orjson.OPT_APPEND_NEWLINE)
+    return msgpack.packb(error, use_bin_type=True)
 
 
 # -- the route -------------------------------------------------------------------------------------
-
-
-def encoder(media: str) -> Callable[[list[dict[str, Any]]], bytes]:
-    if media == MSGPACK:
-        pack = msgpack.Packer(use_bin_type=True).pack
-        return lambda rows: b"".join(pack(r) for r in rows)
-    return lambda rows: b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE) for r in rows)
 
 
 async def resolve_range(ctx: ApiContext, robot_id: str, session_id: str, start_us: int | None,
@@ -435,25 +461,24 @@ async def get_telemetry(request: web.Request) -> web.StreamResponse:
     ctx = context_of(request)
     media = negotiate(request.headers.get("Accept"), request.query.get("format"))
     query = await parse_query(ctx, request)
-    plan, rows = await plan_rows(ctx, query)
+    plan, items = await plan_items(ctx, query)
     headers = {"X-Robostream-Source": plan.source, "Cache-Control": "no-store",
                **request.get(CORS_HEADERS, {})}
-    if plan.resolution:
-        headers["X-Robostream-Resolution"] = plan.resolution
+    if plan.level:
+        headers["X-Robostream-Level"] = plan.level
     if plan.bucket_us:
         headers["X-Robostream-Bucket-Us"] = str(plan.bucket_us)
     response = web.StreamResponse(headers=headers)
     response.content_type = media
     response.enable_chunked_encoding()
     await response.prepare(request)
-    await stream_rows(ctx, response, rows, encoder(media))
+    await stream_items(ctx, response, items, media)
     return response
 
 
-async def stream_rows(ctx: ApiContext, response: web.StreamResponse,
-                      rows: Rows,
-                      encode: Callable[[list[dict[str, Any]]], bytes]) -> None:
-    """Write rows as they come (chunks of ~64 KiB); a store failure ends with an error row."""
+async def stream_items(ctx: ApiContext, response: web.StreamResponse, items: Items, media: str) -> None:
+    """Write answers as they come (chunks of ~64 KiB); a store failure ends with an error item."""
+    encode = encoder(media)
     stats = ctx.history
     stats.open_streams += 1
     stats.streams += 1
@@ -461,11 +486,9 @@ async def stream_rows(ctx: ApiContext, response: web.StreamResponse,
     buffer: list[bytes] = []
     size = 0
     try:
-        async for batch in rows:
-            if not batch:
-                continue
-            chunk = encode(batch)
-            stats.rows_sent += len(batch)
+        async for batch in items:
+            chunk, count = encode(batch)
+            stats.rows_sent += count
             buffer.append(chunk)
             size += len(chunk)
             if size >= FLUSH_BYTES:
@@ -483,9 +506,8 @@ async def stream_rows(ctx: ApiContext, response: web.StreamResponse,
     except PyMongoError as exc:
         log.warning("telemetry stream failed: %s: %s", type(exc).__name__, exc)
         error = {"error": {"code": "store_unavailable", "message": f"MongoDB failed: {type(exc).__name__}"}}
-        await response.write(b"".join(buffer) + encode([error]))
+        await response.write(b"".join(buffer) + error_bytes(media, error))
         await response.write_eof()
     finally:
         stats.open_streams -= 1
-        await rows.aclose()  # stops the slice being prefetched
-
+        await items.aclose()  # stops the slice being prefetched

@@ -2,12 +2,10 @@
 
 Document shapes and the reasons behind them are in docs/sinks.md. In short:
 
-* ``telemetry``: **one document per record and minute** (the robot's columnar batch, ~10
-  samples = 100 ms at 100 Hz, split at minute boundaries as the processors bucket it),
-  ``_id = robot/session/time_series/seq/minute``, inserted with ``insert_many(ordered=False)``;
-  a redelivered record hits the duplicate ``_id`` and is skipped. Measured on SecantusDB,
-  per-record documents beat growing minute/10-second bucket documents (``$push``) for inserts at
-  the live rate (about 10x) and equal them on the 1-hour query (docs/sinks.md).
+* ``telemetry``: **one document per (robot, session, stream group, minute)** with packed binary
+  columns, and ``telemetry_lod``, the level-of-detail pyramid (:mod:`robostream.sinks.buckets`,
+  written by :class:`~robostream.sinks.bucket_store.BucketStore`): samples already stored are
+  skipped, so a redelivered record changes nothing.
 * ``frames_metadata``: one document per frame (camera + timestamp); each image kind or
   compacted tier ``$set``s its own fields; thumbnails' bytes in GridFS.
 * ``sessions``: upserted from session start/end events; running stats ``$inc``-ed by what a
@@ -30,7 +28,7 @@ from typing import Any
 
 from gridfs import GridFSBucket
 from gridfs.errors import NoFile
-from pymongo import ASCENDING, InsertOne, MongoClient, ReplaceOne, UpdateOne
+from pymongo import ASCENDING, MongoClient, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import (
     AutoReconnect,
@@ -47,7 +45,8 @@ from robostream.processors import HOUR_US, FrameBatch, FrameTier, TierName, Wind
 from robostream.schemas import DataType, Envelope
 from robostream.sinks import keys
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SessionEvent, SinkContext, SinkRecord
-from robostream.sinks.points import Telemetry, nested, slices
+from robostream.sinks.bucket_store import LOD, BucketStore, Piece, pieces_of
+from robostream.sinks.points import Telemetry
 
 log = logging.getLogger(__name__)
 
@@ -80,39 +79,6 @@ def retention_seconds(settings: Settings) -> int:
 def micros_to_datetime(micros: int) -> datetime:
     """µs since the epoch -> aware UTC datetime (MongoDB keeps milliseconds)."""
     return _EPOCH + int(micros) * datetime.resolution
-
-
-def telemetry_documents(telemetry: Telemetry, record: SinkRecord) -> list[dict[str, Any]]:
-    """One ``telemetry`` document per slice (the points of one record within one minute)."""
-    docs = []
-    total = telemetry.point_count or 1
-    for bucket in telemetry.buckets:
-        extra: dict[str, Any] = {}
-        if bucket.joint_names:
-            extra["joint_names"] = list(bucket.joint_names)
-        if bucket.units:
-            extra["units"] = nested(dict(bucket.units))  # type: ignore[arg-type]
-        for piece in slices(bucket):
-            first = int(piece.timestamps[0])
-            n = len(piece.timestamps)
-            docs.append({
-                "_id": keys.telemetry_doc_id(bucket.robot_id, bucket.session_id, piece.seq,
-                                             piece.bucket_minute),
-                "robot_id": bucket.robot_id, "session_id": bucket.session_id,
-                "data_type": bucket.data_type, "seq": piece.seq, "n": n,
-                "timestamp": micros_to_datetime(first), "timestamp_us": first,
-                "end": micros_to_datetime(max(piece.timestamps)),
-                "bucket_hour": micros_to_datetime(piece.bucket_hour),
-                "bucket_minute": micros_to_datetime(piece.bucket_minute),
-                "t": [int(ts) - first for ts in piece.timestamps],
-                "indexes": list(piece.indexes),
-                "values": nested(piece.values),
-                **extra,
-                "size_bytes": len(record.value or b"") * n // total,
-                "source": {"topic": record.topic, "partition": record.partition,
-                           "offset": record.offset},
-            })
-    return docs
 
 
 def _blob_location(envelope: Envelope, settings: Settings, kind: str) -> tuple[str, str]:
@@ -309,7 +275,7 @@ class SessionTally:
 class Plan:
     """What one batch writes, per collection, with the record behind every operation."""
 
-    telemetry: list[tuple[dict[str, Any], SinkRecord]] = field(default_factory=list)
+    telemetry: list[tuple[Piece, SinkRecord]] = field(default_factory=list)
     frames: list[tuple[FrameUpdate, SinkRecord]] = field(default_factory=list)
     sessions: list[tuple[UpdateOne, SinkRecord]] = field(default_factory=list)
     aggregations: list[tuple[ReplaceOne, SinkRecord]] = field(default_factory=list)
@@ -327,6 +293,7 @@ class MongoSink:
         self._ready = False
         self._recount_next = True  # the first write of a task may be a redelivery
         self._lands_frames_in_redis = False
+        self._buckets: BucketStore | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -379,7 +346,7 @@ class MongoSink:
         """Compound ``(robot_id, session_id, timestamp)`` indexes and TTL for retention."""
         db = self.db
         ttl = retention_seconds(self.settings)
-        for name in ("telemetry", "frames_metadata"):
+        for name in ("telemetry", "frames_metadata", LOD):
             db[name].create_index([("robot_id", ASCENDING), ("session_id", ASCENDING),
                                    ("timestamp", ASCENDING)], name="robot_session_time")
             self._ensure_ttl(name, "timestamp", ttl)
@@ -449,7 +416,7 @@ class MongoSink:
             else:
                 plan.skipped += 1  # other data types: landed by the S3 sink
         elif isinstance(item, Telemetry):
-            plan.telemetry.extend((doc, record) for doc in telemetry_documents(item, record))
+            plan.telemetry.extend((piece, record) for piece in pieces_of(item.buckets))
         elif isinstance(item, FrameBatch):
             plan.frames.extend((u, record) for u in frame_updates_from_batch(item, self.settings))
         elif isinstance(item, WindowStats):
@@ -479,21 +446,29 @@ class MongoSink:
             return details
 
     def _write_telemetry(self, plan: Plan, tallies: dict[tuple[str, str], SessionTally]) -> bool:
-        """Insert the telemetry documents; True if some were there already (a replay)."""
+        """Merge the samples into their minute buckets (and the pyramid); never a replay to
+        recount: the bucket store counts exactly the samples it newly stored."""
         if not plan.telemetry:
             return False
-        docs = [doc for doc, _ in plan.telemetry]
-        records = [record for _, record in plan.telemetry]
-        details = self._bulk("telemetry", [InsertOne(d) for d in docs], records)
-        errors = details.get("writeErrors", [])
-        failed = {e["index"] for e in errors}
-        for index, doc in enumerate(docs):
-            tally = tallies[(doc["robot_id"], doc["session_id"])]
-            tally.last_seen_us = max(tally.last_seen_us, doc["timestamp_us"])
-            if index not in failed:
-                tally.points += doc["n"]
-                tally.data_bytes += doc["size_bytes"]
-        return any(e.get("code") == DUPLICATE_KEY for e in errors)
+        if self._buckets is None:
+            self._buckets = BucketStore(self.db)
+        try:
+            added = self._buckets.write(piece for piece, _ in plan.telemetry)
+        except PyMongoError:
+            self._buckets.forget()
+            raise
+        sizes: dict[tuple[str, str], int] = defaultdict(int)
+        counts: dict[tuple[str, str], int] = defaultdict(int)
+        for piece, _record in plan.telemetry:
+            key = (piece.robot_id, piece.session_id)
+            tally = tallies[key]
+            tally.last_seen_us = max(tally.last_seen_us, int(piece.times.max()))
+            sizes[key] += piece.times.size * (len(piece.names) * 8 + 20)  # as the documents count
+            counts[key] += piece.times.size
+        for key, count in added.items():
+            tallies[key].points += count
+            tallies[key].data_bytes += sizes[key] * count // max(1, counts[key])
+        return False
 
     def _write_frames(self, plan: Plan, tallies: dict[tuple[str, str], SessionTally]) -> None:
         if not plan.frames:

@@ -1,4 +1,4 @@
-"""How telemetry records map to points, slices and documents.
+"""How telemetry records map to points (and, through :mod:`robostream.sinks.buckets`, documents).
 
 A time_series record is a columnar batch of ``n`` samples (``payload.t`` holds ``n`` offsets
 from the envelope timestamp). **A point is one sample**: one instant of one robot, identified by
@@ -11,8 +11,8 @@ Raw ``time_series`` records and the processors' ``derived.telemetry_bucketed`` r
 the same form, :class:`Telemetry`: the processors' :class:`TelemetryBucket` (one per minute),
 so landing either topic -- or both -- writes the same documents and the same Redis members:
 
-* a **slice** is the points of one record within one minute: one MongoDB ``telemetry``
-  document, ``_id = robot/session/time_series/seq/bucket_minute``;
+* the points of one stream group within one minute are one MongoDB ``telemetry`` document,
+  ``_id = robot/session/group/minute`` (:mod:`robostream.sinks.buckets`);
 * a **point** is one Redis ``telemetry:...:latest`` member: canonical JSON of
   ``{"seq", "i", "ts_us", "values": {metric: value}}`` (NaN samples left out).
 """
@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from robostream.processors import RecordSlice, TelemetryBucket
+from robostream.processors import TelemetryBucket
 from robostream.processors.bucketing import bucket_records
 from robostream.processors.columns import TelemetryColumns
 
@@ -51,34 +51,9 @@ class Telemetry:
         return sum(len(b) for b in self.buckets)
 
 
-def slices(bucket: TelemetryBucket) -> list[RecordSlice]:
-    """The bucket's points grouped by source record (fast path for a one-record bucket)."""
-    seqs = bucket.seqs
-    if len(seqs) and seqs[0] == seqs[-1] and len(set(_plain(seqs))) == 1:
-        return [RecordSlice(seq=int(seqs[0]), bucket_hour=int(bucket.bucket_hour),
-                            bucket_minute=int(bucket.bucket_minute),
-                            timestamps=_plain(bucket.timestamps), indexes=_plain(bucket.indexes),
-                            values={k: _plain(v) for k, v in bucket.values.items()})]
-    return list(bucket.slices())
-
-
 def _plain(column: Any) -> list[Any]:
     """A column as a list of Python numbers (buckets may hold NumPy arrays)."""
     return column.tolist() if hasattr(column, "tolist") else list(column)
-
-
-def nested(values: dict[str, list[float]]) -> dict[str, Any]:
-    """Dotted metric names as nested fields: ``pose.position.x`` -> ``{"pose": {"position":
-    {"x": [...]}}}`` (MongoDB field names must not contain dots; the query path stays
-    ``values.pose.position.x``)."""
-    out: dict[str, Any] = {}
-    for name, column in values.items():
-        *parents, leaf = name.split(".")
-        node = out
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = column
-    return out
 
 
 def points(bucket: TelemetryBucket) -> list[dict[str, Any]]:

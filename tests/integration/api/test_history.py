@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import msgpack
+import numpy as np
 import orjson
 import pytest
 
@@ -92,35 +93,83 @@ async def test_messagepack_by_accept_holds_the_same_rows(api: RunningApi, hour: 
     assert set(packed[0]["values"]) == {"pose.position.x", "pose.position.y", "pose.position.z"}
 
 
-async def test_max_points_downsamples_from_the_minute_aggregations(api: RunningApi,
+def columns(body: bytes) -> list[dict[str, Any]]:
+    """The ``columns`` format: MessagePack maps with packed little-endian columns."""
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(body)
+    return list(unpacker)
+
+
+async def get(api: RunningApi, url: str) -> tuple[bytes, Any]:
+    async with aiohttp.ClientSession() as http, http.get(url) as response:
+        assert response.status == 200, await response.text()
+        return await response.read(), response.headers
+
+
+def inside(points: list[dict[str, Any]], metric: str, row: dict[str, Any]) -> list[float]:
+    return [p["values"][metric] for p in points
+            if metric in p["values"] and row["ts_us"] <= p["ts_us"] < row["end_us"]]
+
+
+async def test_max_points_answers_min_max_buckets_from_the_pyramid(api: RunningApi,
                                                                    hour: dict[str, Any]) -> None:
-    async with aiohttp.ClientSession() as http, \
-            http.get(telemetry_url(api, hour, max_points=30, fields="pose.position.x")) as response:
-        rows = [orjson.loads(line) for line in (await response.read()).splitlines()]
-        headers = response.headers
-    assert headers["X-Robostream-Source"] == "aggregations"
-    assert headers["X-Robostream-Resolution"] == "1m" and headers["X-Robostream-Bucket-Us"] == "120000000"
-    assert 29 <= len(rows) <= 31
-    raw = [p for p in hour["points"] if "pose.position.x" in p["values"]]
+    body, headers = await get(api, telemetry_url(api, hour, max_points=30, fields="pose.position.x"))
+    rows = [orjson.loads(line) for line in body.splitlines()]
+    assert headers["X-Robostream-Source"] == "lod"
+    assert headers["X-Robostream-Level"] == "1m" and headers["X-Robostream-Bucket-Us"] == "180000000"
+    assert 20 <= len(rows) <= 30  # 3-minute buckets: 2-minute ones, aligned, would be 31
     for row in rows:  # each bucket: the mean, min and max of the raw points it covers
-        inside = [p["values"]["pose.position.x"] for p in raw if row["ts_us"] <= p["ts_us"] < row["end_us"]]
-        assert row["count"]["pose.position.x"] == len(inside)
-        assert row["values"]["pose.position.x"] == pytest.approx(sum(inside) / len(inside), rel=1e-9)
-        assert (row["min"]["pose.position.x"], row["max"]["pose.position.x"]) == (min(inside), max(inside))
+        raw = inside(hour["points"], "pose.position.x", row)
+        assert row["count"]["pose.position.x"] == len(raw)
+        assert row["values"]["pose.position.x"] == pytest.approx(sum(raw) / len(raw), rel=1e-9)
+        assert (row["min"]["pose.position.x"], row["max"]["pose.position.x"]) == (min(raw), max(raw))
 
 
-async def test_max_points_finer_than_the_aggregations_keeps_one_point_per_bucket(
-        api: RunningApi, hour: dict[str, Any]) -> None:
-    async with aiohttp.ClientSession() as http, \
-            http.get(telemetry_url(api, hour, max_points=400, fields="joints")) as response:
-        rows = [orjson.loads(line) for line in (await response.read()).splitlines()]
-        assert response.headers["X-Robostream-Source"] == "raw-decimated"
-    bucket = HOUR_US // 400
-    assert 300 <= len(rows) <= 400  # one point per 9 s bucket that holds points (every 10 s)
-    buckets = [(r["ts_us"] - hour["start"]) // bucket for r in rows]
-    assert buckets == sorted(set(buckets))
+async def test_finer_max_points_use_the_one_second_level(api: RunningApi, hour: dict[str, Any]) -> None:
+    body, headers = await get(api, telemetry_url(api, hour, max_points=400, fields="joints"))
+    rows = [orjson.loads(line) for line in body.splitlines()]
+    assert (headers["X-Robostream-Level"], headers["X-Robostream-Bucket-Us"]) == ("1s", "10000000")
+    assert 300 <= len(rows) <= 400  # 10 s buckets (9 s ones, aligned, would be 401)
     assert all(set(r["values"]) <= {f"joints.{f}.{j}" for f in ("angle", "velocity", "torque")
                                     for j in range(7)} for r in rows)
+    for row in rows:
+        raw = inside(hour["points"], "joints.angle.3", row)
+        assert (row["min"]["joints.angle.3"], row["max"]["joints.angle.3"]) == (min(raw), max(raw))
+
+
+async def test_a_short_range_answers_raw_points_even_with_max_points(api: RunningApi,
+                                                                     hour: dict[str, Any]) -> None:
+    start = hour["start"] + 600_000_000
+    url = telemetry_url(api, hour, max_points=100, **{"from": start / 1e6, "to": (start + 60_000_000) / 1e6})
+    body, headers = await get(api, url)
+    assert headers["X-Robostream-Source"] == "raw"  # 60 bins < 100, and 90 points <= 10 x 100
+    rows = [orjson.loads(line) for line in body.splitlines()]
+    assert rows == [p for p in hour["points"] if start <= p["ts_us"] < start + 60_000_000]
+
+
+async def test_the_columns_format_holds_the_same_samples(api: RunningApi, hour: dict[str, Any]) -> None:
+    body, headers = await get(api, telemetry_url(api, hour, format="columns"))
+    assert headers["Content-Type"].startswith("application/vnd.robostream.columns+msgpack")
+    samples = []
+    for block in columns(body):
+        assert block["kind"] == "raw"
+        ts = np.frombuffer(block["ts_us"], "<i8")
+        seq, index = np.frombuffer(block["seq"], "<i8"), np.frombuffer(block["i"], "<i4")
+        values = {name: np.frombuffer(column, "<f8") for name, column in block["values"].items()}
+        for k in range(block["n"]):
+            samples.append({"seq": int(seq[k]), "i": int(index[k]), "ts_us": int(ts[k]),
+                            "values": {n: float(v[k]) for n, v in values.items() if v[k] == v[k]}})
+    assert sorted(samples, key=lambda p: (p["ts_us"], p["seq"], p["i"])) == hour["points"]
+
+    body, headers = await get(api, telemetry_url(api, hour, format="columns", max_points=30, fields="pose"))
+    lod = columns(body)
+    assert {b["group"] for b in lod} == {"channels+joints+pose"} and lod[0]["level"] == "1m"
+    rows = [orjson.loads(line) for line in (await get(api, telemetry_url(
+        api, hour, max_points=30, fields="pose")))[0].splitlines()]
+    block = lod[0]
+    assert list(np.frombuffer(block["ts_us"], "<i8")) == [r["ts_us"] for r in rows]
+    assert list(np.frombuffer(block["max"]["pose.position.x"], "<f8")) == [
+        r["max"]["pose.position.x"] for r in rows]
 
 
 async def test_bad_requests_answer_json_errors(api: RunningApi, hour: dict[str, Any]) -> None:

@@ -16,6 +16,7 @@ from robostream.config import Settings
 from robostream.schemas import DataType, Envelope, SchemaIdResolver, build_envelope, encode_record
 from robostream.schemas.examples import example_payload, time_series_payload
 from robostream.sinks import Worker
+from robostream.sinks.buckets import Minute
 from robostream.topics import topic_for
 
 SAMPLES_PER_RECORD = 10  # 100 Hz telemetry, 0.1 s per record (the SDK's batch)
@@ -105,6 +106,13 @@ def points_in_mongo(db: Any, session: str, robot: str = "robot_001") -> int:
         {"$match": {"robot_id": robot, "session_id": session}},
         {"$group": {"_id": None, "points": {"$sum": "$n"}}}]))
     return int(rows[0]["points"]) if rows else 0
+
+
+def stored_samples(db: Any, session: str) -> list[tuple[int, int]]:
+    """``(seq, i)`` of every sample stored in a session's ``telemetry`` minute buckets."""
+    return [(int(seq), int(index)) for doc in db.telemetry.find({"session_id": session})
+            for minute in (Minute.from_document(doc),)
+            for seq, index in zip(minute.seqs, minute.indexes, strict=True)]
 
 
 @contextmanager

@@ -22,6 +22,7 @@ from tests.integration.sinks.helpers import (
     produce,
     rest,
     running_worker,
+    stored_samples,
     telemetry,
     wait_until,
 )
@@ -56,8 +57,8 @@ def test_100k_points_land_exactly_once_and_the_ring_holds_the_last_1000(
     listener.start()
     db = mongo[settings.mongo.database]
     records = list(telemetry(session, RECORDS, samples=SAMPLES))
-    # A record crossing a minute boundary is one document per minute (docs/sinks.md).
-    minutes = {(e.seq, (e.timestamp_us + t) // 60_000_000) for e in records for t in e.payload["t"]}
+    # One document per stream group and minute (docs/sinks.md): these records are one group.
+    minutes = {(e.timestamp_us + t) // 60_000_000 for e in records for t in e.payload["t"]}
     with running_worker(settings) as worker:
         started = time.monotonic()
         produce(settings, resolver, records)
@@ -74,7 +75,8 @@ def test_100k_points_land_exactly_once_and_the_ring_holds_the_last_1000(
     pubsub.close()
 
     assert db.telemetry.count_documents({"session_id": session}) == len(minutes)
-    assert len(db.telemetry.distinct("seq", {"session_id": session})) == RECORDS
+    samples = stored_samples(db, session)
+    assert len(samples) == len(set(samples)) == POINTS and len({s for s, _ in samples}) == RECORDS
     members = [orjson.loads(m) for m in redis_client.zrange(ring, 0, -1)]
     assert [(m["seq"], m["i"]) for m in members] == [
         (seq, i) for seq in range(RECORDS - 40, RECORDS) for i in range(SAMPLES)]
@@ -82,11 +84,12 @@ def test_100k_points_land_exactly_once_and_the_ring_holds_the_last_1000(
     wait_until(lambda: (db.sessions.find_one({"_id": f"robot_001/{session}"}) or {}).get(
         "stats", {}).get("total_telemetry_points") == POINTS, 30,
         "the session's running stats to count every point once")
-    doc = db.telemetry.find_one({"session_id": session, "seq": 0})
-    assert doc["_id"].startswith(f"robot_001/{session}/time_series/0/")
+    doc = db.telemetry.find_one({"session_id": session}, sort=[("timestamp", 1)])
+    assert doc["_id"] == f"robot_001/{session}/{doc['group']}/{doc['timestamp_us']}"
     assert len(doc["values"]["joints"]["angle"]) == 7  # joints.angle.0 .. joints.angle.6
-    assert len(doc["values"]["pose"]["position"]["x"]) == doc["n"] == len(doc["t"])
-    assert {"bucket_hour", "bucket_minute", "timestamp", "end"} <= doc.keys()
+    assert len(doc["values"]["pose"]["position"]["x"]) == 8 * doc["n"] == len(doc["t"])  # float64 / int64
+    assert {"bucket_hour", "bucket_minute", "timestamp", "first_us", "last_us", "summary",
+            "lod1s"} <= doc.keys()
     assert status["tasks"][0]["state"] == "RUNNING" and status["tasks"][0]["lag"]["total"] == 0
     index_keys = [list(ix["key"]) for ix in db.telemetry.list_indexes()]
     assert ["robot_id", "session_id", "timestamp"] in index_keys

@@ -1,112 +1,206 @@
-"""From the sinks' telemetry documents back to points, in time order, and downsampling."""
+"""History answers from minute buckets and the pyramid: exact samples, time order, min/max buckets.
+
+The property tests build stored documents exactly as the MongoDB sink does (random records with
+gaps, several streams, minutes and hours crossed), read them back as the API does, and compare
+with a direct scan of the raw records -- in every response format.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
+import msgpack
 import numpy as np
+import orjson
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from robostream.api.errors import ApiError
 from robostream.api.history import (
+    COLUMNS,
     MSGPACK,
     NDJSON,
-    Decimator,
+    LodAnswer,
+    Minute,
     TelemetryQuery,
-    TimeOrder,
-    doc_points,
-    flatten,
-    merge_windows,
-    metric_filter,
+    choose_level,
+    cut,
+    encoder,
+    lod_answer,
+    lod_bucket_us,
     negotiate,
 )
-from robostream.processors.columns import columns_from_payload
-from robostream.simulator.robot import RobotModel, time_series_payload
-from robostream.sinks.base import SinkRecord
-from robostream.sinks.mongo import telemetry_documents
-from robostream.sinks.points import Telemetry, nested, points
+from robostream.processors.bucketing import bucket_records
+from robostream.processors.columns import TelemetryColumns
+from robostream.sinks.bucket_store import bucket_documents, pieces_of
+from robostream.sinks.buckets import LEVELS, LodSpan
 
-START = 1_795_600_799_950_000  # 50 ms before a minute: the record crosses it
-
-
-def record(seq: int = 7) -> Telemetry:
-    times = np.arange(10) / 100.0
-    payload = time_series_payload(RobotModel(1), ("pose", "joints", "imu"), times)
-    return Telemetry.from_columns(columns_from_payload("robot_001", "s1", seq, START, payload))
+HOUR = 3_600_000_000
+BASE = 1_795_600_000_000_000 - 1_795_600_000_000_000 % HOUR + HOUR - 90_000_000  # 90 s before an hour
 
 
 def query(**changes: object) -> TelemetryQuery:
-    base = {"robot_id": "robot_001", "session_id": "s1", "start_us": 0, "end_us": 1 << 62,
+    base = {"robot_id": "r1", "session_id": "s1", "start_us": 0, "end_us": 1 << 62,
             "fields": (), "max_points": None}
     return TelemetryQuery(**{**base, **changes})  # type: ignore[arg-type]
 
 
-def test_flatten_undoes_the_sinks_nesting() -> None:
-    values = {"pose.position.x": [1.0], "joints.angle.3": [2.0], "channels.gripper_width": [3.0]}
-    assert flatten(nested(values)) == values
+def record(seq: int, start: int, step: int, n: int, names: tuple[str, ...], rng: np.random.Generator,
+           ) -> TelemetryColumns:
+    times = start + np.arange(n, dtype=np.int64) * step
+    return TelemetryColumns("r1", "s1", seq, start, times, names, rng.normal(size=(len(names), n)))
 
 
-def test_documents_give_back_exactly_the_sinks_points() -> None:
-    telemetry = record()
-    sink_record = SinkRecord("robot.time_series", 0, 1, None, b"x" * 100, item=telemetry)
-    docs = telemetry_documents(telemetry, sink_record)
-    assert len(docs) == 2  # split at the minute, as the MongoDB sink stores it
-    from_docs = [p for d in docs for p in doc_points(d, query())]
-    assert from_docs == [p for b in telemetry.buckets for p in points(b)]
-    assert len(from_docs) == 10 and {"pose.position.x", "joints.angle.6"} <= set(from_docs[0]["values"])
+@st.composite
+def sessions(draw: Any) -> list[TelemetryColumns]:
+    """Two streams at different rates, records with random sizes and gaps (minutes, an hour)."""
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    records, seq = [], 0
+    streams = ((("pose.position.x", "pose.position.y"), 10_000), (("force_torque.force.z",), 33_333))
+    for names, step in streams:
+        at = BASE + draw(st.integers(0, 5_000_000))
+        for _ in range(draw(st.integers(1, 12))):
+            n = draw(st.integers(1, 40))
+            records.append(record(seq, at, step, n, names, rng))
+            seq += 1
+            at += n * step + draw(st.sampled_from([0, 0, 1_000_000, 45_000_000]))  # gaps
+    return records
 
 
-def test_points_outside_the_range_are_left_out() -> None:
-    telemetry = record()
-    docs = telemetry_documents(telemetry, SinkRecord("t", 0, 1, None, b"", item=telemetry))
-    kept = [p for d in docs for p in doc_points(d, query(start_us=START + 20_000, end_us=START + 60_000))]
-    assert [p["i"] for p in kept] == [2, 3, 4, 5]
+def raw_scan(records: list[TelemetryColumns], lo: int, hi: int) -> list[dict[str, Any]]:
+    """The reference: every sample of the raw records within ``[lo, hi)``, in time order."""
+    out = []
+    for r in records:
+        for k, ts in enumerate(r.times.tolist()):
+            if lo <= ts < hi:
+                out.append({"seq": r.seq, "i": k, "ts_us": ts,
+                            "values": {n: float(r.values[j, k]) for j, n in enumerate(r.names)}})
+    return sorted(out, key=lambda p: (p["ts_us"], p["seq"], p["i"]))
 
 
-def test_overlapping_documents_are_merged_into_time_order() -> None:
-    order = TimeOrder()
-    slow = [{"ts_us": t, "seq": 1, "i": i} for i, t in enumerate((0, 30, 60))]  # 33 Hz stream
-    fast = [{"ts_us": t, "seq": 2, "i": i} for i, t in enumerate((10, 20))]
-    later = [{"ts_us": t, "seq": 3, "i": i} for i, t in enumerate((40, 50))]
-    out = order.add(0, slow) + order.add(10, fast) + order.add(40, later) + order.flush()
-    assert [p["ts_us"] for p in out] == [0, 10, 20, 30, 40, 50, 60]
+def stored(records: list[TelemetryColumns]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    buckets = [b for r in records for b in bucket_records([r])]
+    return bucket_documents(pieces_of(buckets))
 
 
-def test_decimation_keeps_the_first_point_of_each_bucket() -> None:
-    decimator = Decimator(start_us=0, bucket_us=10)
-    rows = [{"ts_us": t} for t in (0, 3, 9, 10, 25, 29, 31)]
-    assert [r["ts_us"] for r in decimator.keep(rows[:4]) + decimator.keep(rows[4:])] == [0, 10, 25, 31]
+def read_minutes(docs: list[dict[str, Any]], lo: int, hi: int) -> list[list[Minute]]:
+    """What the API's raw reader yields: per minute, its groups' samples within the range."""
+    by_minute: dict[int, list[Minute]] = {}
+    for doc in sorted(docs, key=lambda d: (d["timestamp_us"], d["group"])):
+        minute = cut(Minute.from_document(doc), lo, hi)
+        if len(minute):
+            by_minute.setdefault(minute.minute_us, []).append(minute)
+    return [by_minute[m] for m in sorted(by_minute)]
 
 
-def test_windows_merge_into_one_bucket_per_metric() -> None:
-    windows = [
-        {"metric": "pose.position.x", "count": 60, "mean": 1.0, "min": 0.0, "max": 2.0},
-        {"metric": "pose.position.x", "count": 20, "mean": 3.0, "min": 2.5, "max": 4.0},
-        {"metric": "joints.angle.0", "count": 10, "mean": -1.0, "min": -2.0, "max": 0.0},
-        {"metric": "empty", "count": 0, "mean": None, "min": None, "max": None},
-    ]
-    row = merge_windows(windows, 0, 120)
-    assert row["values"] == {"joints.angle.0": -1.0, "pose.position.x": 1.5}
-    assert row["min"]["pose.position.x"] == 0.0 and row["max"]["pose.position.x"] == 4.0
-    assert row["count"] == {"joints.angle.0": 10, "pose.position.x": 80}
+def decode(media: str, body: bytes) -> list[dict[str, Any]]:
+    if media == NDJSON:
+        return [orjson.loads(line) for line in body.splitlines()]
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(body)
+    items = list(unpacker)
+    if media == MSGPACK:
+        return items
+    samples = []
+    for block in items:
+        ts, seq = np.frombuffer(block["ts_us"], "<i8"), np.frombuffer(block["seq"], "<i8")
+        index = np.frombuffer(block["i"], "<i4")
+        values = {n: np.frombuffer(v, "<f8") for n, v in block["values"].items()}
+        samples += [{"seq": int(seq[k]), "i": int(index[k]), "ts_us": int(ts[k]),
+                     "values": {n: float(v[k]) for n, v in values.items() if v[k] == v[k]}}
+                    for k in range(block["n"])]
+    return samples
 
 
-def test_fields_select_metrics_by_prefix() -> None:
-    pattern = metric_filter(("pose.position", "joints"))["metric"]["$regex"]
-    import re
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=sessions(), cut_at=st.tuples(st.integers(-2_000_000, 200_000_000),
+                                            st.integers(0, 200_000_000)))
+def test_bucketed_reads_return_exactly_the_raw_samples_in_every_format(
+        records: list[TelemetryColumns], cut_at: tuple[int, int]) -> None:
+    lo = BASE + cut_at[0]
+    hi = lo + cut_at[1]
+    expected = raw_scan(records, lo, hi)
+    minutes, _ = stored(records)
+    batches = read_minutes(minutes, lo, hi)
+    for media in (NDJSON, MSGPACK, COLUMNS):
+        encode = encoder(media)
+        got = [row for batch in batches for row in decode(media, encode(batch)[0])]
+        if media == COLUMNS:  # blocks per stream group: time order within each, merged here
+            got.sort(key=lambda p: (p["ts_us"], p["seq"], p["i"]))
+        assert got == expected, media
 
-    assert [m for m in ("pose.position.x", "pose.positions", "joints.angle.1", "imu.x")
-            if re.match(pattern, m)] == ["pose.position.x", "joints.angle.1"]
-    assert metric_filter(()) == {}
+
+def test_a_replayed_record_changes_no_document() -> None:
+    rng = np.random.default_rng(1)
+    records = [record(s, BASE + s * 100_000, 10_000, 10, ("pose.position.x",), rng) for s in range(30)]
+    once, _ = stored(records)
+    twice, _ = stored(records + records[3:9])
+    assert [d["n"] for d in once] == [d["n"] for d in twice]
+    assert [bytes(d["values"]["pose"]["position"]["x"]) for d in once] == [
+        bytes(d["values"]["pose"]["position"]["x"]) for d in twice]
 
 
-def test_the_rows_are_bounded_by_max_points() -> None:
-    assert query(start_us=0, end_us=3_600_000_000, max_points=1000).bucket_us == 3_600_000
-    assert query().bucket_us is None
+# -- the pyramid ------------------------------------------------------------------------------------
+
+
+def lod_from(spans: list[dict[str, Any]], minutes: list[dict[str, Any]], level: str,
+             q: TelemetryQuery) -> LodAnswer:
+    if level == "1s":
+        parsed = [LodSpan.from_document({**d, "level": "1s", "span_start_us": d["timestamp_us"], "bins": 60,
+                                         "stats": d["lod1s"]}) for d in minutes]
+    else:
+        parsed = [LodSpan.from_document(d) for d in spans if d["level"] == level]
+    return lod_answer(q, level, parsed)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(records=sessions(), level=st.sampled_from(list(LEVELS)), points=st.integers(1, 50),
+       spike_at=st.integers(0, 10_000))
+def test_pyramid_min_max_match_an_independent_computation_and_keep_a_spike(
+        records: list[TelemetryColumns], level: str, points: int, spike_at: int) -> None:
+    target = records[spike_at % len(records)]
+    target.values[0, spike_at % target.values.shape[1]] = 1e6  # one sample, far above the rest
+    spike_ts = int(target.times[spike_at % target.values.shape[1]])
+    minutes, spans = stored(records)
+    lo, hi = BASE - HOUR, BASE + 3 * HOUR
+    q = query(start_us=lo, end_us=hi, max_points=points)
+    answer = lod_from(spans, minutes, level, q)
+    assert answer.bucket_us % LEVELS[level] == 0
+    raw = raw_scan(records, lo, hi)
+    for group, names, stats in answer.groups:
+        for c, name in enumerate(names):
+            for j, start in enumerate(answer.starts.tolist()):
+                inside = [p["values"][name] for p in raw
+                          if name in p["values"] and start <= p["ts_us"] < start + answer.bucket_us]
+                assert stats[c, 0, j] == len(inside), (group, name, j)
+                if inside:
+                    assert (stats[c, 1, j], stats[c, 2, j]) == (min(inside), max(inside))
+                    assert stats[c, 3, j] == pytest.approx(sum(inside) / len(inside), rel=1e-9, abs=1e-9)
+    name = target.names[0]
+    spiked = next((stats[names.index(name), 2], answer.starts) for _, names, stats in answer.groups
+                  if name in names)
+    j = int(np.searchsorted(spiked[1], spike_ts, side="right")) - 1
+    assert spiked[0][j] == 1e6  # the spike is the max of its bucket at every level
+
+
+def test_levels_and_buckets_for_a_range() -> None:
+    hour = 3_600_000_000
+    assert choose_level(hour, 1000) == "1s" and choose_level(hour, 300) == "10s"
+    assert choose_level(24 * hour, 4000) == "10s" and choose_level(24 * hour, 1000) == "1m"
+    assert choose_level(7 * 24 * hour, 100) == "1h" and choose_level(60_000_000, 100) is None
+    q = query(start_us=7_000_000, end_us=7_000_000 + hour, max_points=30)
+    bucket = lod_bucket_us(q, "1m")
+    assert bucket % 60_000_000 == 0
+    assert math.ceil((q.end_us - (q.start_us - q.start_us % bucket)) / bucket) <= 30
 
 
 @pytest.mark.parametrize(("accept", "fmt", "media"), [
     (None, None, NDJSON), ("*/*", None, NDJSON), ("application/x-ndjson", None, NDJSON),
     ("application/msgpack", None, MSGPACK), ("application/x-msgpack;q=0.9, */*;q=0.1", None, MSGPACK),
-    ("text/html, application/json;q=0.5", "msgpack", MSGPACK),
+    ("text/html, application/json;q=0.5", "msgpack", MSGPACK), (None, "columns", COLUMNS),
+    ("application/vnd.robostream.columns+msgpack", None, COLUMNS),
 ])
 def test_negotiation(accept: str | None, fmt: str | None, media: str) -> None:
     assert negotiate(accept, fmt) == media

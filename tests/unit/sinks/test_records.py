@@ -17,10 +17,11 @@ from robostream.processors.columns import columns_from_payload
 from robostream.schemas import Envelope, InMemorySchemaResolver, build_envelope, encode_record
 from robostream.schemas.examples import example_payload
 from robostream.sinks import PoisonRecordError, RetriableSinkError, SinkRecord, TaskFailedError
+from robostream.sinks.bucket_store import pieces_of
+from robostream.sinks.buckets import F8, I4, I8, Minute, nested, unpack
 from robostream.sinks.convert import Converter, is_transient
 from robostream.sinks.errors import ErrorHandler, Stage, context_headers
-from robostream.sinks.mongo import telemetry_documents
-from robostream.sinks.points import Telemetry, nested, points
+from robostream.sinks.points import Telemetry, points
 from robostream.topics import StatsResolution
 
 T0 = 1_718_000_099.95  # 50 ms before a minute boundary: a 10-sample record crosses it
@@ -52,21 +53,31 @@ def test_a_missing_sample_is_left_out_of_the_point() -> None:
     assert first["values"] == {} and second["values"] == {"channels.grip": 0.5}
 
 
-def test_one_document_per_record_and_minute_with_nested_metric_fields() -> None:
-    env = envelope()
-    record = SinkRecord("robot.time_series", 0, 7, env.key, b"x" * 1000)
-    docs = telemetry_documents(telemetry(env), record)
+def minute_documents(tel: Telemetry) -> list[dict[str, object]]:
+    """The ``telemetry`` documents the MongoDB sink writes for one record, per minute."""
+    docs = []
+    for piece in pieces_of(tel.buckets):
+        minute = Minute(piece.robot_id, piece.session_id, piece.group, piece.minute_us)
+        minute.merge(piece.times, piece.seqs, piece.indexes, piece.names, piece.values)
+        docs.append(minute.document())
+    return docs
+
+
+def test_one_document_per_stream_group_and_minute_with_packed_columns() -> None:
+    docs = minute_documents(telemetry(envelope()))
     assert [d["_id"] for d in docs] == [
-        "robot_001/s1/time_series/3/1718000040000000", "robot_001/s1/time_series/3/1718000100000000"]
-    assert [d["n"] for d in docs] == [5, 5] and [d["indexes"] for d in docs] == [[0, 1, 2, 3, 4],
-                                                                                  [5, 6, 7, 8, 9]]
+        "robot_001/s1/channels+force_torque+imu+joints+metrics+pose/1718000040000000",
+        "robot_001/s1/channels+force_torque+imu+joints+metrics+pose/1718000100000000"]
+    assert [d["n"] for d in docs] == [5, 5]
     first = docs[0]
-    assert first["values"]["pose"]["position"]["x"][0] == pytest.approx(0.0)
-    assert len(first["values"]["joints"]["angle"]) == 7 and len(first["values"]["joints"]["angle"]["3"]) == 5
-    assert first["t"] == [0, 10_000, 20_000, 30_000, 40_000]
+    assert list(unpack(first["t"], I8)) == [59_950_000 + k * 10_000 for k in range(5)]  # from the minute
+    assert list(unpack(first["seq"], I8)) == [3] * 5 and list(unpack(first["i"], I4)) == [0, 1, 2, 3, 4]
+    assert unpack(first["values"]["pose"]["position"]["x"], F8)[0] == pytest.approx(0.0)
+    assert len(first["values"]["joints"]["angle"]) == 7
+    assert len(unpack(first["values"]["joints"]["angle"]["3"], F8)) == 5
+    assert first["summary"]["joints"]["angle"]["3"]["count"] == 5
     assert first["bucket_hour"].isoformat() == "2024-06-10T06:00:00+00:00"
-    assert first["source"] == {"topic": "robot.time_series", "partition": 0, "offset": 7}
-    assert sum(d["size_bytes"] for d in docs) == 1000
+    assert Minute.from_document(first).names == first["channels"]
 
 
 def test_nested_keeps_the_metric_path() -> None:
@@ -89,11 +100,9 @@ def test_raw_and_derived_telemetry_give_the_same_documents() -> None:
                             codec.encode("u.derived.telemetry_bucketed", bucket))
         converter.convert(record)
         derived.append(record)
-    raw_docs = telemetry_documents(raw_record.item, raw_record)
-    derived_docs = [d for r in derived for d in telemetry_documents(r.item, r)]
-    strip = {"source", "size_bytes"}
-    assert [{k: v for k, v in d.items() if k not in strip} for d in raw_docs] == [
-        {k: v for k, v in d.items() if k not in strip} for d in derived_docs]
+    raw_docs = minute_documents(raw_record.item)
+    derived_docs = [d for r in derived for d in minute_documents(r.item)]
+    assert raw_docs == derived_docs
 
 
 def test_converter_decodes_stats_and_frames_and_validates_their_ids() -> None:
