@@ -5,9 +5,12 @@ Data: one hour of 100 Hz telemetry of a simulated robot (360,000 points: pose, j
 only), 60 camera frames (30 recent ones also in Redis, 30 cold ones only in MongoDB + S3), all
 landed by the real sinks. ``robostream api`` runs as a child process; the clients are here.
 
-* time-range queries: ``GET /v1/telemetry`` of the hour (every point; max_points=1000;
-  max_points=60), of one minute and of 10 s (the viewer's playback chunk): p50/p99 of the whole
-  streamed answer and of its first bytes;
+* time-range queries: ``GET /v1/telemetry`` of the hour (every point of the pose channels and of
+  every channel, as packed columns and as NDJSON; max_points=4000/1000/60), of one minute, of
+  10 s (the viewer's playback chunk), and of a 24-hour session (1 Hz: as many pyramid documents
+  as 24 h at 100 Hz) with max_points=4000/1000: p50/p99 of the whole streamed answer and of its
+  first bytes, rows and bytes sent, documents read, and a bare pymongo read of the same
+  documents (the ceiling);
 * aggregations: ``GET /v1/stats/pose.position.x`` at 1m (Redis) and 1h (MongoDB fallback);
 * frames: ``GET /v1/frames/{id}`` and the image behind its redirect, recent (Redis) and cold
   (MongoDB + presigning + cache update, each frame asked once), and the newest-100 list;
@@ -51,6 +54,7 @@ from robostream.schemas import build_envelope
 from robostream.schemas.examples import example_payload
 from robostream.simulator.robot import RobotModel, time_series_payload
 from robostream.sinks import SessionEvent, SinkContext, SinkRecord
+from robostream.sinks.buckets import micros_to_datetime
 from robostream.sinks.mongo import MongoSink
 from robostream.sinks.points import Telemetry
 from robostream.sinks.redis import RedisSink
@@ -81,14 +85,33 @@ def percentiles(samples: Sequence[float]) -> dict[str, float]:
 
 
 def records_of(robot: str, session: str, start_us: int, count: int, model: RobotModel,
-               first: int = 0) -> list[TelemetryColumns]:
-    """``count`` records of 10 samples at 100 Hz (the SDK's batch), from record ``first`` on."""
+               first: int = 0, rate_hz: float = 100.0) -> list[TelemetryColumns]:
+    """``count`` records of 10 samples at ``rate_hz`` (the SDK's batch), from record ``first`` on."""
     out = []
     for k in range(first, first + count):
-        times = (k * 10 + np.arange(10)) / 100.0
+        times = (k * 10 + np.arange(10)) / rate_hz
         payload = time_series_payload(model, STREAMS, times)
-        out.append(columns_from_payload(robot, session, k, start_us + k * 100_000, payload))
+        out.append(columns_from_payload(robot, session, k, start_us + round(times[0] * 1e6), payload))
     return out
+
+
+def land_day(settings: Settings, robot: str, session: str, start_us: int) -> str:
+    """24 hours of the same channels at 1 Hz: as many pyramid documents as 24 h at 100 Hz."""
+    landing = Landing(settings)
+    config = SessionConfig(sensors=STREAMS, rates_hz={"pose": 1.0})
+    landing.write([SessionEvent(session_event(robot, session, "start", config=config, at=start_us / 1e6))],
+                  ("mongo",))
+    model = RobotModel(8)
+    total = 24 * 360
+    for first in range(0, total, 720):
+        records = records_of(robot, session, start_us, 720, model, first, rate_hz=1.0)
+        landing.write([Telemetry.from_columns(c) for c in records], ("mongo",))
+        print(f"  landed {first + 720:,}/{total:,} records of the 24 h session", end="\r", flush=True)
+    landing.write([SessionEvent(session_event(robot, session, "end", at=(start_us + 24 * HOUR_US) / 1e6))],
+                  ("mongo",))
+    landing.close()
+    print()
+    return session
 
 
 class Landing:
@@ -213,27 +236,86 @@ async def repeat(times: int, call: Callable[[], Awaitable[tuple[float, float, in
             "failed": failed}
 
 
-async def range_queries(api: ApiProcess, robot: str, session: str, start_us: int, span_us: int,
-                        repeats: int) -> dict[str, Any]:
-    base = f"{api.url}/v1/telemetry?robot={robot}&session={session}"
+def bare_read(settings: Settings, robot: str, session: str, query: str, source: str,
+              level: str | None) -> dict[str, Any]:
+    """The same documents the API read for ``query``, read with bare pymongo (the ceiling)."""
+    from pymongo import MongoClient
+
+    params = dict(part.split("=", 1) for part in query.lstrip("&").split("&"))
+    lo, hi = int(float(params["from"]) * 1e6), int(float(params["to"]) * 1e6)
+    fields = [f for f in params.get("fields", "").split(",") if f]
+    where: dict[str, Any] = {"robot_id": robot, "session_id": session}
+    if source == "raw" or level == "1s":
+        collection, root, lo = "telemetry", "values" if source == "raw" else "lod1s", lo - lo % 60_000_000
+        head = {"t": 1, "seq": 1, "i": 1} if source == "raw" else {}
+    else:
+        collection, root, head = "telemetry_lod", "stats", {}
+        lo -= lo % (86_400_000_000 if level == "1h" else HOUR_US)
+        where["level"] = level
+    projection = {"_id": 0, "group": 1, "timestamp_us": 1, "channels": 1, **head,
+                  **({f"{root}.{f}": 1 for f in fields} if fields else {root: 1})}
+    where["timestamp"] = {"$gte": micros_to_datetime(lo), "$lt": micros_to_datetime(hi)}
+    with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
+        found = client[settings.mongo.database][collection]
+        times = []
+        for _ in range(3):
+            started = time.perf_counter()
+            docs = list(found.find(where, projection).sort("timestamp", 1))
+            times.append(time.perf_counter() - started)
+    return {"documents": len(docs), "bare_ms": round(min(times) * 1000, 1)}
+
+
+async def range_queries(api: ApiProcess, settings: Settings, robot: str, session: str, start_us: int,
+                        span_us: int, repeats: int, day_session: str | None) -> dict[str, Any]:
     middle = start_us + span_us // 2
     whole = f"&from={start_us / 1e6}&to={(start_us + span_us) / 1e6}"
-    cases = {
-        "whole range, every point": (whole, max(1, repeats // 10)),
-        "whole range, max_points=1000": (whole + "&max_points=1000", max(1, repeats // 5)),
-        "whole range, max_points=60": (whole + "&max_points=60", repeats),
-        "1 minute, every point": (f"&from={middle / 1e6}&to={(middle + 60_000_000) / 1e6}", repeats),
-        "10 s, pose (viewer chunk)": (f"&from={middle / 1e6}&to={(middle + 10_000_000) / 1e6}"
+    cases: dict[str, tuple[str, str, int]] = {
+        "whole range, pose, columns": (session, whole + "&fields=pose&format=columns", repeats),
+        "whole range, every channel, columns": (session, whole + "&format=columns", max(1, repeats // 4)),
+        "whole range, pose, ndjson": (session, whole + "&fields=pose", max(1, repeats // 10)),
+        "whole range, every channel, ndjson": (session, whole, max(1, repeats // 10)),
+        "whole range, max_points=4000, columns": (session, whole + "&max_points=4000&format=columns",
+                                                  repeats),
+        "whole range, max_points=1000": (session, whole + "&max_points=1000", repeats),
+        "whole range, max_points=60": (session, whole + "&max_points=60", repeats),
+        "1 minute, every point": (session, f"&from={middle / 1e6}&to={(middle + 60_000_000) / 1e6}",
+                                  repeats),
+        "10 s, pose (viewer chunk)": (session, f"&from={middle / 1e6}&to={(middle + 10_000_000) / 1e6}"
                                       "&fields=pose.position,joints.angle&max_points=2000", repeats),
     }
+    if day_session is not None:
+        day = f"&from={start_us / 1e6}&to={(start_us + 24 * HOUR_US) / 1e6}"
+        cases["24 h, max_points=4000, columns"] = (day_session, day + "&max_points=4000&format=columns",
+                                                   repeats)
+        cases["24 h, max_points=4000, ndjson"] = (day_session, day + "&max_points=4000", repeats)
+        cases["24 h, max_points=1000, columns"] = (day_session, day + "&max_points=1000&format=columns",
+                                                   repeats)
     out = {}
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=600)) as http:
-        for name, (query, times) in cases.items():
-            out[name] = await repeat(times, partial(timed_get, http, base + query))
-            async with http.get(base + query) as response:
-                out[name]["rows"] = (await response.read()).count(b"\n")
-            print(f"  range: {name}: p50 {out[name]['p50_ms']:.0f} ms ({out[name]['rows']:,} rows)")
+        for name, (sess, query, times) in cases.items():
+            url = f"{api.url}/v1/telemetry?robot={robot}&session={sess}" + query
+            out[name] = await repeat(times, partial(timed_get, http, url))
+            async with http.get(url) as response:
+                body = await response.read()
+                source = response.headers.get("X-Robostream-Source", "?")
+                level = response.headers.get("X-Robostream-Level")
+            out[name].update(source=source, level=level, rows=rows_in(body, "columns" in query),
+                             **bare_read(settings, robot, sess, query, source, level))
+            print(f"  range: {name}: p50 {out[name]['p50_ms']:.0f} ms ({out[name]['rows']:,} rows, "
+                  f"{out[name]['bytes'] / 1e6:.1f} MB, {out[name]['documents']} documents; bare read "
+                  f"{out[name]['bare_ms']:.0f} ms)")
     return out
+
+
+def rows_in(body: bytes, columns: bool) -> int:
+    """Points or buckets in an answer (NDJSON lines; the ``n`` of each columns map)."""
+    if not columns:
+        return body.count(b"\n")
+    import msgpack
+
+    unpacker = msgpack.Unpacker(raw=False)
+    unpacker.feed(body)
+    return sum(block["n"] for block in unpacker)
 
 
 async def aggregation_queries(api: ApiProcess, robot: str, session: str, repeats: int) -> dict[str, Any]:
@@ -332,6 +414,17 @@ async def live_latency(api: ApiProcess, settings: Settings, robots: int, seconds
 # -- report ----------------------------------------------------------------------------------------
 
 
+def range_goal(measure: str) -> str:
+    """The seed's target / the issue's goal (ms) for a time-range query."""
+    if "max_points" in measure:
+        return "<200 / <50"
+    if measure.startswith("whole range, pose"):
+        return "<1000 / <250"
+    if measure.startswith("whole range"):
+        return "<1000 / <1000"
+    return "-"
+
+
 def print_table(report: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -339,7 +432,7 @@ def print_table(report: dict[str, Any]) -> None:
     table = Table(title=f"robostream ML-Dash API ({report['parameters']['points']:,} points of "
                         f"100 Hz telemetry)")
     columns = ("group", "measure", "n", "first bytes p50 ms", "p50 ms", "p99 ms", "rows / bytes",
-               "seed / goal")
+               "docs read", "bare read ms", "seed / goal")
     for name in columns:
         table.add_column(name, justify="left" if name in ("group", "measure") else "right")
     results = report["results"]
@@ -347,15 +440,18 @@ def print_table(report: dict[str, Any]) -> None:
         for measure, row in results[key].items():
             goal_key = group if group != "frames" else ("cold frame" if "cold" in measure else "recent frame")
             seed, goal = SEED_GOALS.get(goal_key, (None, None)) if "list" not in measure else (None, None)
-            size = f"{row['rows']:,} rows" if "rows" in row else f"{row['bytes'] / 1024:.0f} KiB"
+            target = range_goal(measure) if group == "range" else (
+                f"<{seed} / {'<' + str(goal) if goal else '-'}" if seed else "-")
+            size = (f"{row['rows']:,} rows, {row['bytes'] / 1e6:.2f} MB" if "rows" in row
+                    else f"{row['bytes'] / 1024:.0f} KiB")
             table.add_row(group, measure, str(row["n"]), f"{row['first_bytes']['p50_ms']:.1f}",
                           f"{row['p50_ms']:.1f}", f"{row['p99_ms']:.1f}", size,
-                          f"<{seed} / {'<' + str(goal) if goal else '-'}" if seed else "-")
+                          str(row.get("documents", "-")), str(row.get("bare_ms", "-")), target)
     live = results["live"]
     table.add_row("live", f"{live['robots']} robots, robot -> WS client", str(live["n"]), "-",
-                  f"{live['p50_ms']:.1f}", f"{live['p99_ms']:.1f}", f"{live['messages']:,} msgs",
+                  f"{live['p50_ms']:.1f}", f"{live['p99_ms']:.1f}", f"{live['messages']:,} msgs", "-", "-",
                   "<100 / p99 <25")
-    Console(width=180).print(table)
+    Console(width=200).print(table)
     print(f"API CPU during the live run: {live['api_cpu_percent']:.0f}% of one core; "
           f"load average {report['machine']['load_avg']}")
 
@@ -389,6 +485,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         frames = 6 if args.quick else 60
         landed = land_session(settings, robot, session, start, args.minutes, frames=frames)
         landed["start_us"] = start
+        if not args.quick:
+            landed["day_session"] = land_day(settings, robot, "day-1hz", start)
         state_file.write_text(json.dumps(landed))
     live_session = f"live-{uuid.uuid4().hex[:6]}"
     results: dict[str, Any] = {}
@@ -397,7 +495,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         try:
             api.wait_healthy()
             span = args.minutes * 60_000_000
-            results["range"] = asyncio.run(range_queries(api, robot, session, start, span, args.repeats))
+            results["range"] = asyncio.run(range_queries(api, settings, robot, session, start, span,
+                                                         args.repeats, landed.get("day_session")))
             results["aggregations"] = asyncio.run(aggregation_queries(api, robot, session, args.repeats))
             results["frames"] = asyncio.run(
                 frame_queries(api, robot, session, landed["frames"], args.repeats))

@@ -189,13 +189,30 @@ def api_figures(reports: list[dict[str, Any]]) -> list[Figure]:
 
     agg_1h, cold = "1h windows (MongoDB fallback)", "cold frame (MongoDB + presign) + image"
     recent = "recent frame (Redis) + image"
+    def read(case: str) -> str:
+        last = reports[-1]["results"]["range"].get(case, {})
+        if "documents" not in last:
+            return ""
+        return (f"{last['documents']} documents, {last['bytes'] / 1e6:.2f} MB sent; bare pymongo read "
+                f"of them {last['bare_ms']} ms")
+
+    def history(label: str, case: str, seed: str, goal: str) -> Figure:
+        return Figure("api", label, ms("range", case), "ms", seed, goal, ceiling=read(case) or "-", digits=1)
+
     return [
-        Figure("api", "1 h of 100 Hz telemetry, every point (p50)", ms("range", "whole range, every point"),
-               "ms", "< 1,000 ms", "< 250 ms"),
-        Figure("api", "1 h, max_points=1000 (p50)", ms("range", "whole range, max_points=1000"), "ms",
-               "< 1,000 ms", "< 250 ms"),
-        Figure("api", "1 h, max_points=60 (p50)", ms("range", "whole range, max_points=60"), "ms",
-               "< 1,000 ms", "< 250 ms"),
+        history("1 h of 100 Hz, every point, pose, columns (p50)", "whole range, pose, columns",
+                "< 1,000 ms", "< 250 ms"),
+        history("1 h, every point, every channel, columns (p50)", "whole range, every channel, columns",
+                "< 1,000 ms", "< 1,000 ms"),
+        history("1 h, every point, every channel, NDJSON (p50)", "whole range, every channel, ndjson",
+                "< 1,000 ms", "-"),
+        history("1 h, max_points=4000, columns (p50)", "whole range, max_points=4000, columns",
+                "< 200 ms", "< 50 ms"),
+        history("1 h, max_points=1000, NDJSON (p50)", "whole range, max_points=1000", "< 200 ms", "< 50 ms"),
+        history("24 h, max_points=4000, columns (p50)", "24 h, max_points=4000, columns", "< 200 ms",
+                "< 50 ms"),
+        history("24 h, max_points=4000, NDJSON (p50)", "24 h, max_points=4000, ndjson", "< 200 ms",
+                "< 50 ms"),
         Figure("api", "aggregations 1m, Redis (p99)", ms("aggregations", "1m windows (Redis)", "p99_ms"),
                "ms", "< 200 ms", "< 10 ms", digits=1),
         Figure("api", "aggregations 1h, MongoDB (p99)", ms("aggregations", agg_1h, "p99_ms"), "ms",

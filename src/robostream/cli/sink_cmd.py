@@ -134,5 +134,40 @@ def resume(name: str, url: UrlOption = None) -> None:
     typer.echo(f"{name}: resume requested")
 
 
+@app.command("migrate-telemetry")
+def migrate_telemetry(
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Old documents per step.")] = 2000,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be rewritten.")] = False,
+) -> None:
+    """Rewrite per-record `telemetry` documents (robostream before minute buckets) into minute
+    buckets and the level-of-detail pyramid; safe to interrupt and run again. Stop the MongoDB
+    connector's writes first only if you want the counts to settle: running beside it is safe."""
+    from pymongo import MongoClient
+    from pymongo.errors import PyMongoError
+
+    from robostream.sinks.migrate import MigrationReport, old_documents
+    from robostream.sinks.migrate import migrate_telemetry as migrate
+
+    settings = load_settings()
+    console = Console(highlight=False)
+    try:
+        with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000,
+                                         tz_aware=True) as client:
+            db = client[settings.mongo.database]
+            left = old_documents(db)
+            console.print(f"{left:,} per-record telemetry document(s) in {settings.mongo.database}.telemetry")
+            if dry_run or not left:
+                return
+
+            def show(report: MigrationReport) -> None:
+                console.print(f"  {report.documents:,}/{left:,} documents -> {report.samples:,} samples "
+                              f"in minute buckets ({report.sessions} session(s))")
+
+            report = migrate(db, batch=batch, progress=show)
+    except PyMongoError as exc:
+        raise _fail(f"MongoDB at {settings.mongo.uri}: {type(exc).__name__}: {exc}") from None
+    console.print(f"done: {report.documents:,} documents rewritten, {report.samples:,} samples stored")
+
+
 if __name__ == "__main__":  # `python -m robostream.cli.sink_cmd run` until cli/main.py wires `sink`
     app()

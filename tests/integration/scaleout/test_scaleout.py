@@ -30,6 +30,7 @@ from robostream.topics import bucketed_telemetry_topic, stats_topic, topic_for
 from tests.integration.processors.harness import Worker, produce, read_topic, telemetry
 from tests.integration.scaleout.conftest import PARTITIONS
 from tests.integration.scaleout.helpers import SinkProcess, assignment, wait_until
+from tests.integration.sinks.helpers import stored_samples
 
 BOUNDARY = 1_800_000_000 - 1_800_000_000 % 3600 + 3600
 START = BOUNDARY - 20.0  # 30 s of 100 Hz telemetry per session, across an hour boundary
@@ -167,11 +168,10 @@ def test_every_point_is_in_mongodb_exactly_once_after_a_sink_worker_is_killed(
     db = mongo[scenario.settings.mongo.database]
     assert scenario.points_at_kill < scenario.points, "killed too late to test anything"
     wait_until(lambda: points_in_mongo(db) == scenario.points, 120, "every point in MongoDB")
-    pairs = [(d["session_id"], d["seq"], i)
-             for d in db.telemetry.find({}, {"session_id": 1, "seq": 1, "indexes": 1}) for i in d["indexes"]]
+    pairs = [(session, seq, i) for session in scenario.data for seq, i in stored_samples(db, session)]
     assert len(pairs) == len(set(pairs)) == scenario.points
     for session in scenario.data:
-        assert sorted(db.telemetry.distinct("seq", {"session_id": session})) == list(range(RECORDS))
+        assert sorted({seq for s, seq, _ in pairs if s == session}) == list(range(RECORDS))
 
 
 def reference(settings: Settings, envelopes: dict[str, list[Envelope]],
