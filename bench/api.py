@@ -255,6 +255,8 @@ def bare_read(settings: Settings, robot: str, session: str, query: str, source: 
     projection = {"_id": 0, "group": 1, "timestamp_us": 1, "channels": 1, **head,
                   **({f"{root}.{f}": 1 for f in fields} if fields else {root: 1})}
     where["timestamp"] = {"$gte": micros_to_datetime(lo), "$lt": micros_to_datetime(hi)}
+    if fields:
+        where["group"] = {"$in": sorted({f.split(".", 1)[0] for f in fields})}
     with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
         found = client[settings.mongo.database][collection]
         times = []

@@ -371,7 +371,8 @@ class ApiSettings(Section):
     )
     max_points_limit: int = Field(1_000_000, ge=1, description="largest max_points a request may ask")
     history_slice_s: float = Field(
-        60.0, gt=0, le=86_400, description="telemetry is read in time slices this long (first bytes early)"
+        600.0, gt=0, le=86_400,
+        description="telemetry is read in time slices this long (10 minute documents per channel group)"
     )
     frames_limit: int = Field(1000, ge=1, description="most frames one GET /v1/frames returns")
     stats_limit: int = Field(10_000, ge=1, description="most windows one GET /v1/stats returns")

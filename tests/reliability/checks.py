@@ -50,17 +50,18 @@ class Landed:
 
 
 def mongo_telemetry(db: Any, run: RobotRun) -> Landed:
-    """Points per seq in the ``telemetry`` minute buckets; order = the seqs in stored time order."""
-    found = Landed()
+    """Points per seq in the ``telemetry`` minute buckets (of the channel group holding the most:
+    a sample has a document per channel group); order = the seqs in stored time order."""
+    by_group: dict[str, Landed] = {}
     docs = db.telemetry.find({"robot_id": run.robot_id, "session_id": run.session_id}).sort("timestamp", 1)
-    seen: Counter[int] = Counter()
     for doc in docs:
-        for seq in Minute.from_document(doc).seqs.tolist():
-            if seq not in seen:
+        minute = Minute.from_document(doc)
+        found = by_group.setdefault(minute.group, Landed())
+        for seq in minute.seqs.tolist():
+            if seq not in found.points:
                 found.order.append(seq)
-            seen[seq] += 1
-    found.points = dict(seen)
-    return found
+            found.points[seq] = found.points.get(seq, 0) + 1
+    return max(by_group.values(), key=lambda f: sum(f.points.values()), default=Landed())
 
 
 def wait_landed(check: Callable[[], Landed], runs_acked: set[int], timeout_s: float) -> Landed:

@@ -5,7 +5,7 @@ bins; :mod:`robostream.sinks.buckets`). A query reads few, large documents, sele
 by projection (nothing else is decoded) and answers in one of three formats:
 
 * ``columns`` (``application/vnd.robostream.columns+msgpack``): MessagePack maps, one per
-  stored document (a minute of one stream group, or a run of pyramid bins), whose columns are
+  stored document (a minute of one channel group, or a run of pyramid bins), whose columns are
   packed little-endian arrays (``bin``): ``numpy.frombuffer`` and a browser's ``Float64Array``
   read them without per-point parsing;
 * ``ndjson`` (the default) and ``msgpack``: one row per point or per bucket, as before --
@@ -157,12 +157,11 @@ def projection(head: dict[str, Any], root: str, fields: tuple[str, ...]) -> dict
 
 def session_filter(query: TelemetryQuery, lo_us: int, hi_us: int) -> dict[str, Any]:
     """Documents of the session starting in ``[lo, hi)`` (the compound index's range); with
-    ``fields``, only the stream groups that can hold them."""
+    ``fields``, only the channel groups that hold them."""
     span = {"$gte": micros_to_datetime(lo_us), "$lt": micros_to_datetime(hi_us)}
     where: dict[str, Any] = {"robot_id": query.robot_id, "session_id": query.session_id, "timestamp": span}
     if query.fields:
-        tops = sorted({f.split(".", 1)[0] for f in query.fields})
-        where["group"] = {"$regex": "(?:^|\\+)(?:" + "|".join(tops) + ")(?:\\+|$)"}
+        where["group"] = {"$in": sorted({f.split(".", 1)[0] for f in query.fields})}
     return where
 
 
@@ -202,7 +201,7 @@ def cut(minute: Minute, start_us: int, end_us: int) -> Minute:
 
 
 async def raw_items(ctx: ApiContext, query: TelemetryQuery) -> Items:
-    """Every stored sample in the range: one list of :class:`Minute` (its stream groups) per minute."""
+    """Every stored sample in the range: one list of :class:`Minute` (its channel groups) per minute."""
     collection = ctx.stores.db.telemetry
     fields = projection({**_MINUTE_HEAD, "t": 1, "seq": 1, "i": 1}, "values", query.fields)
 
@@ -226,7 +225,7 @@ async def raw_items(ctx: ApiContext, query: TelemetryQuery) -> Items:
 
 @dataclass
 class LodAnswer:
-    """Buckets of whole pyramid bins, per stream group: ``stats`` is ``(channels, 4, buckets)``."""
+    """Buckets of whole pyramid bins, per channel group: ``stats`` is ``(channels, 4, buckets)``."""
 
     level: str
     bucket_us: int
@@ -256,9 +255,10 @@ def lod_bucket_us(query: TelemetryQuery, level: str) -> int:
 async def lod_spans(ctx: ApiContext, query: TelemetryQuery, level: str, origin: int) -> list[LodSpan]:
     """The stored bins of ``level`` over ``[origin, end)`` (1 s: from the minute documents)."""
     db = ctx.stores.db
-    if level == "1s":
+    if level == "1s":  # in the minute documents: the one holding ``origin`` starts before it
         fields = projection(_MINUTE_HEAD, "lod1s", query.fields)
-        docs = await db.telemetry.find(session_filter(query, origin, query.end_us), fields).to_list(None)
+        where = session_filter(query, origin - origin % MINUTE_US, query.end_us)
+        docs = await db.telemetry.find(where, fields).to_list(None)
         return [_second_span(doc) for doc in docs]
     lo = origin - origin % LOD_SPAN_US[level]
     where = {**session_filter(query, lo, query.end_us), "level": level}
@@ -332,18 +332,30 @@ async def _one(answer: LodAnswer) -> Items:
 
 
 def minute_rows(minutes: list[Minute]) -> Block:
-    """Rows of one minute's stream groups, in time order (points without values left out)."""
-    rows = []
+    """Rows of one minute's channel groups in time order: one per sample, with the values of every
+    group (the groups' documents share the samples' ``(seq, i)``); samples without values left out."""
+    if len(minutes) == 1:
+        return _group_rows(minutes[0])
+    merged: dict[tuple[int, int, int], dict[str, Any]] = {}
     for minute in minutes:
-        names = minute.names
-        columns = minute.values.T.tolist()
-        for seq, index, ts, row in zip(minute.seqs.tolist(), minute.indexes.tolist(),
-                                       minute.times.tolist(), columns, strict=True):
-            values = {n: v for n, v in zip(names, row, strict=True) if v == v}
-            if values:
-                rows.append({"seq": seq, "i": index, "ts_us": ts, "values": values})
-    if len(minutes) > 1:
-        rows.sort(key=lambda r: (r["ts_us"], r["seq"], r["i"]))
+        for row in _group_rows(minute):
+            key = (row["ts_us"], row["seq"], row["i"])
+            held = merged.get(key)
+            if held is None:
+                merged[key] = row
+            else:
+                held["values"].update(row["values"])
+    return [merged[key] for key in sorted(merged)]
+
+
+def _group_rows(minute: Minute) -> Block:
+    names = minute.names
+    rows = []
+    for seq, index, ts, row in zip(minute.seqs.tolist(), minute.indexes.tolist(), minute.times.tolist(),
+                                   minute.values.T.tolist(), strict=True):
+        values = {n: v for n, v in zip(names, row, strict=True) if v == v}
+        if values:
+            rows.append({"seq": seq, "i": index, "ts_us": ts, "values": values})
     return rows
 
 

@@ -51,7 +51,7 @@ class WriteConflictError(RuntimeError):
 
 @dataclass(frozen=True)
 class Piece:
-    """Samples of one record (or bucket) within one minute of one stream group."""
+    """Samples of one record (or bucket) within one minute of one channel group."""
 
     robot_id: str
     session_id: str
@@ -125,22 +125,24 @@ class BucketStore:
             pieces.setdefault(piece.doc_id, []).append(piece)
         if not pieces:
             return {}
-        added: dict[tuple[str, str], int] = {}
+        fresh: dict[tuple[str, str], list[np.ndarray]] = {}
         saved: dict[str, Minute] = {}
         todo = list(pieces)
         for _ in range(MAX_ATTEMPTS):
             minutes = self._load_minutes(todo, pieces)
-            counts = {doc_id: sum(minutes[doc_id].merge(p.times, p.seqs, p.indexes, p.names, p.values)
-                                  for p in pieces[doc_id]) for doc_id in todo}
+            news = {doc_id: [minutes[doc_id].merge(p.times, p.seqs, p.indexes, p.names, p.values)
+                             for p in pieces[doc_id]] for doc_id in todo}
             for doc_id in todo:
                 _describe(minutes[doc_id], pieces[doc_id])
-            changed = [minutes[i] for i in todo if counts[i] or not minutes[i].rev]
+            changed = [minutes[i] for i in todo if any(m.any() for m in news[i]) or not minutes[i].rev]
             conflicts = self._save(self.db[TELEMETRY], changed, self.minutes)
             for doc_id in todo:
-                if doc_id not in conflicts and counts[doc_id]:
-                    saved[doc_id] = minutes[doc_id]
-                    key = (minutes[doc_id].robot_id, minutes[doc_id].session_id)
-                    added[key] = added.get(key, 0) + counts[doc_id]
+                if doc_id in conflicts or not any(m.any() for m in news[doc_id]):
+                    continue
+                saved[doc_id] = minutes[doc_id]
+                for piece, mask in zip(pieces[doc_id], news[doc_id], strict=True):
+                    fresh.setdefault((piece.robot_id, piece.session_id), []).append(
+                        sample_keys(piece.seqs[mask], piece.indexes[mask]))
             if not conflicts:
                 break
             log.info("telemetry: %d minute document(s) changed by another writer; merging again",
@@ -151,7 +153,8 @@ class BucketStore:
             raise WriteConflictError(f"{len(todo)} minute document(s) kept changing under this writer")
         if saved:
             self._update_pyramid(list(saved.values()))
-        return added
+        # a sample has a document per channel group: count it once
+        return {key: int(np.unique(np.concatenate(keys)).size) for key, keys in fresh.items()}
 
     # -- minutes -----------------------------------------------------------------------------
 
@@ -261,6 +264,11 @@ def bucket_documents(pieces: Iterable[Piece]) -> tuple[list[dict[str, Any]], lis
     spans: dict[str, LodSpan] = {}
     fill_pyramid(minutes.values(), lambda probe: spans.setdefault(probe.doc_id, probe))
     return [m.document() for m in minutes.values()], [s.document() for s in spans.values()]
+
+
+def sample_keys(seqs: np.ndarray, indexes: np.ndarray) -> np.ndarray:
+    """One int64 per sample identity ``(seq, i)`` (records hold fewer than 2**20 samples)."""
+    return np.asarray(seqs, dtype=np.int64) * (1 << 20) + np.asarray(indexes, dtype=np.int64)
 
 
 def _describe(minute: Minute, pieces: Sequence[Piece]) -> None:

@@ -3,7 +3,7 @@
 The bucket pattern (what MongoDB's own time-series collections do inside, done explicitly so it
 works the same on SecantusDB and MongoDB):
 
-* ``telemetry``: **one document per (robot, session, stream group, minute)** --
+* ``telemetry``: **one document per (robot, session, channel group, minute)** --
   ``_id = robot/session/group/minute µs``. The sample times (``t``: little-endian int64 µs
   offsets from the minute), the samples' identities (``seq``: int64, ``i``: int32, the contract's
   dedupe key) and every channel (``values.<dotted name>``: little-endian float64, NaN = missing)
@@ -11,12 +11,13 @@ works the same on SecantusDB and MongoDB):
   ~60 ``numpy.frombuffer`` calls per channel instead of 360,000 Python floats. ``summary`` holds
   the minute's count/min/max/mean per channel and ``lod1s`` the 1 s level of the pyramid.
 * ``telemetry_lod``: the coarser levels (10 s and 1 min bins per hour, 1 h bins per day), one
-  document per (robot, session, group, level, span), each channel a packed ``(4, bins)`` float64
+  document per (robot, session, channel group, level, span), each channel a packed ``(4, bins)`` float64
   matrix: count, min, max, mean (count 0 and NaN for an empty bin).
 
-A **stream group** is the set of channel groups a record carries (``pose+joints``,
-``force_torque``, ``metrics``, ``channels``): streams sampled at different rates land in
-different documents, so no column is padded with another stream's NaNs.
+A **group** is a channel group (``pose``, ``joints``, ``force_torque``, ``imu``, ``metrics``,
+``channels``): each lands in documents of its own, so ``fields=pose`` reads only pose documents
+(a document's columns are decoded whole by the server, projection or not), and streams sampled
+at different rates do not pad each other's columns with NaNs.
 
 This module is pure (NumPy and BSON values, no I/O); :mod:`robostream.sinks.bucket_store`
 writes the documents, :mod:`robostream.api.history` reads them.
@@ -49,7 +50,7 @@ F8, I8, I4 = np.dtype("<f8"), np.dtype("<i8"), np.dtype("<i4")
 
 
 def stream_group(names: Iterable[str]) -> str:
-    """The stream group of a record's channels: its channel groups, sorted, joined by ``+``."""
+    """The group of channels: their channel groups (the name's first part), sorted, joined by ``+``."""
     return "+".join(sorted({name.split(".", 1)[0] for name in names})) or "empty"
 
 
@@ -142,7 +143,7 @@ def combine(stats: np.ndarray, group: int) -> np.ndarray:
 
 @dataclass
 class Minute:
-    """Every stored sample of one (robot, session, stream group, minute), in time order."""
+    """Every stored sample of one (robot, session, channel group, minute), in time order."""
 
     robot_id: str
     session_id: str
@@ -165,9 +166,9 @@ class Minute:
         return minute_doc_id(self.robot_id, self.session_id, self.group, self.minute_us)
 
     def merge(self, times: np.ndarray, seqs: np.ndarray, indexes: np.ndarray, names: Sequence[str],
-              values: np.ndarray) -> int:
+              values: np.ndarray) -> np.ndarray:
         """Add samples (``values``: ``(len(names), n)``); samples already held (same ``seq``
-        and ``i``) are skipped. Returns how many were new."""
+        and ``i``) are skipped. Returns which of the given samples were new (a bool mask)."""
         times = np.asarray(times, dtype=I8)
         seqs = np.asarray(seqs, dtype=I8)
         indexes = np.asarray(indexes, dtype=I4)
@@ -178,15 +179,18 @@ class Minute:
         all_seqs = np.concatenate([self.seqs, seqs])
         all_indexes = np.concatenate([self.indexes, indexes])
         all_values = np.concatenate([mine, theirs], axis=1)
+        new = np.ones(times.size, dtype=bool)
         appended = before == 0 or (seqs.size and int(seqs.min()) > int(self.seqs.max())
                                    and int(times.min()) >= int(self.times[-1]))
         if not appended or _has_duplicates(seqs, indexes):
             keep = _first_of_each(all_seqs, all_indexes)
+            new[:] = False
+            new[keep[keep >= before] - before] = True
             order = keep[np.lexsort((all_indexes[keep], all_seqs[keep], all_times[keep]))]
             all_times, all_seqs = all_times[order], all_seqs[order]
             all_indexes, all_values = all_indexes[order], all_values[:, order]
         self.times, self.seqs, self.indexes, self.values = all_times, all_seqs, all_indexes, all_values
-        return len(self) - before
+        return new
 
     def _aligned(self, names: list[str], values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Both matrices over the union of channel names (NaN where a side lacks one)."""
@@ -297,14 +301,20 @@ def lod_doc_id(robot_id: str, session_id: str, group: str, level: str, span_star
 
 def minutes_of(bucket: TelemetryBucket) -> list[tuple[str, int, np.ndarray, np.ndarray, np.ndarray,
                                                         list[str], np.ndarray]]:
-    """A bucket (one minute, maybe several streams) as ``(group, minute, times, seqs, indexes,
-    names, values)`` per stream group; a channel that is NaN throughout a sample set is kept."""
+    """A bucket (one minute) as ``(group, minute, times, seqs, indexes, names, values)`` per
+    channel group: each group's columns land in a document of their own, so a query for
+    ``pose`` reads (and the server decodes) only pose documents."""
     names = list(bucket.values)
     times = np.asarray(bucket.timestamps, dtype=I8)
-    values = (np.vstack([np.asarray(bucket.values[n], dtype=F8) for n in names]) if names
-              else np.empty((0, times.size)))
-    return [(stream_group(names), int(bucket.bucket_minute), times,
-             np.asarray(bucket.seqs, dtype=I8), np.asarray(bucket.indexes, dtype=I4), names, values)]
+    seqs = np.asarray(bucket.seqs, dtype=I8)
+    indexes = np.asarray(bucket.indexes, dtype=I4)
+    by_group: dict[str, list[str]] = {}
+    for name in names:
+        by_group.setdefault(stream_group([name]), []).append(name)
+    minute = int(bucket.bucket_minute)
+    return [(group, minute, times, seqs, indexes, members,
+             np.vstack([np.asarray(bucket.values[n], dtype=F8) for n in members]))
+            for group, members in sorted(by_group.items())]
 
 
 # -- level-of-detail documents -----------------------------------------------------------------

@@ -19,7 +19,7 @@ from pymongo.database import Database
 from robostream.processors import HOUR_US, TelemetryBucket
 from robostream.sinks.bucket_store import BucketStore, pieces_of
 
-#: Old documents have no stream group.
+#: Old documents have no channel group.
 OLD_SHAPE: dict[str, Any] = {"group": {"$exists": False}}
 
 

@@ -2,7 +2,7 @@
 
 Document shapes and the reasons behind them are in docs/sinks.md. In short:
 
-* ``telemetry``: **one document per (robot, session, stream group, minute)** with packed binary
+* ``telemetry``: **one document per (robot, session, channel group, minute)** with packed binary
   columns, and ``telemetry_lod``, the level-of-detail pyramid (:mod:`robostream.sinks.buckets`,
   written by :class:`~robostream.sinks.bucket_store.BucketStore`): samples already stored are
   skipped, so a redelivered record changes nothing.
@@ -518,8 +518,11 @@ class MongoSink:
         ``$inc`` of new documents alone could miss what an interrupted write stored)."""
         for (robot, session), tally in tallies.items():
             match = {"$match": {"robot_id": robot, "session_id": session}}
-            points = list(self.db["telemetry"].aggregate([match, {"$group": {
-                "_id": None, "n": {"$sum": "$n"}, "bytes": {"$sum": "$size_bytes"}}}]))
+            groups = list(self.db["telemetry"].aggregate([match, {"$group": {
+                "_id": "$group", "n": {"$sum": "$n"}, "bytes": {"$sum": "$size_bytes"}}}]))
+            # a sample has a document per channel group of its record: count the fullest group
+            points = [{"n": max(int(g["n"]) for g in groups),
+                       "bytes": sum(int(g["bytes"]) for g in groups)}] if groups else []
             frames = list(self.db["frames_metadata"].aggregate([match, {"$group": {
                 "_id": None, "n": {"$sum": 1}, "bytes": {"$sum": "$metadata.size_bytes"}}}]))
             p = points[0] if points else {"n": 0, "bytes": 0}

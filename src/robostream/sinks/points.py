@@ -11,7 +11,7 @@ Raw ``time_series`` records and the processors' ``derived.telemetry_bucketed`` r
 the same form, :class:`Telemetry`: the processors' :class:`TelemetryBucket` (one per minute),
 so landing either topic -- or both -- writes the same documents and the same Redis members:
 
-* the points of one stream group within one minute are one MongoDB ``telemetry`` document,
+* the points of one channel group within one minute are one MongoDB ``telemetry`` document,
   ``_id = robot/session/group/minute`` (:mod:`robostream.sinks.buckets`);
 * a **point** is one Redis ``telemetry:...:latest`` member: canonical JSON of
   ``{"seq", "i", "ts_us", "values": {metric: value}}`` (NaN samples left out).

@@ -23,8 +23,10 @@ def test_api_bench_runs_quick(settings: Settings, stack: object, tmp_path: Path)
     assert report["parameters"]["quick"] is True and report["parameters"]["points"] == 12_000
     results = report["results"]
     assert set(results) == {"range", "aggregations", "frames", "live"}
-    assert results["range"]["whole range, every point"]["rows"] == 12_000
-    assert results["range"]["whole range, max_points=60"]["rows"] <= 61
+    assert results["range"]["whole range, every channel, ndjson"]["rows"] == 12_000
+    assert results["range"]["whole range, pose, columns"]["rows"] == 12_000  # samples in the pose blocks
+    assert results["range"]["whole range, max_points=60"]["rows"] <= 60
+    assert results["range"]["whole range, max_points=60"]["source"] == "lod"
     for group in ("range", "aggregations", "frames"):
         assert all(row["n"] > 0 for row in results[group].values())
     assert results["live"]["messages"] > 0

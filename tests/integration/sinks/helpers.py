@@ -101,18 +101,23 @@ def rest(url: str, path: str, method: str = "GET") -> Any:
 
 
 def points_in_mongo(db: Any, session: str, robot: str = "robot_001") -> int:
-    """Points landed for a session: the sum of ``n`` over its telemetry documents."""
+    """Points landed for a session: ``sum(n)`` of its telemetry documents of the channel group
+    holding the most (every sample has a document per channel group of its record)."""
     rows = list(db.telemetry.aggregate([
         {"$match": {"robot_id": robot, "session_id": session}},
-        {"$group": {"_id": None, "points": {"$sum": "$n"}}}]))
-    return int(rows[0]["points"]) if rows else 0
+        {"$group": {"_id": "$group", "points": {"$sum": "$n"}}}]))
+    return max((int(r["points"]) for r in rows), default=0)
 
 
 def stored_samples(db: Any, session: str) -> list[tuple[int, int]]:
-    """``(seq, i)`` of every sample stored in a session's ``telemetry`` minute buckets."""
-    return [(int(seq), int(index)) for doc in db.telemetry.find({"session_id": session})
-            for minute in (Minute.from_document(doc),)
-            for seq, index in zip(minute.seqs, minute.indexes, strict=True)]
+    """``(seq, i)`` of every sample stored in a session's ``telemetry`` minute buckets, from the
+    channel group holding the most (a duplicate would appear twice)."""
+    by_group: dict[str, list[tuple[int, int]]] = {}
+    for doc in db.telemetry.find({"session_id": session}):
+        minute = Minute.from_document(doc)
+        by_group.setdefault(minute.group, []).extend(
+            (int(seq), int(index)) for seq, index in zip(minute.seqs, minute.indexes, strict=True))
+    return max(by_group.values(), key=len, default=[])
 
 
 @contextmanager

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import pytest
 
@@ -117,6 +118,12 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
     pairs = stored_samples(db, session)
     assert len(pairs) == len(set(pairs)) == expected
     assert sorted({seq for seq, _ in pairs}) == list(range(RECORDS))
+    minutes = {(e.timestamp_us + t) // 60_000_000 * 60_000_000 for e in records for t in e.payload["t"]}
+    stored = db.telemetry.find({"session_id": session, "group": "pose"}, {"timestamp_us": 1})
+    assert sorted(d["timestamp_us"] for d in stored) == sorted(minutes)  # each minute document once
+    tenth = list(db.telemetry_lod.find({"session_id": session, "level": "10s", "group": "pose"}))
+    assert sum(int(np.frombuffer(d["stats"]["pose"]["position"]["x"], "<f8")[:d["bins"]].sum())
+               for d in tenth) == expected  # the pyramid counts every point once too
     members = [orjson.loads(m) for m in redis_client.zrange(ring, 0, -1)]
     assert len({(m["seq"], m["i"]) for m in members}) == 1000
     stats = db.sessions.find_one({"_id": f"robot_001/{session}"})["stats"]

@@ -103,15 +103,16 @@ def decode(media: str, body: bytes) -> list[dict[str, Any]]:
     items = list(unpacker)
     if media == MSGPACK:
         return items
-    samples = []
+    samples: dict[tuple[int, int, int], dict[str, Any]] = {}  # a sample's groups come in blocks
     for block in items:
         ts, seq = np.frombuffer(block["ts_us"], "<i8"), np.frombuffer(block["seq"], "<i8")
         index = np.frombuffer(block["i"], "<i4")
         values = {n: np.frombuffer(v, "<f8") for n, v in block["values"].items()}
-        samples += [{"seq": int(seq[k]), "i": int(index[k]), "ts_us": int(ts[k]),
-                     "values": {n: float(v[k]) for n, v in values.items() if v[k] == v[k]}}
-                    for k in range(block["n"])]
-    return samples
+        for k in range(block["n"]):
+            key = (int(ts[k]), int(seq[k]), int(index[k]))
+            sample = samples.setdefault(key, {"seq": key[1], "i": key[2], "ts_us": key[0], "values": {}})
+            sample["values"].update({n: float(v[k]) for n, v in values.items() if v[k] == v[k]})
+    return list(samples.values())
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -127,7 +128,7 @@ def test_bucketed_reads_return_exactly_the_raw_samples_in_every_format(
     for media in (NDJSON, MSGPACK, COLUMNS):
         encode = encoder(media)
         got = [row for batch in batches for row in decode(media, encode(batch)[0])]
-        if media == COLUMNS:  # blocks per stream group: time order within each, merged here
+        if media == COLUMNS:  # blocks per channel group: time order within each, joined here
             got.sort(key=lambda p: (p["ts_us"], p["seq"], p["i"]))
         assert got == expected, media
 

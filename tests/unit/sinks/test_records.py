@@ -63,21 +63,23 @@ def minute_documents(tel: Telemetry) -> list[dict[str, object]]:
     return docs
 
 
-def test_one_document_per_stream_group_and_minute_with_packed_columns() -> None:
+def test_one_document_per_channel_group_and_minute_with_packed_columns() -> None:
     docs = minute_documents(telemetry(envelope()))
-    assert [d["_id"] for d in docs] == [
-        "robot_001/s1/channels+force_torque+imu+joints+metrics+pose/1718000040000000",
-        "robot_001/s1/channels+force_torque+imu+joints+metrics+pose/1718000100000000"]
-    assert [d["n"] for d in docs] == [5, 5]
-    first = docs[0]
-    assert list(unpack(first["t"], I8)) == [59_950_000 + k * 10_000 for k in range(5)]  # from the minute
-    assert list(unpack(first["seq"], I8)) == [3] * 5 and list(unpack(first["i"], I4)) == [0, 1, 2, 3, 4]
-    assert unpack(first["values"]["pose"]["position"]["x"], F8)[0] == pytest.approx(0.0)
-    assert len(first["values"]["joints"]["angle"]) == 7
-    assert len(unpack(first["values"]["joints"]["angle"]["3"], F8)) == 5
-    assert first["summary"]["joints"]["angle"]["3"]["count"] == 5
-    assert first["bucket_hour"].isoformat() == "2024-06-10T06:00:00+00:00"
-    assert Minute.from_document(first).names == first["channels"]
+    groups = ["channels", "force_torque", "imu", "joints", "metrics", "pose"]
+    assert [d["_id"] for d in docs] == [f"robot_001/s1/{g}/{m}" for m in (1718000040000000, 1718000100000000)
+                                        for g in groups]
+    assert [d["n"] for d in docs] == [5] * 6 + [5] * 6
+    pose = docs[groups.index("pose")]
+    assert list(unpack(pose["t"], I8)) == [59_950_000 + k * 10_000 for k in range(5)]  # from the minute
+    assert list(unpack(pose["seq"], I8)) == [3] * 5 and list(unpack(pose["i"], I4)) == [0, 1, 2, 3, 4]
+    assert unpack(pose["values"]["pose"]["position"]["x"], F8)[0] == pytest.approx(0.0)
+    assert set(pose["values"]) == {"pose"}  # only its group's columns
+    joints = docs[groups.index("joints")]
+    assert len(joints["values"]["joints"]["angle"]) == 7
+    assert len(unpack(joints["values"]["joints"]["angle"]["3"], F8)) == 5
+    assert joints["summary"]["joints"]["angle"]["3"]["count"] == 5
+    assert pose["bucket_hour"].isoformat() == "2024-06-10T06:00:00+00:00"
+    assert Minute.from_document(joints).names == joints["channels"]
 
 
 def test_nested_keeps_the_metric_path() -> None:

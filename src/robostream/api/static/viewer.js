@@ -1,6 +1,9 @@
 /* robostream ML-Dash viewer: pick a robot and session, watch pose and joints live, see the
- * newest frames, scrub and play history. Plain JavaScript, no dependencies, no network but the API.
- * window.robostreamViewer exposes counters (tests read them). */
+ * newest frames, scrub and play history, or explore a whole session (History: min/max bands of
+ * the level-of-detail pyramid, mouse wheel zooms, dragging pans, down to raw points).
+ * Plain JavaScript, no dependencies, no network but the API.
+ * window.robostreamViewer exposes counters and the history view's state (tests read them) and
+ * zoomTo(fromUs, toUs). */
 (() => {
   "use strict";
 
@@ -8,6 +11,10 @@
   const LIVE_WINDOW_US = 10_000_000;
   const HISTORY_CHUNK_US = 10_000_000;
   const MAX_SAMPLES = 20_000;
+  const PAD = 32;                   // left margin of a plot (y labels); 4 px right, 24 px bottom
+  const HISTORY_FIELDS = "pose.position,joints.angle";
+  const MIN_SPAN_US = 10_000;       // the history view's deepest zoom: 10 ms
+  const REFETCH_DELAY_MS = 150;     // zoom/pan settle this long before the visible range is fetched
   const params = new URLSearchParams(location.search);
   const $ = (id) => document.getElementById(id);
 
@@ -24,6 +31,18 @@
     sessionInfo: null,
     ws: null,
     playback: null,
+    // the history view (mode "zoom"): what it shows and where its data came from
+    historySource: null,   // "lod" (pyramid buckets) or "raw" (points), as the API answered
+    historyLevel: null,    // pyramid level of lod buckets ("1s", "10s", "1m", "1h")
+    historyBucketUs: null, // length of a lod bucket
+    historyRange: null,    // [fromUs, toUs) shown
+    historyLoaded: null,   // [fromUs, toUs) historyData was fetched for
+    historyData: [],       // rows of the last answer: raw points or lod buckets
+    historyBuckets: 0,     // rows drawn (those within historyRange)
+    historyExtent: {},     // canvas id -> [low, high] of its y axis
+    historyLoading: false, // a fetch is due or under way
+    historyFetches: 0,     // answers drawn
+    historyAborted: 0,     // fetches cancelled by a newer zoom or pan
   };
   window.robostreamViewer = state;
 
@@ -33,17 +52,19 @@
     return state.token ? { Authorization: `Bearer ${state.token}` } : {};
   }
 
-  async function api(path) {
-    const response = await fetch(path, { headers: headers() });
+  async function failure(response) {
     if (response.status === 401) {
       document.querySelector(".token").hidden = false;
-      throw new Error("a read token is required");
+      return new Error("a read token is required");
     }
-    if (!response.ok) {
-      let message = response.statusText;
-      try { message = (await response.json()).message; } catch (_) { /* not JSON */ }
-      throw new Error(message);
-    }
+    let message = response.statusText;
+    try { message = (await response.json()).message; } catch (_) { /* not JSON */ }
+    return new Error(message);
+  }
+
+  async function api(path) {
+    const response = await fetch(path, { headers: headers() });
+    if (!response.ok) throw await failure(response);
     return response.json();
   }
 
@@ -112,13 +133,25 @@
       requestAnimationFrame(() => { this.dirty = false; this.draw(); });
     }
 
-    draw() {
+    /** Clears the canvas (sized to its on-screen width: one canvas pixel per CSS pixel) and
+     * draws the plot's frame. */
+    frame() {
       const { canvas } = this;
+      const width = Math.round(canvas.clientWidth);
+      if (width > 0 && canvas.width !== width) canvas.width = width;
       const ctx = canvas.getContext("2d");
-      const w = canvas.width, h = canvas.height, pad = 32;
+      const w = canvas.width, h = canvas.height;
       ctx.clearRect(0, 0, w, h);
       ctx.strokeStyle = "#2a3440";
-      ctx.strokeRect(pad, 4, w - pad - 4, h - 24);
+      ctx.lineWidth = 1;
+      ctx.strokeRect(PAD, 4, w - PAD - 4, h - 24);
+      return { ctx, w, h };
+    }
+
+    draw() {
+      if (state.mode === "zoom") { this.drawHistory(visibleHistoryRows()); return; }
+      const { ctx, w, h } = this.frame();
+      const pad = PAD;
       const start = this.end - this.windowUs;
       const visible = this.samples.filter((s) => s.t >= start && s.t <= this.end);
       if (!visible.length) return;
@@ -144,6 +177,100 @@
         }
         ctx.stroke();
       });
+    }
+
+    /** The history view: lod buckets as min-max bands (one per bucket, at least a pixel wide)
+     * with the mean line, or raw points as a line (and dots when they are far apart), over
+     * state.historyRange. Returns how many of the rows had a value to draw here. */
+    drawHistory(rows) {
+      const { ctx, w, h } = this.frame();
+      const [from, to] = state.historyRange || [0, 1];
+      const lod = state.historySource === "lod";
+      const low = lod ? "min" : "values", high = lod ? "max" : "values";
+      let added = false;
+      for (const row of rows) {
+        for (const name of Object.keys(row.values || {})) {
+          if (this.select(name) && !this.names.includes(name)) { this.names.push(name); added = true; }
+        }
+      }
+      if (added) { this.names.sort(); this.showLegend(); }
+      let lo = Infinity, hi = -Infinity, drawn = 0;
+      for (const row of rows) {
+        let any = false;
+        for (const name of this.names) {
+          const a = (row[low] || {})[name], b = (row[high] || {})[name];
+          if (typeof a === "number" && typeof b === "number") { lo = Math.min(lo, a); hi = Math.max(hi, b); any = true; }
+        }
+        if (any) drawn += 1;
+      }
+      ctx.fillStyle = "#8a96a3";
+      ctx.font = "11px system-ui";
+      const clock = (t) => new Date(t / 1000).toISOString().slice(11, 23);
+      ctx.fillText(clock(from), PAD + 2, h - 6);
+      ctx.fillText(clock(to), w - 90, h - 6);
+      state.historyExtent[this.canvas.id] = drawn ? [lo, hi] : null;
+      if (!drawn) {
+        ctx.fillText(state.historyLoading ? "loading…" : "no data in this range", PAD + 8, 20);
+        return 0;
+      }
+      ctx.fillText(hi.toFixed(2), 2, 14);
+      ctx.fillText(lo.toFixed(2), 2, h - 22);
+      if (hi - lo < 1e-9) { hi += 0.5; lo -= 0.5; }
+      const plotW = w - PAD - 4, plotH = h - 24;
+      const x = (t) => PAD + ((t - from) / (to - from)) * plotW;
+      const y = (v) => 4 + (1 - (v - lo) / (hi - lo)) * plotH;
+      ctx.save();
+      ctx.beginPath();
+      ctx.rect(PAD, 4, plotW, plotH);
+      ctx.clip();
+      this.names.forEach((name, i) => {
+        const color = COLORS[i % COLORS.length];
+        ctx.strokeStyle = color;
+        ctx.fillStyle = color;
+        ctx.lineWidth = 1.5;
+        if (lod) {
+          ctx.globalAlpha = 0.35;  // the band: every sample of the bucket lies within it
+          for (const row of rows) {
+            const a = row.min[name], b = row.max[name];
+            if (typeof a !== "number" || typeof b !== "number") continue;
+            const left = Math.floor(x(row.ts_us)), right = Math.max(left + 1, Math.round(x(row.end_us)));
+            const top = Math.floor(y(b));
+            ctx.fillRect(left, top, right - left, Math.max(1, Math.ceil(y(a)) - top));
+          }
+          ctx.globalAlpha = 1;
+          ctx.beginPath();  // the mean, broken where buckets are empty
+          let previousEnd = null;
+          for (const row of rows) {
+            const v = row.values[name];
+            if (typeof v !== "number") { previousEnd = null; continue; }
+            const px = x((row.ts_us + row.end_us) / 2);
+            if (previousEnd === row.ts_us) ctx.lineTo(px, y(v)); else ctx.moveTo(px, y(v));
+            previousEnd = row.end_us;
+          }
+          ctx.stroke();
+        } else {
+          ctx.beginPath();
+          let started = false, count = 0;
+          for (const row of rows) {
+            const v = row.values[name];
+            if (typeof v !== "number") continue;
+            count += 1;
+            if (started) ctx.lineTo(x(row.ts_us), y(v)); else { ctx.moveTo(x(row.ts_us), y(v)); started = true; }
+          }
+          ctx.stroke();
+          if (count && plotW / count >= 4) {  // a few points: show each one
+            for (const row of rows) {
+              const v = row.values[name];
+              if (typeof v !== "number") continue;
+              ctx.beginPath();
+              ctx.arc(x(row.ts_us), y(v), 2.5, 0, 2 * Math.PI);
+              ctx.fill();
+            }
+          }
+        }
+      });
+      ctx.restore();
+      return drawn;
     }
   }
 
@@ -207,6 +334,7 @@
 
   function startLive() {
     stopPlayback();
+    stopHistory();
     stopLive();
     if (!state.robot || !state.session) return;
     state.mode = "live";
@@ -221,6 +349,7 @@
     ws.onerror = () => setStatus("connection error", "error");
     ws.onclose = () => { setStatus("disconnected", "error"); setTimeout(() => { if (state.ws === ws) startLive(); }, 2000); };
     ws.onmessage = (event) => {
+      if (state.ws !== ws) return;  // closed: another view took over
       const message = JSON.parse(event.data);
       state.messages += 1;
       if (message.type === "snapshot" || message.type === "time_series") {
@@ -259,6 +388,11 @@
   async function streamRows(path, onRow) {
     const response = await fetch(path, { headers: { ...headers(), Accept: "application/x-ndjson" } });
     if (!response.ok) throw new Error(`telemetry: HTTP ${response.status}`);
+    await readRows(response, onRow);
+  }
+
+  /** Calls onRow with each NDJSON row of the response body, as the lines arrive. */
+  async function readRows(response, onRow) {
     const reader = response.body.getReader();
     const decoder = new TextDecoder();
     let buffered = "";
@@ -281,6 +415,7 @@
   async function play() {
     stopLive();
     stopPlayback();
+    stopHistory();
     state.mode = "history";
     $("live-button").classList.remove("active");
     $("play-button").classList.add("active");
@@ -308,7 +443,9 @@
       const path = `/v1/telemetry?${query({ robot: state.robot, session: state.session, from: from / 1e6,
                                             to: to / 1e6, fields: "pose.position,joints.angle", max_points: 2000 })}`;
       try {
-        await streamRows(path, (row) => { if (!row.error) { plotRow(row); state.historyRows += 1; } });
+        await streamRows(path, (row) => {
+          if (!row.error && !playback.stopped) { plotRow(row); state.historyRows += 1; }
+        });
         loadFrames({ from: from / 1e6, to: to / 1e6 });
       } catch (error) { setStatus(error.message, "error"); return; }
       showCounters();
@@ -317,6 +454,242 @@
       if (aheadMs > 2000) await new Promise((r) => setTimeout(r, aheadMs - 2000));
     }
   }
+
+  // -- history view: a whole session from the level-of-detail pyramid, zoom and pan -----------
+
+  const explore = { span: null, controller: null, timer: null, frame: false, points: null };
+
+  /** An ISO time with up to µs digits -> µs since the epoch (Date.parse stops at ms). */
+  function isoToUs(iso) {
+    const ms = iso ? Date.parse(iso) : NaN;
+    if (Number.isNaN(ms)) return null;
+    const sub = /\.\d{3}(\d{1,3})/.exec(iso);
+    return ms * 1000 + (sub ? Number(sub[1].padEnd(3, "0")) : 0);
+  }
+
+  /** The session's [fromUs, toUs): sessionSpan() to the µs, its newest sample included. */
+  function historySpan() {
+    const info = state.sessionInfo || {};
+    const [fallbackStart, fallbackEnd] = sessionSpan();
+    const ended = isoToUs(info.ended_at), seen = isoToUs(info.last_seen);
+    const ends = [ended, seen === null ? null : seen + 1].filter((v) => v !== null);
+    const end = ends.length ? Math.max(...ends) : fallbackEnd;
+    const start = Math.min(isoToUs(info.started_at) ?? fallbackStart, end);
+    return [start, Math.max(end, start + MIN_SPAN_US)];
+  }
+
+  /** µs -> seconds since the epoch, exactly (no float rounding in the URL). */
+  function seconds(us) {
+    const whole = Math.floor(us / 1e6);
+    return `${whole}.${String(Math.round(us - whole * 1e6)).padStart(6, "0")}`;
+  }
+
+  function duration(us) {
+    if (us < 1_000_000) return `${+(us / 1000).toPrecision(3)} ms`;
+    if (us < 60_000_000) return `${+(us / 1e6).toPrecision(3)} s`;
+    if (us < 3_600_000_000) return `${+(us / 60e6).toPrecision(3)} min`;
+    return `${+(us / 3600e6).toPrecision(3)} h`;
+  }
+
+  /** Points the plots can show: one bucket per pixel of their width. */
+  function historyPoints() {
+    const width = plots[0].canvas.clientWidth || plots[0].canvas.width;
+    return Math.max(16, Math.round(width - PAD - 4));
+  }
+
+  function visibleHistoryRows() {
+    const [from, to] = state.historyRange || [0, 0];
+    return state.historyData.filter((row) => (row.end_us ?? row.ts_us + 1) > from && row.ts_us < to);
+  }
+
+  function renderHistory() {
+    explore.frame = false;
+    if (state.mode !== "zoom") return;
+    const rows = visibleHistoryRows();
+    for (const plot of plots) plot.drawHistory(rows);
+    state.historyBuckets = rows.length;
+    showHistoryInfo();
+  }
+
+  function requestHistoryRender() {
+    if (explore.frame) return;
+    explore.frame = true;
+    requestAnimationFrame(renderHistory);
+  }
+
+  function showHistoryInfo() {
+    const info = $("history-info");
+    const [from, to] = state.historyRange;
+    const when = (t) => new Date(t / 1000).toISOString().replace("T", " ").slice(0, 23);
+    let what;
+    if (!state.historySource) what = "loading…";
+    else if (state.historySource === "lod") {
+      what = `${state.historyBuckets} buckets of ${duration(state.historyBucketUs)} (pyramid level ` +
+        `${state.historyLevel}): min–max bands and mean`;
+    } else what = `${state.historyBuckets} raw points`;
+    const stale = state.historyLoading && state.historySource ? " · loading…" : "";
+    info.textContent = `${when(from)} – ${when(to)} (${duration(to - from)}) · ${what}${stale}`;
+    info.hidden = false;
+  }
+
+  async function fetchHistory(range, maxPoints, signal) {
+    const [from, to] = range;
+    const path = `/v1/telemetry?${query({ robot: state.robot, session: state.session, from: seconds(from),
+                                          to: seconds(to), fields: HISTORY_FIELDS, max_points: maxPoints })}`;
+    const response = await fetch(path, { headers: { ...headers(), Accept: "application/x-ndjson" }, signal });
+    if (!response.ok) throw await failure(response);
+    const rows = [];
+    await readRows(response, (row) => {
+      if (row.error) throw new Error(row.error.message || "the telemetry stream failed");
+      rows.push(row);
+    });
+    return {
+      source: response.headers.get("X-Robostream-Source") || "raw",
+      level: response.headers.get("X-Robostream-Level"),
+      bucketUs: Number(response.headers.get("X-Robostream-Bucket-Us")) || null,
+      rows,
+    };
+  }
+
+  /** Fetch the visible range once zooming and panning have paused; an older fetch is cancelled. */
+  function scheduleHistoryLoad(delayMs = REFETCH_DELAY_MS) {
+    if (explore.controller) { explore.controller.abort(); explore.controller = null; }
+    clearTimeout(explore.timer);
+    state.historyLoading = true;
+    explore.timer = setTimeout(loadHistory, delayMs);
+  }
+
+  async function loadHistory() {
+    explore.timer = null;
+    if (state.mode !== "zoom") return;
+    const controller = new AbortController();
+    explore.controller = controller;
+    const range = state.historyRange.slice();
+    explore.points = historyPoints();
+    let answer;
+    try {
+      answer = await fetchHistory(range, explore.points, controller.signal);
+    } catch (error) {
+      if (controller.signal.aborted) { state.historyAborted += 1; return; }
+      if (explore.controller === controller) {
+        explore.controller = null;
+        state.historyLoading = false;
+        setStatus(error.message, "error");
+      }
+      return;
+    }
+    if (explore.controller !== controller) return;  // superseded (the view moved on)
+    explore.controller = null;
+    Object.assign(state, { historySource: answer.source, historyLevel: answer.level,
+                           historyBucketUs: answer.bucketUs, historyLoaded: range, historyData: answer.rows,
+                           historyLoading: false });
+    state.historyFetches += 1;
+    setStatus(answer.source === "lod" ? `history · ${answer.level} pyramid` : "history · raw points");
+    renderHistory();
+  }
+
+  /** Show [fromUs, toUs) (kept within the session, at least MIN_SPAN_US long), then fetch it. */
+  function setHistoryRange(fromUs, toUs, delayMs = REFETCH_DELAY_MS) {
+    const [lo, hi] = explore.span;
+    const span = Math.min(Math.max(toUs - fromUs, MIN_SPAN_US), hi - lo);
+    let from = Math.round(Math.min(Math.max(fromUs + (toUs - fromUs - span) / 2, lo), hi - span));
+    from = Math.max(from, lo);
+    state.historyRange = [from, Math.round(from + span)];
+    const [first, last] = sessionSpan();  // "Play from here" plays from the view's start
+    $("scrubber").value = String(Math.round(((from - first) / (last - first)) * 1000));
+    showScrubTime();
+    requestHistoryRender();
+    scheduleHistoryLoad(delayMs);
+  }
+
+  /** Zoom by factor (< 1: in) keeping the time under fraction (0..1 of the plot width) in place. */
+  function zoomAround(fraction, factor) {
+    const [from, to] = state.historyRange;
+    const [lo, hi] = explore.span;
+    const span = Math.min(Math.max((to - from) * factor, MIN_SPAN_US), hi - lo);
+    const anchor = from + fraction * (to - from);
+    const start = anchor - fraction * span;
+    setHistoryRange(start, start + span);
+  }
+
+  function zoomTo(fromUs, toUs) {
+    if (state.mode !== "zoom" || !explore.span) throw new Error("open the history view first");
+    setHistoryRange(Number(fromUs), Number(toUs));
+  }
+
+  async function openHistory() {
+    if (!state.robot || !state.session) return;
+    stopLive();
+    stopPlayback();
+    stopHistory();
+    state.mode = "zoom";
+    document.body.classList.add("zoom");
+    $("live-button").classList.remove("active");
+    $("history-button").classList.add("active");
+    Object.assign(state, { historySource: null, historyLevel: null, historyBucketUs: null, historyLoaded: null,
+                           historyData: [], historyBuckets: 0, historyExtent: {}, historyLoading: true });
+    plots.forEach((p) => p.clear());
+    setStatus("history");
+    try {  // the span may have grown since the session was picked
+      state.sessionInfo = await api(`/v1/sessions/${state.robot}:${state.session}`);
+    } catch (error) { console.warn("session:", error.message); }
+    if (state.mode !== "zoom") return;  // another view was chosen meanwhile
+    explore.span = historySpan();
+    setHistoryRange(...explore.span, 0);
+  }
+
+  function stopHistory() {
+    clearTimeout(explore.timer);
+    explore.timer = null;
+    if (explore.controller) { explore.controller.abort(); explore.controller = null; }
+    state.historyLoading = false;
+    document.body.classList.remove("zoom");
+    $("history-button").classList.remove("active");
+  }
+
+  /** Wheel: zoom around the cursor; drag: pan; double-click: the whole session. */
+  function attachHistoryControls(canvas) {
+    const fraction = (event) => {
+      const rect = canvas.getBoundingClientRect();
+      const px = ((event.clientX - rect.left) / rect.width) * canvas.width;
+      return Math.min(1, Math.max(0, (px - PAD) / (canvas.width - PAD - 4)));
+    };
+    let drag = null;
+    canvas.addEventListener("wheel", (event) => {
+      if (state.mode !== "zoom" || !state.historyRange) return;
+      event.preventDefault();
+      const step = event.deltaMode === 1 ? 0.05 : event.deltaMode === 2 ? 1 : 0.0015;  // lines, pages, pixels
+      zoomAround(fraction(event), Math.exp(event.deltaY * step));
+    }, { passive: false });
+    canvas.addEventListener("pointerdown", (event) => {
+      if (state.mode !== "zoom" || !state.historyRange || event.button !== 0) return;
+      const rect = canvas.getBoundingClientRect();
+      drag = { x: event.clientX, range: state.historyRange.slice(),
+               widthCss: rect.width * ((canvas.width - PAD - 4) / canvas.width) };
+      canvas.setPointerCapture(event.pointerId);
+      canvas.classList.add("dragging");
+    });
+    canvas.addEventListener("pointermove", (event) => {
+      if (!drag) return;
+      const [from, to] = drag.range;
+      const shift = (-(event.clientX - drag.x) / drag.widthCss) * (to - from);
+      setHistoryRange(from + shift, to + shift);
+    });
+    const end = () => { drag = null; canvas.classList.remove("dragging"); };
+    canvas.addEventListener("pointerup", end);
+    canvas.addEventListener("pointercancel", end);
+    canvas.addEventListener("dblclick", () => {
+      if (state.mode === "zoom" && explore.span) setHistoryRange(...explore.span, 0);
+    });
+  }
+
+  plots.forEach((p) => attachHistoryControls(p.canvas));
+  window.addEventListener("resize", () => {  // a new width: as many buckets as it has pixels
+    if (state.mode !== "zoom" || !state.historyRange) return;
+    requestHistoryRender();
+    if (historyPoints() !== explore.points) scheduleHistoryLoad();
+  });
+  state.zoomTo = zoomTo;
 
   // -- pickers ---------------------------------------------------------------------------------
 
@@ -362,6 +735,7 @@
     $("session").onchange = () => { state.session = $("session").value; selectSession(); };
     $("scrubber").oninput = () => { stopPlayback(); showScrubTime(); };
     $("play-button").onclick = () => play();
+    $("history-button").onclick = () => openHistory();
     $("live-button").onclick = () => {
       $("scrubber").value = "1000";
       showScrubTime();
