@@ -54,7 +54,7 @@ from robostream.schemas import build_envelope
 from robostream.schemas.examples import example_payload
 from robostream.simulator.robot import RobotModel, time_series_payload
 from robostream.sinks import SessionEvent, SinkContext, SinkRecord
-from robostream.sinks.buckets import micros_to_datetime
+from robostream.sinks.buckets import LOD_SPAN_US, micros_to_datetime
 from robostream.sinks.mongo import MongoSink
 from robostream.sinks.points import Telemetry
 from robostream.sinks.redis import RedisSink
@@ -245,24 +245,24 @@ def bare_read(settings: Settings, robot: str, session: str, query: str, source: 
     lo, hi = int(float(params["from"]) * 1e6), int(float(params["to"]) * 1e6)
     fields = [f for f in params.get("fields", "").split(",") if f]
     where: dict[str, Any] = {"robot_id": robot, "session_id": session}
-    if source == "raw" or level == "1s":
-        collection, root, lo = "telemetry", "values" if source == "raw" else "lod1s", lo - lo % 60_000_000
-        head = {"t": 1, "seq": 1, "i": 1} if source == "raw" else {}
+    if source == "raw":
+        collection, root, lo = "telemetry", "values", lo - lo % 60_000_000
+        head: dict[str, Any] = {"t": 1, "seq": 1, "i": 1}
     else:
         collection, root, head = "telemetry_lod", "stats", {}
-        lo -= lo % (86_400_000_000 if level == "1h" else HOUR_US)
+        lo -= lo % LOD_SPAN_US[level or "1s"]
         where["level"] = level
     projection = {"_id": 0, "group": 1, "timestamp_us": 1, "channels": 1, **head,
                   **({f"{root}.{f}": 1 for f in fields} if fields else {root: 1})}
     where["timestamp"] = {"$gte": micros_to_datetime(lo), "$lt": micros_to_datetime(hi)}
-    if fields:
-        where["group"] = {"$in": sorted({f.split(".", 1)[0] for f in fields})}
+    groups: list[str | None] = [*sorted({f.split(".", 1)[0] for f in fields})] or [None]
     with MongoClient[dict[str, Any]](settings.mongo.uri, serverSelectionTimeoutMS=5000) as client:
         found = client[settings.mongo.database][collection]
         times = []
         for _ in range(3):
             started = time.perf_counter()
-            docs = list(found.find(where, projection).sort("timestamp", 1))
+            docs = [d for g in groups for d in found.find(where if g is None else {**where, "group": g},
+                                                          projection)]
             times.append(time.perf_counter() - started)
     return {"documents": len(docs), "bare_ms": round(min(times) * 1000, 1)}
 
@@ -315,7 +315,7 @@ def rows_in(body: bytes, columns: bool) -> int:
         return body.count(b"\n")
     import msgpack
 
-    unpacker = msgpack.Unpacker(raw=False)
+    unpacker = msgpack.Unpacker(raw=False, max_buffer_size=max(len(body), 1))
     unpacker.feed(body)
     return sum(block["n"] for block in unpacker)
 

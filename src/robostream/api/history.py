@@ -156,13 +156,29 @@ def projection(head: dict[str, Any], root: str, fields: tuple[str, ...]) -> dict
 
 
 def session_filter(query: TelemetryQuery, lo_us: int, hi_us: int) -> dict[str, Any]:
-    """Documents of the session starting in ``[lo, hi)`` (the compound index's range); with
-    ``fields``, only the channel groups that hold them."""
+    """Documents of the session starting in ``[lo, hi)`` (the compound index's range)."""
     span = {"$gte": micros_to_datetime(lo_us), "$lt": micros_to_datetime(hi_us)}
-    where: dict[str, Any] = {"robot_id": query.robot_id, "session_id": query.session_id, "timestamp": span}
-    if query.fields:
-        where["group"] = {"$in": sorted({f.split(".", 1)[0] for f in query.fields})}
-    return where
+    return {"robot_id": query.robot_id, "session_id": query.session_id, "timestamp": span}
+
+
+def groups_of(fields: tuple[str, ...]) -> list[str | None]:
+    """The channel groups to read one by one (equality on ``group``: its index), or [None]: all."""
+    groups: list[str | None] = [None]
+    if fields:
+        groups = list(sorted({f.split(".", 1)[0] for f in fields}))
+    return groups
+
+
+async def find_all(collection: Any, where: dict[str, Any], fields: dict[str, Any],
+                   groups: list[str | None]) -> list[dict[str, Any]]:
+    """Documents of ``where`` for each group, in time order (sorted here: a server-side sort
+    costs SecantusDB a decode of every candidate document)."""
+    docs: list[dict[str, Any]] = []
+    for group in groups:
+        docs += await collection.find(where if group is None else {**where, "group": group},
+                                      fields).to_list(None)
+    docs.sort(key=lambda d: (d.get("timestamp_us", d.get("span_start_us", 0)), d["group"]))
+    return docs
 
 
 async def sliced(first_us: int, end_us: int, base: int, read: Callable[[int, int], Any]) -> Any:
@@ -205,9 +221,10 @@ async def raw_items(ctx: ApiContext, query: TelemetryQuery) -> Items:
     collection = ctx.stores.db.telemetry
     fields = projection({**_MINUTE_HEAD, "t": 1, "seq": 1, "i": 1}, "values", query.fields)
 
+    groups = groups_of(query.fields)
+
     async def read(lo: int, hi: int) -> list[dict[str, Any]]:
-        cursor = collection.find(session_filter(query, lo, hi), fields).sort("timestamp", 1)
-        return await cursor.to_list(None)
+        return await find_all(collection, session_filter(query, lo, hi), fields, groups)
 
     first = query.start_us - query.start_us % MINUTE_US
     async for docs in sliced(first, query.end_us, slice_us(ctx), read):
@@ -253,23 +270,13 @@ def lod_bucket_us(query: TelemetryQuery, level: str) -> int:
 
 
 async def lod_spans(ctx: ApiContext, query: TelemetryQuery, level: str, origin: int) -> list[LodSpan]:
-    """The stored bins of ``level`` over ``[origin, end)`` (1 s: from the minute documents)."""
+    """The stored bins of ``level`` over ``[origin, end)``."""
     db = ctx.stores.db
-    if level == "1s":  # in the minute documents: the one holding ``origin`` starts before it
-        fields = projection(_MINUTE_HEAD, "lod1s", query.fields)
-        where = session_filter(query, origin - origin % MINUTE_US, query.end_us)
-        docs = await db.telemetry.find(where, fields).to_list(None)
-        return [_second_span(doc) for doc in docs]
-    lo = origin - origin % LOD_SPAN_US[level]
+    lo = origin - origin % LOD_SPAN_US[level]  # the span holding ``origin`` starts before it
     where = {**session_filter(query, lo, query.end_us), "level": level}
-    docs = await db.telemetry_lod.find(where, projection(_LOD_HEAD, "stats", query.fields)).to_list(None)
+    docs = await find_all(db.telemetry_lod, where, projection(_LOD_HEAD, "stats", query.fields),
+                          groups_of(query.fields))
     return [LodSpan.from_document(doc) for doc in docs]
-
-
-def _second_span(doc: dict[str, Any]) -> LodSpan:
-    """A minute document's ``lod1s`` as a 60-bin span."""
-    return LodSpan.from_document({**doc, "level": "1s", "span_start_us": doc["timestamp_us"], "bins": 60,
-                                  "stats": doc.get("lod1s") or {}})
 
 
 def lod_answer(query: TelemetryQuery, level: str, spans: list[LodSpan]) -> LodAnswer:
@@ -299,15 +306,18 @@ def lod_answer(query: TelemetryQuery, level: str, spans: list[LodSpan]) -> LodAn
 
 
 async def raw_point_count(ctx: ApiContext, query: TelemetryQuery) -> int:
-    """About how many samples the range holds (from the minute documents' counts)."""
+    """About how many samples (rows) the range holds, from the minute documents' counts (a
+    sample has a document per channel group: the fullest group counts)."""
     first = query.start_us - query.start_us % MINUTE_US
-    fields = {"_id": 0, "n": 1, "first_us": 1, "last_us": 1}
-    total = 0.0
-    async for doc in ctx.stores.db.telemetry.find(session_filter(query, first, query.end_us), fields):
+    fields = {"_id": 0, "group": 1, "n": 1, "first_us": 1, "last_us": 1}
+    docs = await find_all(ctx.stores.db.telemetry, session_filter(query, first, query.end_us), fields,
+                          groups_of(query.fields))
+    totals: dict[str, float] = {}
+    for doc in docs:
         lo, hi = int(doc["first_us"]), int(doc["last_us"])
         inside = max(0, min(hi + 1, query.end_us) - max(lo, query.start_us))
-        total += int(doc["n"]) * (inside / max(1, hi + 1 - lo))
-    return int(total)
+        totals[doc["group"]] = totals.get(doc["group"], 0.0) + int(doc["n"]) * (inside / max(1, hi + 1 - lo))
+    return int(max(totals.values(), default=0.0))
 
 
 async def plan_items(ctx: ApiContext, query: TelemetryQuery) -> tuple[Plan, Items]:

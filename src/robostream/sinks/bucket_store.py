@@ -237,11 +237,11 @@ class BucketStore:
 
 
 def fill_pyramid(minutes: Iterable[Minute], span_of: Callable[[LodSpan], LodSpan]) -> None:
-    """Set the minutes' bins in the 10 s and 1 min spans, then each touched hour's 1 h bin
+    """Set the minutes' bins in the 1 s, 10 s and 1 min spans, then each touched hour's 1 h bin
     (``span_of(empty span)`` returns the span to update: stored, cached or that new one)."""
     hours: dict[str, LodSpan] = {}
     for minute in minutes:
-        for level in ("10s", "1m"):
+        for level in ("1s", "10s", "1m"):
             span = span_of(LodSpan(minute.robot_id, minute.session_id, minute.group, level,
                                    span_start(level, minute.minute_us)))
             span.put(minute.names, minute.minute_us, minute.lod(level))

@@ -9,8 +9,9 @@ works the same on SecantusDB and MongoDB):
   dedupe key) and every channel (``values.<dotted name>``: little-endian float64, NaN = missing)
   are packed binary columns (BSON binData), so a reader decodes an hour of 100 Hz telemetry as
   ~60 ``numpy.frombuffer`` calls per channel instead of 360,000 Python floats. ``summary`` holds
-  the minute's count/min/max/mean per channel and ``lod1s`` the 1 s level of the pyramid.
-* ``telemetry_lod``: the coarser levels (10 s and 1 min bins per hour, 1 h bins per day), one
+  the minute's count/min/max/mean per channel.
+* ``telemetry_lod``: the pyramid (1 s bins per minute, 10 s and 1 min bins per hour, 1 h bins per
+  day; small documents of their own, since a server decodes a minute bucket whole), one
   document per (robot, session, channel group, level, span), each channel a packed ``(4, bins)`` float64
   matrix: count, min, max, mean (count 0 and NaN for an empty bin).
 
@@ -40,8 +41,8 @@ MINUTE_US = 60_000_000
 DAY_US = 24 * HOUR_US
 #: Levels of the pyramid: bin length in µs, finest first.
 LEVELS: dict[str, int] = {"1s": 1_000_000, "10s": 10_000_000, "1m": MINUTE_US, "1h": HOUR_US}
-#: Span of one ``telemetry_lod`` document per level (the 1 s level lives in the minute documents).
-LOD_SPAN_US: dict[str, int] = {"10s": HOUR_US, "1m": HOUR_US, "1h": DAY_US}
+#: Span of one ``telemetry_lod`` document per level.
+LOD_SPAN_US: dict[str, int] = {"1s": MINUTE_US, "10s": HOUR_US, "1m": HOUR_US, "1h": DAY_US}
 #: Rows of a channel's stats matrix.
 COUNT, MIN, MAX, MEAN = 0, 1, 2, 3
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -215,7 +216,6 @@ class Minute:
         """The ``telemetry`` document (see the module docstring)."""
         minute = self.minute_us
         packed = {name: pack(self.values[i], F8) for i, name in enumerate(self.names)}
-        second = self.lod("1s")
         summary = self.lod("1m")[:, :, 0]
         doc: dict[str, Any] = {
             "_id": self.doc_id, "robot_id": self.robot_id, "session_id": self.session_id,
@@ -228,7 +228,6 @@ class Minute:
             "n": len(self), "channels": list(self.names),
             "t": pack(self.times - minute, I8), "seq": pack(self.seqs, I8), "i": pack(self.indexes, I4),
             "values": nested(packed),
-            "lod1s": nested({name: pack(second[i], F8) for i, name in enumerate(self.names)}),
             "summary": nested({name: _summary(summary[i]) for i, name in enumerate(self.names)}),
             "size_bytes": sum(len(b) for b in packed.values()) + 20 * len(self),
         }

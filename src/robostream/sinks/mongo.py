@@ -343,13 +343,22 @@ class MongoSink:
     # -- indexes -------------------------------------------------------------------------------
 
     def ensure_indexes(self) -> None:
-        """Compound ``(robot_id, session_id, timestamp)`` indexes and TTL for retention."""
+        """Compound ``(robot_id, session_id[, group, level], timestamp)`` indexes and TTL for retention."""
         db = self.db
         ttl = retention_seconds(self.settings)
         for name in ("telemetry", "frames_metadata", LOD):
             db[name].create_index([("robot_id", ASCENDING), ("session_id", ASCENDING),
                                    ("timestamp", ASCENDING)], name="robot_session_time")
             self._ensure_ttl(name, "timestamp", ttl)
+        # history reads: one channel group (fields=pose), or one pyramid level, by time range; an
+        # index on them keeps the server from decoding the other groups' documents to filter them
+        db["telemetry"].create_index([("robot_id", ASCENDING), ("session_id", ASCENDING),
+                                      ("group", ASCENDING), ("timestamp", ASCENDING)],
+                                     name="robot_session_group_time")
+        for keys_ in ([("level", ASCENDING)], [("group", ASCENDING), ("level", ASCENDING)]):
+            db[LOD].create_index([("robot_id", ASCENDING), ("session_id", ASCENDING), *keys_,
+                                  ("timestamp", ASCENDING)],
+                                 name="robot_session_" + "_".join(k for k, _ in keys_) + "_time")
         db["frames_metadata"].create_index(
             [("robot_id", ASCENDING), ("session_id", ASCENDING), ("camera_id", ASCENDING),
              ("timestamp", ASCENDING)], name="robot_session_camera_time")

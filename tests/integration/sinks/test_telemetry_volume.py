@@ -96,8 +96,9 @@ def test_100k_points_land_exactly_once_and_the_ring_holds_the_last_1000(
     assert doc["_id"] == f"robot_001/{session}/joints/{doc['timestamp_us']}"
     assert len(doc["values"]["joints"]["angle"]) == 7  # joints.angle.0 .. joints.angle.6
     assert len(doc["values"]["joints"]["angle"]["0"]) == 8 * doc["n"] == len(doc["t"])  # float64 / int64
-    assert {"bucket_hour", "bucket_minute", "timestamp", "first_us", "last_us", "summary",
-            "lod1s"} <= doc.keys()
+    assert {"bucket_hour", "bucket_minute", "timestamp", "first_us", "last_us", "summary"} <= doc.keys()
+    assert db.telemetry_lod.count_documents({"session_id": session, "group": "joints", "level": "1s"}) == len(
+        minutes)  # the pyramid's 1 s level: a document per minute
     assert status["tasks"][0]["state"] == "RUNNING" and status["tasks"][0]["lag"]["total"] == 0
     index_keys = [list(ix["key"]) for ix in db.telemetry.list_indexes()]
     assert ["robot_id", "session_id", "timestamp"] in index_keys

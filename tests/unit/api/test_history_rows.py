@@ -148,11 +148,7 @@ def test_a_replayed_record_changes_no_document() -> None:
 
 def lod_from(spans: list[dict[str, Any]], minutes: list[dict[str, Any]], level: str,
              q: TelemetryQuery) -> LodAnswer:
-    if level == "1s":
-        parsed = [LodSpan.from_document({**d, "level": "1s", "span_start_us": d["timestamp_us"], "bins": 60,
-                                         "stats": d["lod1s"]}) for d in minutes]
-    else:
-        parsed = [LodSpan.from_document(d) for d in spans if d["level"] == level]
+    parsed = [LodSpan.from_document(d) for d in spans if d["level"] == level]
     return lod_answer(q, level, parsed)
 
 
