@@ -31,7 +31,7 @@ def test_report_only_writes_one_table_with_targets_and_spread(tmp_path: Path) ->
     assert text.startswith("# robostream benchmarks") and "The machine was shared" in text
     row = next(line for line in text.splitlines() if "1 h of 100 Hz, every point, pose, columns" in line)
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert cells[2] == "110.0 ms (+/-9%, 100..120)"  # median of the three runs, half-spread, min..max
+    assert cells[2] == "110.0 ms (+/-9%, 100.0..120.0)"  # median of the three runs, half-spread, min..max
     assert cells[3:5] == ["< 1,000 ms", "< 250 ms"]  # the seed's target, our goal
     lines = text.splitlines()
     assert any(line.startswith("| sinks | mongo sink") and "insert_many" in line for line in lines)

@@ -15,8 +15,9 @@ by projection (nothing else is decoded) and answers in one of three formats:
 ``max_points=N`` picks the coarsest pyramid level with at least ``N`` bins over the range and
 merges whole bins into at most ``N`` buckets (min and max per bucket: a one-sample spike stays
 visible); when even the 1 s level has fewer bins, the raw points are answered if there are at
-most ``RAW_FACTOR * N`` of them, else the 1 s level. ``X-Robostream-Source`` says which (``raw``
-or ``lod``), ``X-Robostream-Level`` the level, ``X-Robostream-Bucket-Us`` the bucket length.
+most ``RAW_FACTOR * N`` of them (counted from the 1 s bins), else the 1 s level.
+``X-Robostream-Source`` says which (``raw`` or ``lod``), ``X-Robostream-Level`` the level,
+``X-Robostream-Bucket-Us`` the bucket length.
 A failure after the first bytes ends the stream with ``{"error": {"code", "message"}}``.
 
 Raw minutes are read in time slices (``api.history_slice_s``; an empty slice doubles the next
@@ -305,18 +306,16 @@ def lod_answer(query: TelemetryQuery, level: str, spans: list[LodSpan]) -> LodAn
     return LodAnswer(level, bucket_us, starts, groups)
 
 
-async def raw_point_count(ctx: ApiContext, query: TelemetryQuery) -> int:
-    """About how many samples (rows) the range holds, from the minute documents' counts (a
-    sample has a document per channel group: the fullest group counts)."""
-    first = query.start_us - query.start_us % MINUTE_US
-    fields = {"_id": 0, "group": 1, "n": 1, "first_us": 1, "last_us": 1}
-    docs = await find_all(ctx.stores.db.telemetry, session_filter(query, first, query.end_us), fields,
-                          groups_of(query.fields))
+def samples_in(spans: list[LodSpan], query: TelemetryQuery) -> int:
+    """About how many samples (rows) 1 s bins hold over the range: a sample has a document per
+    channel group, so the fullest group's first channel counts."""
     totals: dict[str, float] = {}
-    for doc in docs:
-        lo, hi = int(doc["first_us"]), int(doc["last_us"])
-        inside = max(0, min(hi + 1, query.end_us) - max(lo, query.start_us))
-        totals[doc["group"]] = totals.get(doc["group"], 0.0) + int(doc["n"]) * (inside / max(1, hi + 1 - lo))
+    for span in spans:
+        if not span.names:
+            continue
+        starts = span.span_start_us + np.arange(span.bins, dtype=np.int64) * span.bin_us
+        inside = (starts >= query.start_us - span.bin_us) & (starts < query.end_us)
+        totals[span.group] = totals.get(span.group, 0.0) + float(span.stats[0, COUNT, inside].sum())
     return int(max(totals.values(), default=0.0))
 
 
@@ -324,13 +323,12 @@ async def plan_items(ctx: ApiContext, query: TelemetryQuery) -> tuple[Plan, Item
     """Every point, or buckets of the pyramid (see the module docstring)."""
     if query.max_points is None:
         return Plan("raw"), raw_items(ctx, query)
-    level = choose_level(query.end_us - query.start_us, query.max_points)
-    if level is None:
-        if await raw_point_count(ctx, query) <= RAW_FACTOR * query.max_points:
-            return Plan("raw"), raw_items(ctx, query)
-        level = "1s"
+    level = choose_level(query.end_us - query.start_us, query.max_points) or "1s"
     bucket_us = lod_bucket_us(query, level)
     spans = await lod_spans(ctx, query, level, query.start_us - query.start_us % bucket_us)
+    if LEVELS[level] * query.max_points > query.end_us - query.start_us \
+            and samples_in(spans, query) <= RAW_FACTOR * query.max_points:
+        return Plan("raw"), raw_items(ctx, query)  # even 1 s bins are too coarse: zoomed in
     return Plan("lod", bucket_us, level), _one(lod_answer(query, level, spans))
 
 

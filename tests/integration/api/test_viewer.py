@@ -6,7 +6,9 @@ level-of-detail pyramid and zooms down to raw points. Screenshots are kept in te
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,21 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian chromium is not installed")
+
+
+@contextlib.asynccontextmanager
+async def viewer_page(url: str, errors: list[str]) -> AsyncIterator[Any]:
+    """The viewer at ``url`` in headless Chromium; page errors are appended to ``errors``."""
+    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            await page.goto(url)
+            yield page
+        finally:
+            await browser.close()
 
 
 async def viewer_state(page: Any, name: str) -> Any:
@@ -62,8 +79,6 @@ async def history_answer(page: Any, after: int) -> dict[str, Any]:
 
 async def test_the_viewer_plots_live_points_and_plays_history(api: RunningApi, landing: Landing,
                                                               ids: dict[str, str]) -> None:
-    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
-
     robot_id, session_id = ids["robot"], ids["session"]
     start = now_us() - 30_000_000
     landing.session_start(robot_id, session_id, start)
@@ -74,12 +89,8 @@ async def test_the_viewer_plots_live_points_and_plays_history(api: RunningApi, l
                       content=jpeg(120, 68, 60 * seq))
     ARTIFACTS.mkdir(exist_ok=True)
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(f"{api.url}/?robot={robot_id}&session={session_id}")
+    errors: list[str] = []
+    async with viewer_page(f"{api.url}/?robot={robot_id}&session={session_id}", errors) as page:
         await page.wait_for_function("document.getElementById('status').textContent === 'live'")
         await page.wait_for_function("window.robostreamViewer.livePoints >= 1000")  # the snapshot
 
@@ -101,7 +112,6 @@ async def test_the_viewer_plots_live_points_and_plays_history(api: RunningApi, l
         await page.wait_for_function("window.robostreamViewer.historyRows >= 500", timeout=20_000)
         await page.screenshot(path=str(ARTIFACTS / "api-viewer-history.png"), full_page=True)
         mode = await viewer_state(page, "mode")
-        await browser.close()
 
     assert not errors
     assert "position.x" in legend and "position.z" in legend
@@ -111,8 +121,6 @@ async def test_the_viewer_plots_live_points_and_plays_history(api: RunningApi, l
 
 async def test_the_history_view_zooms_from_the_pyramid_down_to_raw_points(api: RunningApi, landing: Landing,
                                                                         ids: dict[str, str]) -> None:
-    async_playwright = pytest.importorskip("playwright.async_api").async_playwright
-
     robot_id, session_id = ids["robot"], ids["session"]
     start = (now_us() // 1_000_000 - 15 * 60) * 1_000_000  # whole seconds: exact in the session events
     end = start + 600_000_000
@@ -128,12 +136,8 @@ async def test_the_history_view_zooms_from_the_pyramid_down_to_raw_points(api: R
     assert len(second) == 100
     ARTIFACTS.mkdir(exist_ok=True)
 
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        page = await browser.new_page(viewport={"width": 1280, "height": 900})
-        errors: list[str] = []
-        page.on("pageerror", lambda exc: errors.append(str(exc)))
-        await page.goto(f"{api.url}/?robot={robot_id}&session={session_id}")
+    errors: list[str] = []
+    async with viewer_page(f"{api.url}/?robot={robot_id}&session={session_id}", errors) as page:
         await page.wait_for_function(  # the session is picked and the live view started
             "window.robostreamViewer.sessionInfo !== null && window.robostreamViewer.mode === 'live'")
 
@@ -161,7 +165,6 @@ async def test_the_history_view_zooms_from_the_pyramid_down_to_raw_points(api: R
         raw = await history_answer(page, panned["fetches"])
         await page.screenshot(path=str(ARTIFACTS / "api-viewer-history-raw.png"), full_page=True)
         status = await page.inner_text("#status")
-        await browser.close()
 
     assert not errors
     # the whole session, one-second min/max buckets of the pyramid, every one drawn
