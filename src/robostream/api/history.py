@@ -86,6 +86,8 @@ FLUSH_BYTES = 64 * 1024
 SESSION_MARGIN_US = 3_600_000_000
 #: Below the 1 s level, raw points are answered when there are at most this many per max_points.
 RAW_FACTOR = 10
+#: Most pyramid bins one answer merges (max_points up to ~20,000 always fit).
+MAX_LOD_BINS = 200_000
 _MINUTE_HEAD = {"_id": 0, "robot_id": 1, "session_id": 1, "group": 1, "timestamp_us": 1, "channels": 1}
 _LOD_HEAD = {"_id": 0, "robot_id": 1, "session_id": 1, "group": 1, "level": 1, "span_start_us": 1,
              "bins": 1, "channels": 1}
@@ -324,6 +326,12 @@ async def plan_items(ctx: ApiContext, query: TelemetryQuery) -> tuple[Plan, Item
     if query.max_points is None:
         return Plan("raw"), raw_items(ctx, query)
     level = choose_level(query.end_us - query.start_us, query.max_points) or "1s"
+    bins = math.ceil((query.end_us - query.start_us) / LEVELS[level])
+    if bins > MAX_LOD_BINS:  # the answer is assembled in memory: (channels, 4, bins) floats
+        raise ApiError(400, "invalid_parameter",
+                       f"max_points={query.max_points} over this range needs {bins:,} pyramid bins of "
+                       f"{level} (at most {MAX_LOD_BINS:,}): ask fewer points, a shorter range, "
+                       "or every point (no max_points)")
     bucket_us = lod_bucket_us(query, level)
     spans = await lod_spans(ctx, query, level, query.start_us - query.start_us % bucket_us)
     if LEVELS[level] * query.max_points > query.end_us - query.start_us \

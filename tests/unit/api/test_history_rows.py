@@ -31,6 +31,7 @@ from robostream.api.history import (
     lod_answer,
     lod_bucket_us,
     negotiate,
+    plan_items,
 )
 from robostream.processors.bucketing import bucket_records
 from robostream.processors.columns import TelemetryColumns
@@ -207,3 +208,10 @@ def test_unacceptable_answers_406() -> None:
     with pytest.raises(ApiError) as caught:
         negotiate("text/html, application/json", None)
     assert caught.value.status == 406
+
+
+async def test_max_points_beyond_what_fits_in_memory_is_a_clear_400() -> None:
+    ten_days = query(start_us=0, end_us=10 * 24 * HOUR, max_points=900_000)  # 1 s level: 864,000 bins
+    with pytest.raises(ApiError) as caught:
+        await plan_items(None, ten_days)  # type: ignore[arg-type]  # refused before any read
+    assert caught.value.status == 400 and "ask fewer points" in str(caught.value)
