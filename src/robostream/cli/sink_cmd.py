@@ -140,8 +140,8 @@ def migrate_telemetry(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would be rewritten.")] = False,
 ) -> None:
     """Rewrite per-record `telemetry` documents (robostream before minute buckets) into minute
-    buckets and the level-of-detail pyramid; safe to interrupt and run again. Stop the MongoDB
-    connector's writes first only if you want the counts to settle: running beside it is safe."""
+    buckets and the level-of-detail pyramid, then delete them. Safe to interrupt, to run again
+    and to run beside the MongoDB connector (docs/sinks.md)."""
     from pymongo import MongoClient
     from pymongo.errors import PyMongoError
 
