@@ -7,6 +7,7 @@ The servers are the reliability stack's (tests/reliability/stack.py), never the 
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +49,17 @@ def envelopes_per_robot(messages: int) -> int:
 def landed_in_mongo(db: Any, streamer: Streamer) -> list[tuple[set[int], Landed]]:
     return [(run.acked_seqs, wait_landed(lambda run=run: mongo_telemetry(db, run), run.acked_seqs,
                                          LAND_TIMEOUT_S)) for run in streamer.runs]
+
+
+def wait_images(s3: Any, bucket: str, run: Any, timeout_s: float) -> int:
+    """Raw image objects of the run, once every acked image is there (or at the deadline: the
+    caller asserts); the S3 sink may still be catching up on the outage's backlog."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = s3_images(s3, bucket, run)
+        if found >= len(run.acked_images) or time.monotonic() > deadline:
+            return found
+        time.sleep(1.0)
 
 
 def assert_all_sent_acked(streamer: Streamer) -> None:
@@ -134,7 +146,7 @@ def test_store_outages_pause_the_sinks_and_lose_nothing(
     s3 = boto3.client("s3", endpoint_url=rel_settings.s3.endpoint, region_name=rel_settings.s3.region,
                       aws_access_key_id=rel_settings.s3.access_key,
                       aws_secret_access_key=rel_settings.s3.secret_key.get_secret_value())
-    images = [(run, s3_images(s3, rel_settings.s3.bucket, run)) for run in streamer.runs]
+    images = [(run, wait_images(s3, rel_settings.s3.bucket, run, 120)) for run in streamer.runs]
 
     rows = [
         fault_row(f"SecantusDB (MongoDB) stopped {down['mongo']:.0f} s", streamer, mongo,
