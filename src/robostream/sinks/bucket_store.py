@@ -137,8 +137,10 @@ class BucketStore:
             changed = [minutes[i] for i in todo if any(m.any() for m in news[i]) or not minutes[i].rev]
             conflicts = self._save(self.db[TELEMETRY], changed, self.minutes)
             for doc_id in todo:
-                if doc_id in conflicts or not any(m.any() for m in news[doc_id]):
+                if doc_id in conflicts:
                     continue
+                # even with nothing new: a redelivery after a crash between the minute's write and
+                # its pyramid's must repair the pyramid (its bins are recomputed from the minute)
                 saved[doc_id] = minutes[doc_id]
                 for piece, mask in zip(pieces[doc_id], news[doc_id], strict=True):
                     fresh.setdefault((piece.robot_id, piece.session_id), []).append(
