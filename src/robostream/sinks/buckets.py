@@ -251,7 +251,7 @@ class Minute:
             minute_us=minute, times=times,
             seqs=unpack(doc["seq"], I8) if "seq" in doc else np.zeros(times.size, I8),
             indexes=unpack(doc["i"], I4) if "i" in doc else np.zeros(times.size, I4),
-            names=names, values=values, units=_flat_strings(doc.get("units") or {}),
+            names=names, values=values, units={k: str(v) for k, v in flatten(doc.get("units") or {}).items()},
             joint_names=list(doc.get("joint_names") or []), rev=int(doc.get("rev", 0)),
         )
 
@@ -264,13 +264,14 @@ def _summary(stats: np.ndarray) -> dict[str, Any]:
             "mean": float(stats[MEAN])}
 
 
-def _flat_strings(tree: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested fields back to dotted names (the inverse of :func:`nested`)."""
+    out: dict[str, Any] = {}
     for name, value in tree.items():
         if isinstance(value, Mapping):
-            out.update(_flat_strings(value, f"{prefix}{name}."))
+            out.update(flatten(value, f"{prefix}{name}."))
         else:
-            out[f"{prefix}{name}"] = str(value)
+            out[f"{prefix}{name}"] = value
     return out
 
 

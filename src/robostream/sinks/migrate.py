@@ -10,7 +10,7 @@ again: a batch written but not yet deleted merges to the same documents.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +18,7 @@ from pymongo.database import Database
 
 from robostream.processors import HOUR_US, TelemetryBucket
 from robostream.sinks.bucket_store import BucketStore, pieces_of
+from robostream.sinks.buckets import flatten
 
 #: Old documents have no channel group.
 OLD_SHAPE: dict[str, Any] = {"group": {"$exists": False}}
@@ -30,14 +31,6 @@ class MigrationReport:
     sessions: int = 0
 
 
-def _flat(tree: Mapping[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
-    for name, value in tree.items():
-        if isinstance(value, Mapping):
-            yield from _flat(value, f"{prefix}{name}.")
-        else:
-            yield f"{prefix}{name}", value
-
-
 def bucket_of_old(doc: Mapping[str, Any]) -> TelemetryBucket:
     """An old per-record document as the processors' bucket (its points, unchanged)."""
     base = int(doc["timestamp_us"])
@@ -48,9 +41,9 @@ def bucket_of_old(doc: Mapping[str, Any]) -> TelemetryBucket:
         bucket_minute=minute, timestamps=stamps, seqs=[int(doc["seq"])] * len(stamps),
         indexes=doc.get("indexes") or list(range(len(stamps))),
         values={name: [float("nan") if v is None else float(v) for v in column]
-                for name, column in _flat(doc.get("values") or {})},
+                for name, column in flatten(doc.get("values") or {}).items()},
         joint_names=list(doc.get("joint_names") or []),
-        units={name: str(unit) for name, unit in _flat(doc.get("units") or {})},
+        units={name: str(unit) for name, unit in flatten(doc.get("units") or {}).items()},
     )
 
 
