@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -69,7 +70,9 @@ class Throughput:
 
 
 def write_status(path: Path, snap: dict[str, Any]) -> None:
-    """Atomically write the status JSON (tests and the benchmark read it)."""
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    """Atomically write the status JSON (tests and the benchmark read it). Writes may overlap
+    (the periodic one and one on a rebalance, in executor threads): each uses its own temporary
+    file, or one's rename would find the other's already moved and crash the worker."""
+    tmp = path.with_suffix(f"{path.suffix}.{os.getpid()}.{threading.get_ident()}.tmp")
     tmp.write_text(json.dumps(snap, indent=1, sort_keys=True))
     tmp.replace(path)
