@@ -344,6 +344,10 @@ class ProcessorSettings(Section):
     draco_quantization_bits: int = Field(14, ge=1, le=30)
     draco_compression_level: int = Field(7, ge=0, le=10)
     bundles: bool = Field(True, description="write hourly {hour}_bundle.tar.gz bundles")
+    bucketed_output: bool = Field(
+        False, description="also write every telemetry point to derived.telemetry_bucketed (a second "
+        "full copy of time_series, for a sink that lands it; off: windows only)"
+    )
     status_interval_s: float = Field(10.0, gt=0, description="throughput log line every so often")
     session_timeout_s: float = Field(30.0, ge=6, le=300,
                                      description="a worker silent this long loses its partitions")

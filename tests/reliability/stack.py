@@ -80,6 +80,7 @@ def reliability_env() -> dict[str, str]:
         "ROBOSTREAM_CONNECTORS": json.dumps(CONNECTORS),
         "ROBOSTREAM_PROCESSORS__SESSION_TIMEOUT_S": "6",
         "ROBOSTREAM_PROCESSORS__BUNDLES": "false",
+        "ROBOSTREAM_PROCESSORS__BUCKETED_OUTPUT": "true",  # the mongo connector lands it
         "ROBOSTREAM_BATCHING__SPOOL_DIR": str(STATE_DIR / "spool"),
     })
     return env

@@ -143,8 +143,10 @@ class TelemetryProcessor:
         table: TableStore, metrics: Throughput, lateness_us: int, idle_s: float,
         executor: Executor | None = None, ready: Callable[[], bool] = lambda: True,
         caught_up: CaughtUp | None = None, order: OffsetOrder | None = None,
+        bucketed: bool = False,
     ) -> None:
         self.reader = reader
+        self.bucketed = bucketed  # also write TelemetryBucket records (processors.bucketed_output)
         self.ready = ready
         self.caught_up = caught_up or _always
         self.order = order or OffsetOrder()
@@ -210,11 +212,12 @@ class TelemetryProcessor:
         before = (session.duplicates, session.late)
         fresh = session.fresh(records)
         pending = []
-        if fresh:
+        if fresh and self.bucketed:
             for bucket in bucket_records(fresh):
                 value = wire.telemetry_bucket(self.outputs.bucket_schema_id, bucket)
                 pending.append(await self.outputs.send(self.outputs.bucketed_topic, key, value, None))
                 self.metrics.add("buckets_out")
+        if fresh:
             session.add(fresh)
         pending += await self._emit(key, session.close_ready())
         self.metrics.add("telemetry_records", len(records))

@@ -79,6 +79,42 @@ def compaction_params(settings: Settings) -> CompactionParams:
     )
 
 
+def faust_app(settings: Settings, partitions: int) -> faust.App:
+    """The Faust app of ``processors.app_id`` (consumer, producer and stream settings), no agents.
+
+    The benchmark's do-nothing agent runs on the same app, so it reads exactly as the worker."""
+    s = settings
+    p = s.processors
+    compression = None if s.kafka.compression == "none" else s.kafka.compression
+    max_bytes = s.topics.max_message_bytes + 64 * 1024
+    datadir = s.state_dir / "processors"  # Faust's app folder (empty with the memory store)
+    datadir.mkdir(parents=True, exist_ok=True)
+    return RewindingApp(
+        p.app_id,
+        broker=[f"kafka://{host.strip()}" for host in s.kafka.bootstrap.split(",")],
+        store="memory://",
+        datadir=str(datadir / "{conf.name}-data"),
+        web_enabled=p.web_port is not None,
+        web_port=p.web_port or 6066,
+        web_host="127.0.0.1",
+        topic_replication_factor=s.kafka.replication_factor,
+        topic_partitions=partitions,
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        producer_compression_type=compression,
+        producer_linger_ms=s.kafka.linger_ms,
+        producer_max_request_size=max_bytes,
+        consumer_max_fetch_size=max_bytes,
+        producer_acks=-1,
+        key_serializer="raw",
+        value_serializer="raw",
+        broker_max_poll_records=p.batch_max,
+        stream_buffer_maxsize=max(4096, 2 * p.batch_max),
+        broker_session_timeout=p.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, p.session_timeout_s / 6),
+    )
+
+
 class ProcessorApp:
     """The Faust app of the processors, its agents, timers and metrics.
 
@@ -125,7 +161,7 @@ class ProcessorApp:
             lateness_us=int(p.allowed_lateness_s * 1_000_000), idle_s=p.idle_s,
             ready=lambda: not self.app.rebalancing,
             caught_up=self._caught_up(self.time_series_topic, lambda: self.telemetry.processed),
-            order=self._offset_order(self.time_series_topic),
+            order=self._offset_order(self.time_series_topic), bucketed=p.bucketed_output,
         )
         self.frames: FrameCompactor | None = None
         self._register()
@@ -133,36 +169,7 @@ class ProcessorApp:
     # -- set-up --
 
     def _faust_app(self) -> faust.App:
-        s = self.settings
-        p = s.processors
-        compression = None if s.kafka.compression == "none" else s.kafka.compression
-        max_bytes = s.topics.max_message_bytes + 64 * 1024
-        datadir = s.state_dir / "processors"  # Faust's app folder (empty with the memory store)
-        datadir.mkdir(parents=True, exist_ok=True)
-        return RewindingApp(
-            p.app_id,
-            broker=[f"kafka://{host.strip()}" for host in s.kafka.bootstrap.split(",")],
-            store="memory://",
-            datadir=str(datadir / "{conf.name}-data"),
-            web_enabled=p.web_port is not None,
-            web_port=p.web_port or 6066,
-            web_host="127.0.0.1",
-            topic_replication_factor=s.kafka.replication_factor,
-            topic_partitions=self.partitions,
-            table_standby_replicas=0,
-            consumer_auto_offset_reset="earliest",
-            producer_compression_type=compression,
-            producer_linger_ms=s.kafka.linger_ms,
-            producer_max_request_size=max_bytes,
-            consumer_max_fetch_size=max_bytes,
-            producer_acks=-1,
-            key_serializer="raw",
-            value_serializer="raw",
-            broker_max_poll_records=p.batch_max,
-            stream_buffer_maxsize=max(4096, 2 * p.batch_max),
-            broker_session_timeout=p.session_timeout_s,
-            broker_heartbeat_interval=min(3.0, p.session_timeout_s / 6),
-        )
+        return faust_app(self.settings, self.partitions)
 
     def warm_up(self) -> None:
         """Register the derived schemas now (blocking), so the agents never wait on HTTP."""
@@ -170,8 +177,9 @@ class ProcessorApp:
             self.codec.schema_id(topic, record_type)
 
     def _derived_subjects(self) -> list[tuple[str, type[Any]]]:
-        out: list[tuple[str, type[Any]]] = [(self.outputs.bucketed_topic, TelemetryBucket),
-                                            (self.outputs.frames_topic, FrameBatch)]
+        out: list[tuple[str, type[Any]]] = [(self.outputs.frames_topic, FrameBatch)]
+        if self.settings.processors.bucketed_output:
+            out.append((self.outputs.bucketed_topic, TelemetryBucket))
         out += [(topic, WindowStats) for topic in self.outputs.stats_topics.values()]
         return out
 

@@ -60,6 +60,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
         "ROBOSTREAM_PROCESSORS__SESSION_TIMEOUT_S": str(p.session_timeout_s),
         "ROBOSTREAM_PROCESSORS__BATCH_WITHIN_S": str(p.batch_within_s),
         "ROBOSTREAM_PROCESSORS__SEGMENT_GAP_S": str(p.segment_gap_s),
+        "ROBOSTREAM_PROCESSORS__BUCKETED_OUTPUT": str(p.bucketed_output).lower(),
         "PYTHONPATH": str(ROOT / "src"),
     }
 

@@ -37,7 +37,8 @@ def pipeline(stack: object, settings: Settings, registry: Registry,
 
     prefix = f"pr{uuid.uuid4().hex[:10]}"
     tuned = {"app_id": f"proc-{prefix}", "idle_s": 1.0, "status_interval_s": 0.5,
-             "session_timeout_s": 6.0, "batch_within_s": 0.1, "segment_gap_s": 0.5}
+             "session_timeout_s": 6.0, "batch_within_s": 0.1, "segment_gap_s": 0.5,
+             "bucketed_output": True}  # the bucketed topic is opt-in
     made = settings.model_copy(update={
         "topics": settings.topics.model_copy(update={"prefix": prefix, "partitions": 2}),
         "schema_registry": settings.schema_registry.model_copy(update={"url": registry.url}),

@@ -32,7 +32,8 @@ def scaleout_settings(settings: Settings, registry: Registry) -> Iterator[Settin
     ``proc-so<uuid>``, one Mongo connector ``mongo-so<uuid>`` on time_series, database ``so<uuid>``."""
     prefix = f"so{uuid.uuid4().hex[:10]}"
     tuned = {"app_id": f"proc-{prefix}", "idle_s": 1.0, "status_interval_s": 0.5,
-             "session_timeout_s": 6.0, "batch_within_s": 0.1, "segment_gap_s": 0.5}
+             "session_timeout_s": 6.0, "batch_within_s": 0.1, "segment_gap_s": 0.5,
+             "bucketed_output": True}  # the test reads the bucketed topic (opt-in)
     connector = ConnectorSettings(
         name=f"mongo-{prefix}", kind="mongo", topics=["time_series"], tasks=1, batch_size=200,
         flush_interval_ms=200, errors_tolerance="all", errors_retry_delay_max_ms=1000)
