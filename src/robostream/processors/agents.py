@@ -3,11 +3,13 @@
 Both are plain classes driven by :class:`robostream.processors.app.ProcessorApp`, which owns
 the Faust app, topics, table and producer.
 
-Order per telemetry batch (what makes restarts exact): decode -> skip duplicates (seq) -> bucket
-and fold into windows -> produce buckets and closed windows and **wait for their delivery** ->
-write the new session state to the table (memory store + changelog). A crash before the state
-write replays the batch (outputs again, identical: sinks are idempotent); after it, the state
-already holds the batch and the replayed records are skipped as duplicates.
+Order per telemetry batch (what makes restarts exact): decode -> skip duplicates (seq) -> fold
+into windows (and bucket, if ``processors.bucketed_output``) -> produce the closed windows (and
+buckets) and **wait for their delivery** -> write the session states as they were after the batch
+to the table (memory store + changelog) -> ack. A crash before the state write replays the batch
+(outputs again, identical: sinks are idempotent); after it, the state already holds the batch and
+the replayed records are skipped as duplicates. The waiting part runs beside the stream, batch
+after batch in order: the next batches are folded meanwhile (their states are only written after).
 
 Frame compaction holds the acks of the frames of an open H.264 segment until the segment is
 encoded and delivered, so a restart re-reads them and re-encodes the same segment (same keys,
@@ -72,6 +74,8 @@ class Message(Protocol):
 
 
 Send = Callable[[str, bytes, bytes, list[tuple[str, bytes]] | None], Awaitable[Awaitable[Any]]]
+#: ``ack(messages)``: acknowledge consumed records (their offsets may be committed).
+AckMany = Callable[[list[Any]], Awaitable[None]]
 #: ``caught_up(partitions)``: the partitions whose every record up to the end is processed.
 CaughtUp = Callable[[set[int]], Awaitable[set[int]]]
 
@@ -143,7 +147,7 @@ class TelemetryProcessor:
         table: TableStore, metrics: Throughput, lateness_us: int, idle_s: float,
         executor: Executor | None = None, ready: Callable[[], bool] = lambda: True,
         caught_up: CaughtUp | None = None, order: OffsetOrder | None = None,
-        bucketed: bool = False,
+        bucketed: bool = False, max_inflight: int = 4,
     ) -> None:
         self.reader = reader
         self.bucketed = bucketed  # also write TelemetryBucket records (processors.bucketed_output)
@@ -165,50 +169,117 @@ class TelemetryProcessor:
         self.last_active: dict[bytes, float] = {}
         self.active_partitions: set[int] | None = None  # None: all (no rebalance seen yet)
         self._known_ids: set[int] = set()
+        self.slots = asyncio.Semaphore(max_inflight)  # batches folded but not yet complete
+        self._inflight: set[asyncio.Future[None]] = set()
+        self._last_completion: asyncio.Future[None] | None = None
+        self._failed: BaseException | None = None
 
     # -- batches --
 
-    async def process(self, batch: Sequence[Message]) -> list[Message]:
-        """Handle one ``stream.take()`` batch of time_series records; returns those to ack.
+    async def process(self, batch: Sequence[Message], ack: AckMany | None = None) -> None:
+        """Handle one ``stream.take()`` batch of time_series records; ``ack(messages)`` is called
+        once the batch is done (outputs delivered, then session states written).
+
+        The batch is folded now; its completion (wait for the delivery of its outputs, write the
+        states of its sessions as they were after this batch, ack) runs in the background, in batch
+        order, while the next batches are folded: the stream does not wait for broker round trips.
+        At most ``max_inflight`` batches are incomplete; :meth:`drain` waits for all of them.
 
         Records out of offset order (Faust re-deliveries around rebalances) are left to
         :class:`~robostream.processors.ordering.OffsetOrder`: only in-order ones are folded.
         """
-        messages, ack = await self.order.sort(batch)
-        if not messages:
-            return ack
+        self._raise_failed()
+        messages, to_ack = await self.order.sort(batch)
         await self._resolve_schemas(messages)
         by_key: dict[bytes, list[TelemetryColumns]] = {}
+        partitions: dict[int, int] = {}  # partition -> next offset after this batch
+        partition_of = self.partition_of
+        read = self.reader.read
         for message in messages:
             try:
-                columns = self.reader.read(message.value or b"")
+                columns = read(message.value or b"")
             except ValidationError as exc:
                 await self.outputs.dead_letter(message, exc, self.metrics)
                 continue
             key = columns.key.encode()
-            by_key.setdefault(key, []).append(columns)
-            self.partition_of[key] = self._partitions[key] = message.partition
-        async with self.lock:
-            await self._fold_batch(by_key)
-        for message in messages:
-            done = self.processed.get(message.partition, -1)
-            self.processed[message.partition] = max(done, message.offset + 1)
-        return ack
+            records = by_key.get(key)
+            if records is None:
+                by_key[key] = [columns]
+                partition_of[key] = self._partitions[key] = message.partition
+            else:
+                records.append(columns)
+        for message in messages:  # in offset order per partition: the last one is the highest
+            partitions[message.partition] = message.offset + 1
+        await self.slots.acquire()
+        try:
+            async with self.lock:
+                pending, states = await self._fold_batch(by_key)
+        except BaseException:
+            self.slots.release()
+            raise
+        previous = self._last_completion
+        task = asyncio.ensure_future(self._complete(previous, pending, states, partitions, to_ack, ack))
+        self._last_completion = task
+        self._inflight.add(task)
+        task.add_done_callback(self._completed)
 
-    async def _fold_batch(self, by_key: dict[bytes, list[TelemetryColumns]]) -> None:
-        """Fold each session's records, wait for the outputs' delivery, then save the states."""
+    async def _complete(self, previous: asyncio.Future[None] | None, pending: list[Awaitable[Any]],
+                        states: list[tuple[int, bytes, bytes]], partitions: dict[int, int],
+                        to_ack: list[Message], ack: AckMany | None) -> None:
+        """Outputs delivered -> states written -> acked; after the previous batch's completion."""
+        try:
+            if previous is not None:
+                await previous  # raises if it failed: then nothing of this batch is saved or acked
+            if pending:
+                await asyncio.gather(*pending)
+            put = self.table.put
+            for partition, key, value in states:
+                put(partition, key, value)
+            processed = self.processed
+            for partition, offset in partitions.items():
+                processed[partition] = max(processed.get(partition, -1), offset)
+            if ack is not None and to_ack:
+                await ack(to_ack)
+        finally:
+            self.slots.release()
+
+    def _completed(self, task: asyncio.Future[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failed is None:
+            self._failed = task.exception()
+
+    def _raise_failed(self) -> None:
+        if self._failed is not None:
+            raise self._failed
+
+    async def drain(self) -> None:
+        """Wait until every batch handed to :meth:`process` is complete (delivered, saved, acked)."""
+        while self._inflight:
+            await asyncio.gather(*list(self._inflight), return_exceptions=True)
+        self._raise_failed()
+
+    async def _fold_batch(
+        self, by_key: dict[bytes, list[TelemetryColumns]]
+    ) -> tuple[list[Awaitable[Any]], list[tuple[int, bytes, bytes]]]:
+        """Fold each session's records; the outputs' deliveries and the states to write after."""
         pending: list[Awaitable[Any]] = []
+        states = []
         now = time.monotonic()
-        touched = {}
+        last_active = self.last_active
+        counts = {"telemetry_records": 0, "telemetry_points": 0, "duplicates": 0, "late_samples": 0}
         for key, records in by_key.items():
-            touched[key] = session = self._session(key, records[0])
-            pending += await self._fold(key, session, records)
-            self.last_active[key] = now
-        await asyncio.gather(*pending)
-        for key, session in touched.items():
-            self._save(key, session)
+            session = self._session(key, records[0])
+            pending += await self._fold(key, session, records, counts)
+            last_active[key] = now
+            states.append(self._state(key, session))
+        add = self.metrics.add
+        for name, amount in counts.items():
+            if amount:
+                add(name, amount)
+        return pending, states
 
-    async def _fold(self, key: bytes, session: SessionWindows, records: list[TelemetryColumns]) -> list[Any]:
+    async def _fold(self, key: bytes, session: SessionWindows, records: list[TelemetryColumns],
+                    counts: dict[str, int]) -> list[Any]:
         before = (session.duplicates, session.late)
         fresh = session.fresh(records)
         pending = []
@@ -219,11 +290,13 @@ class TelemetryProcessor:
                 self.metrics.add("buckets_out")
         if fresh:
             session.add(fresh)
-        pending += await self._emit(key, session.close_ready())
-        self.metrics.add("telemetry_records", len(records))
-        self.metrics.add("telemetry_points", sum(len(r) for r in fresh))
-        self.metrics.add("duplicates", session.duplicates - before[0])
-        self.metrics.add("late_samples", session.late - before[1])
+        closed = session.close_ready()
+        if closed:
+            pending += await self._emit(key, closed)
+        counts["telemetry_records"] += len(records)
+        counts["telemetry_points"] += sum(len(r) for r in fresh)
+        counts["duplicates"] += session.duplicates - before[0]
+        counts["late_samples"] += session.late - before[1]
         return pending
 
     async def _emit(self, key: bytes, closed: list[ClosedWindow]) -> list[Any]:
@@ -264,9 +337,13 @@ class TelemetryProcessor:
             self.sessions[key] = session
         return session
 
-    def _save(self, key: bytes, session: SessionWindows) -> None:
+    def _state(self, key: bytes, session: SessionWindows) -> tuple[int, bytes, bytes]:
+        """``(partition, key, value)`` of the session's table entry as it is now."""
         partition = self.partition_of.get(key, self._partitions.get(key, 0))
-        self.table.put(partition, key, _PARTITION.pack(partition) + session.dump())
+        return partition, key, _PARTITION.pack(partition) + session.dump()
+
+    def _save(self, key: bytes, session: SessionWindows) -> None:
+        self.table.put(*self._state(key, session))
 
     # -- idle sessions and rebalances --
 
@@ -275,6 +352,7 @@ class TelemetryProcessor:
         if not self.ready():  # rebalancing: the table may be half recovered
             return
         async with self.lock:
+            await self.drain()  # states written here must not run ahead of a batch's outputs
             now = time.monotonic()
             self._adopt_recovered(now)
             pending: list[Any] = []

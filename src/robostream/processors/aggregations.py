@@ -115,7 +115,11 @@ class Window:
 FEW_SEGMENTS = 4
 
 
-def fold(windows: Sequence[Window], slots: np.ndarray, values: np.ndarray, times: np.ndarray,
+#: the session slots of a matrix's rows: an index array, or a slice when they are consecutive
+Slots = np.ndarray | slice
+
+
+def fold(windows: Sequence[Window], slots: Slots, values: np.ndarray, times: np.ndarray,
          bounds: np.ndarray) -> None:
     """Fold consecutive segments of samples into windows, in order.
 
@@ -128,10 +132,12 @@ def fold(windows: Sequence[Window], slots: np.ndarray, values: np.ndarray, times
         for s, window in enumerate(windows):
             _fold_segment(window, slots, values, times, int(bounds[s]), int(bounds[s + 1]))
     else:
+        if isinstance(slots, slice):
+            slots = np.arange(slots.start, slots.stop, dtype=np.int64)
         _fold_segments(windows, slots, values, times, bounds)
 
 
-def _fold_segment(window: Window, slots: np.ndarray, values: np.ndarray, times: np.ndarray,
+def _fold_segment(window: Window, slots: Slots, values: np.ndarray, times: np.ndarray,
                   lo: int, hi: int) -> None:
     """One segment (columns ``lo:hi``) into one window: the per-call cost of a few NumPy calls."""
     part = values[:, lo:hi]
@@ -142,6 +148,8 @@ def _fold_segment(window: Window, slots: np.ndarray, values: np.ndarray, times: 
         if not seen.any():
             return
         rows = np.flatnonzero(seen)
+        if isinstance(slots, slice):
+            slots = np.arange(slots.start, slots.stop, dtype=np.int64)
         part, valid, counts, slots = part[rows], valid[rows], counts[rows], slots[rows]
     index = np.arange(part.shape[0])
     targets = slots
@@ -274,9 +282,19 @@ class SessionWindows:
     open: dict[StatsResolution, dict[int, Window]] = field(default_factory=dict)
     late: int = 0
     duplicates: int = 0
+    slot_cache: dict[tuple[str, ...], tuple[np.ndarray, Slots]] = field(default_factory=dict)
 
     def slots_for(self, names: tuple[str, ...]) -> np.ndarray:
         """Session slots of metric ``names`` (new metrics get new slots)."""
+        return self._slots(names)[0]
+
+    def _slots(self, names: tuple[str, ...]) -> tuple[np.ndarray, Slots]:
+        """``(slots, index)``: the slots of ``names``, and the same as a slice when they are
+        consecutive (the usual case: cheap views instead of fancy indexing). Cached per shape;
+        a metric's slot never changes."""
+        cached = self.slot_cache.get(names)
+        if cached is not None:
+            return cached
         slots = []
         for name in names:
             slot = self.slot_of.get(name)
@@ -284,7 +302,12 @@ class SessionWindows:
                 slot = self.slot_of[name] = len(self.metrics)
                 self.metrics.append(name)
             slots.append(slot)
-        return np.asarray(slots, dtype=np.int64)
+        array = np.asarray(slots, dtype=np.int64)
+        first = slots[0] if slots else 0
+        index: Slots = slice(first, first + len(slots)) if slots == list(range(first, first + len(slots))) \
+            else array
+        self.slot_cache[names] = (array, index)
+        return array, index
 
     def fresh(self, records: Sequence[TelemetryColumns]) -> list[TelemetryColumns]:
         """The records not seen before (seq above the highest so far); updates ``last_seq``."""
@@ -311,7 +334,7 @@ class SessionWindows:
     def _add_run(self, run: Sequence[TelemetryColumns], names: tuple[str, ...]) -> None:
         for record in run:
             self.units.update(record.units)
-        slots = self.slots_for(names)
+        slots = self._slots(names)[1]
         times = np.concatenate([r.times for r in run]) if len(run) > 1 else run[0].times
         values = np.concatenate([r.values for r in run], axis=1) if len(run) > 1 else run[0].values
         # watermark as each record arrives (before it): lateness is per record, batch-independent
@@ -321,7 +344,7 @@ class SessionWindows:
         for resolution in self.resolutions:
             self._add_resolution(resolution, slots, values, times, before)
 
-    def _add_resolution(self, resolution: StatsResolution, slots: np.ndarray, values: np.ndarray,
+    def _add_resolution(self, resolution: StatsResolution, slots: Slots, values: np.ndarray,
                         times: np.ndarray, before: np.ndarray) -> None:
         size = RESOLUTION_US[resolution]
         starts = times - times % size

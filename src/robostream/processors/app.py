@@ -19,6 +19,7 @@ import multiprocessing
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,19 @@ def compaction_params(settings: Settings) -> CompactionParams:
         draco_level=p.draco_compression_level, bundles=p.bundles,
         s3=S3Access(s3.endpoint, s3.region, s3.access_key, s3.secret_key.get_secret_value()),
     )
+
+
+async def _ack(events: Sequence[Any], ack_event: Callable[[Any], Awaitable[Any]],
+               messages: list[Any]) -> None:
+    """Ack the events of ``messages`` (all of the batch, but for records left for a re-fetch)."""
+    if len(messages) == len(events):
+        for event in events:
+            await ack_event(event)
+        return
+    done = {id(m) for m in messages}
+    for event in events:
+        if id(event.message) in done:
+            await ack_event(event)
 
 
 def faust_app(settings: Settings, partitions: int) -> faust.App:
@@ -194,11 +208,9 @@ class ProcessorApp:
         telemetry = self.telemetry
 
         async def process_telemetry(stream: Any) -> None:
+            ack_event = stream.ack
             async for events in stream.noack_take(p.batch_max, within=p.batch_within_s):
-                done = {id(m) for m in await telemetry.process([event.message for event in events])}
-                for event in events:
-                    if id(event.message) in done:
-                        await stream.ack(event)
+                await telemetry.process([event.message for event in events], partial(_ack, events, ack_event))
 
         async def compact_frames(stream: Any) -> None:
             compactor = self._compactor(stream.ack)

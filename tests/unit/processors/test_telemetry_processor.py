@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from robostream.processors.agents import Outputs, TelemetryProcessor
+from robostream.processors.aggregations import SessionWindows
 from robostream.processors.columns import TimeSeriesReader
 from robostream.processors.records import DerivedCodec
 from robostream.processors.throughput import Throughput
@@ -32,6 +33,8 @@ class _Recorder:
     def __init__(self) -> None:
         self.log: list[tuple[str, str]] = []
         self.data: dict[bytes, bytes] = {}
+        self.states: list[int] = []  # last_seq of each state written
+        self.acked: list[Any] = []
 
     async def send(self, topic: str, key: bytes, value: bytes, headers: Any) -> Any:
         self.log.append(("send", topic))
@@ -48,6 +51,11 @@ class _Recorder:
     def put(self, partition: int, key: bytes, value: bytes) -> None:
         self.log.append(("state", key.decode()))
         self.data[key] = value
+        self.states.append(SessionWindows.load(value[4:], 0).last_seq)
+
+    async def ack(self, messages: list[Any]) -> None:
+        self.log.append(("ack", str(len(messages))))
+        self.acked += messages
 
     def list_keys(self) -> list[bytes]:
         return list(self.data)
@@ -79,8 +87,13 @@ def test_bucketed_output_is_opt_in_and_state_is_written_after_every_output_is_de
     recorder = _Recorder()
     processor = _processor(resolver, recorder, bucketed=bucketed)
     messages = _messages(resolver, 60, 3)  # 2 s per session: the first 1 s windows close
-    acked = asyncio.run(processor.process(messages))
-    assert acked == messages
+
+    async def run() -> None:
+        await processor.process(messages, recorder.ack)
+        await processor.drain()
+
+    asyncio.run(run())
+    assert recorder.acked == messages and recorder.log[-1] == ("ack", "60")
     topics = {topic for kind, topic in recorder.log if kind == "send"}
     assert ("bucketed" in topics) is bucketed
     assert "s1" in topics
@@ -93,3 +106,25 @@ def test_bucketed_output_is_opt_in_and_state_is_written_after_every_output_is_de
     totals = processor.metrics.counters
     assert totals["telemetry_records"] == 60 and totals["telemetry_points"] == 600
     assert (totals["buckets_out"] > 0) is bucketed
+
+
+def test_batches_fold_ahead_but_states_and_acks_follow_each_batchs_own_delivery_in_order() -> None:
+    resolver = InMemorySchemaResolver()
+    recorder = _Recorder()
+    processor = _processor(resolver, recorder)
+    messages = _messages(resolver, 100, 1)  # one session, 10 s: every batch closes 1 s windows
+    batches = [messages[i:i + 20] for i in range(0, 100, 20)]
+
+    async def run() -> None:
+        for batch in batches:  # no wait for delivery in between
+            await processor.process(batch, recorder.ack)
+        await processor.drain()
+
+    asyncio.run(run())
+    assert recorder.acked == messages
+    assert recorder.states == [19, 39, 59, 79, 99]  # each batch's own state, in batch order
+    kinds = [kind for kind, _ in recorder.log]
+    for n in range(1, 6):  # batch n: its outputs delivered, then its state, then its ack
+        state = [i for i, k in enumerate(kinds) if k == "state"][n - 1]
+        ack = [i for i, k in enumerate(kinds) if k == "ack"][n - 1]
+        assert state < ack
