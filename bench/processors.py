@@ -6,7 +6,16 @@ compression ratios beside the seed's (RGB 70 %, depth 50 %, point cloud 90 %).
   producer stub), in ``processors.batch_max`` batches. The CPU ceiling of a worker.
 * ``telemetry worker``: a real ``python -m robostream.processors`` worker (Faust,
   ``stream.take()`` batches) on the Kafka of the settings, reading pre-produced messages: wall
-  rate and messages per CPU-second of the worker process.
+  rate, samples/s (rows of ``t``) and messages per CPU-second of the worker process, in four
+  scenarios (below). **Ceiling**, measured in the same run on the same pre-produced records: a
+  do-nothing Faust agent (``stream.take()`` on the worker's own Faust app settings, counting
+  only) -- what Faust alone delivers per worker; the worker's figure is given as a ratio to it.
+  Scenarios: ``backlog`` (``processors.batch_max`` batches over 12 sessions) and ``live``
+  (live-sized batches: 10 robots streaming 100 Hz give 200 samples per ``batch_within_s`` =
+  0.2 s, i.e. 20 records of 10 samples, 2 per session; read from a backlog with ``batch_max`` =
+  that size, so the figure is the capacity at that batch size), each with 10-sample records (the
+  simulator's shape) and with 100-sample records (1 s per record: bigger records, same samples;
+  live-sized there is 2 records per batch).
 * ``naive faust agent``: the same messages through a Faust agent written the naive way
   (``async for`` one event at a time, generic Avro decode, per-sample Python statistics, one
   awaited send per message): what users report as "a few hundred per second".
@@ -92,15 +101,17 @@ class _Table:
 
 
 def telemetry_values(
-    count: int, sessions: int, resolver: Any, prefix: str = "robot"
+    count: int, sessions: int, resolver: Any, prefix: str = "robot", samples: int = 10
 ) -> list[tuple[bytes, bytes]]:
-    """``count`` (key, value) time_series records, round-robin over ``sessions`` sessions."""
-    payload = time_series_payload(10)
+    """``count`` (key, value) time_series records of ``samples`` 100 Hz samples, round-robin over
+    ``sessions`` sessions."""
+    payload = time_series_payload(samples)
     out = []
     for i in range(count):
         session = f"s{i % sessions}"
         envelope = build_envelope("time_series", payload, robot_id="robot_001", session_id=session,
-                                  seq=i // sessions, timestamp=1_800_000_000.0 + (i // sessions) * 0.1)
+                                  seq=i // sessions,
+                                  timestamp=1_800_000_000.0 + (i // sessions) * samples / 100)
         record = encode_record(envelope, resolver, topic_prefix=prefix)
         out.append((record.key, record.value))
     return out
@@ -127,6 +138,7 @@ def bench_core(count: int, sessions: int, batch: int) -> dict[str, Any]:
         wall, cpu = time.perf_counter(), time.process_time()
         for start in range(0, len(messages), batch):
             await processor.process(messages[start:start + batch])
+        await processor.drain()
         return time.perf_counter() - wall, time.process_time() - cpu, metrics
 
     wall, cpu, metrics = asyncio.run(run())
@@ -139,9 +151,10 @@ def bench_core(count: int, sessions: int, batch: int) -> dict[str, Any]:
 # --- telemetry through Kafka ----------------------------------------------------------------------
 
 
-def _bench_settings(settings: Settings, partitions: int) -> Settings:
+def _bench_settings(settings: Settings, partitions: int, batch_max: int | None = None) -> Settings:
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    tuned = {"app_id": f"bench-{prefix}", "status_interval_s": 0.25, "idle_s": 5.0}
+    tuned = {"app_id": f"bench-{prefix}", "status_interval_s": 0.25, "idle_s": 5.0,
+             "batch_max": batch_max or settings.processors.batch_max}
     return settings.model_copy(update={
         "topics": settings.topics.model_copy(update={"prefix": prefix, "partitions": partitions}),
         "processors": settings.processors.model_copy(update=tuned),
@@ -177,6 +190,7 @@ def _env(settings: Settings) -> dict[str, str]:
             "ROBOSTREAM_TOPICS__PARTITIONS": str(settings.topics.partitions),
             "ROBOSTREAM_PROCESSORS__APP_ID": p.app_id,
             "ROBOSTREAM_PROCESSORS__STATUS_INTERVAL_S": str(p.status_interval_s),
+            "ROBOSTREAM_PROCESSORS__BATCH_MAX": str(p.batch_max),
             "PYTHONPATH": str(ROOT / "src")}
 
 
@@ -221,17 +235,73 @@ def _run_worker(cmd: list[str], settings: Settings, status: Path, count: int, ti
             proc.wait(10)
 
 
-def bench_worker(settings: Settings, count: int, sessions: int, folder: Path) -> dict[str, Any]:
-    """Messages/s of one real worker (Faust) on Kafka, messages produced beforehand."""
+CEILING_AGENT = '''
+import json, os, sys
+from robostream.config import load_settings
+from robostream.processors.app import faust_app
+from robostream.schemas import DataType
+from robostream.topics import topic_for
+settings = load_settings()
+p = settings.processors
+app = faust_app(settings, settings.topics.partitions)   # the worker's consumer/stream settings
+source = app.topic(topic_for(DataType.TIME_SERIES, settings), key_type=bytes, value_type=bytes,
+                   key_serializer="raw", value_serializer="raw")
+state = {"n": 0}
+
+@app.agent(source)
+async def count(stream):
+    async for values in stream.take(p.batch_max, within=p.batch_within_s):   # take() acks them
+        state["n"] += len(values)
+
+@app.timer(p.status_interval_s)
+async def status():
+    tmp = sys.argv[1] + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"totals": {"telemetry_records": state["n"]}}, f)
+    os.replace(tmp, sys.argv[1])
+
+if __name__ == "__main__":
+    from faust.worker import Worker
+    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+'''
+
+#: name -> (samples per record, sessions, batch_max or None for processors.batch_max)
+SCENARIOS: dict[str, tuple[int, int, int | None]] = {
+    "backlog": (10, 12, None),
+    "live": (10, 10, 20),  # 10 robots x 100 Hz x 0.2 s = 200 samples: 20 records, 2 per session
+    "backlog_100": (100, 12, None),
+    "live_100": (100, 10, 2),  # the same 200 samples: 2 records of 100
+}
+
+
+def bench_worker(settings: Settings, count: int, sessions: int, folder: Path, samples: int = 10,
+                 batch_max: int | None = None) -> dict[str, Any]:
+    """One real worker (Faust) and the do-nothing ``stream.take()`` agent (the ceiling) on the
+    same records, produced beforehand: records/s, samples/s, and the worker's ratio to the ceiling."""
     from robostream.schemas import ConfluentSchemaResolver
 
-    run = _bench_settings(settings, partitions=4)
+    run = _bench_settings(settings, partitions=4, batch_max=batch_max)
     resolver = ConfluentSchemaResolver(run.schema_registry.url)
-    _produce(run, telemetry_values(count, sessions, resolver, run.topics.prefix))
-    status = folder / "worker.json"
+    values = telemetry_values(count, sessions, resolver, run.topics.prefix, samples)
+    _produce(run, values)
+    timeout = max(120.0, count * samples / 1000)
+    script = folder / "ceiling_agent.py"
+    script.write_text(CEILING_AGENT)
+    status = folder / f"ceiling-{run.topics.prefix}.json"
+    alone = run.model_copy(update={"processors": run.processors.model_copy(
+        update={"app_id": run.processors.app_id + "-ceiling"})})
+    ceiling = _run_worker([sys.executable, str(script), str(status)], alone, status, count, timeout)
+    status = folder / f"worker-{run.topics.prefix}.json"
     cmd = [sys.executable, "-m", "robostream.processors", "--name", "bench", "--status-file",
            str(status), "--loglevel", "warning"]
-    return _run_worker(cmd, run, status, count, timeout=max(120.0, count / 100))
+    worker = _run_worker(cmd, run, status, count, timeout)
+    for figures in (ceiling, worker):
+        figures["samples_per_s"] = figures["messages_per_s"] * samples if figures["messages_per_s"] else None
+    ratio = (worker["messages_per_s"] / ceiling["messages_per_s"]
+             if worker["messages_per_s"] and ceiling["messages_per_s"] else None)
+    return {**worker, "sessions": sessions, "samples_per_record": samples,
+            "batch_max": run.processors.batch_max, "value_bytes": len(values[0][1]),
+            "ceiling": ceiling, "ratio_to_ceiling": round(ratio, 3) if ratio else None}
 
 
 NAIVE_AGENT = '''
@@ -347,8 +417,8 @@ def print_table(report: dict[str, Any]) -> None:
     r = report["results"]
     lines = ["telemetry (messages = time_series records of 10 samples, 49 metrics)",
              f"{'path':<34}{'messages':>10}{'msg/s wall':>12}{'msg/CPU-s':>12}"]
-    for name, key in (("processing core (no Kafka)", "core"), ("robostream worker (Faust, take())", "worker"),
-                      ("naive Faust agent", "naive")):
+    for name, key in (("processing core (no Kafka)", "core"), ("core, live-sized batches", "core_live"),
+                      ("robostream worker (Faust, take())", "worker"), ("naive Faust agent", "naive")):
         figures = r.get(key)
         if figures:
             lines.append(f"{name:<34}{figures['messages']:>10,}{figures['messages_per_s'] or 0:>12,}"
@@ -356,6 +426,17 @@ def print_table(report: dict[str, Any]) -> None:
         else:
             lines.append(f"{name:<34}{'skipped':>10}")
     lines.append(f"goal: >= {GOAL_PER_WORKER:,} messages/s per worker")
+    if r.get("telemetry"):
+        lines.append("")
+        lines.append("worker vs a do-nothing Faust agent (stream.take(), counting only), same records")
+        lines.append(f"{'scenario':<14}{'samples':>8}{'batch':>7}{'rec/s':>9}{'samples/s':>11}"
+                     f"{'rec/CPU-s':>11}{'ceiling rec/s':>15}{'ratio':>7}")
+        for name, t in r["telemetry"].items():
+            lines.append(f"{name:<14}{t['samples_per_record']:>8}{t['batch_max']:>7}"
+                         f"{t['messages_per_s'] or 0:>9,}{t['samples_per_s'] or 0:>11,}"
+                         f"{t['messages_per_cpu_s'] or 0:>11,}{t['ceiling']['messages_per_s'] or 0:>15,}"
+                         f"{t['ratio_to_ceiling'] or 0:>7.2f}")
+        lines.append("goals: >= 0.5x the do-nothing agent; >= 100,000 samples/s per worker")
     lines.append("")
     lines.append(f"{'encode (one core)':<34}{'fps':>10}")
     for tier, fps in r["encode"]["tiers"].items():
@@ -377,6 +458,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--messages", type=int, default=30_000, help="telemetry messages")
     parser.add_argument("--sessions", type=int, default=12, help="robot sessions they belong to")
     parser.add_argument("--naive-messages", type=int, default=3_000, help="messages for the naive agent")
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS),
+                        help=f"worker scenarios, comma-separated (of {', '.join(SCENARIOS)})")
     parser.add_argument("--no-kafka", action="store_true", help="in-process figures only")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON report path")
     args = parser.parse_args(argv)
@@ -386,10 +469,18 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         args.messages, args.naive_messages = 2_000, 300
         rgb, depth_frames, clouds, size = 4, 2, 1, (640, 360)
     batch = settings.processors.batch_max
-    results: dict[str, Any] = {"core": bench_core(args.messages, args.sessions, batch)}
+    results: dict[str, Any] = {"core": bench_core(args.messages, args.sessions, batch),
+                               "core_live": bench_core(args.messages // 2, 10, 20)}
     if not args.no_kafka:
         with tempfile.TemporaryDirectory() as folder:
-            results["worker"] = bench_worker(settings, args.messages, args.sessions, Path(folder))
+            telemetry = {}
+            for name in [n for n in args.scenarios.split(",") if n]:
+                samples, sessions, batch_max = SCENARIOS[name]
+                count = args.messages * 10 // samples // (2 if batch_max else 1)
+                telemetry[name] = bench_worker(settings, count, sessions, Path(folder), samples, batch_max)
+            results["telemetry"] = telemetry
+            if "backlog" in telemetry:
+                results["worker"] = telemetry["backlog"]
             results["naive"] = bench_naive(settings, args.naive_messages, args.sessions, Path(folder))
     results["encode"] = bench_encode(rgb, depth_frames, clouds, size)
     report = _common.report(

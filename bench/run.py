@@ -146,14 +146,40 @@ def _gateway_workload(reports: list[dict[str, Any]], w: str) -> list[Figure]:
 
 
 def gateway_figures(reports: list[dict[str, Any]]) -> list[Figure]:
-    return _gateway_workload(reports, "time_series") + _gateway_workload(reports, "images")
+    workloads = ("time_series", "time_series_lists", "images")
+    present = [w for w in workloads if any(w in r["results"] for r in reports)]
+    return [f for w in present for f in _gateway_workload([r for r in reports if w in r["results"]], w)]
+
+
+#: bench/processors.py telemetry scenarios: name -> what BENCHMARKS.md calls it
+PROCESSOR_SCENARIOS = {
+    "backlog": "backlog, 10-sample records", "live": "live-sized batches, 10-sample records",
+    "backlog_100": "backlog, 100-sample records", "live_100": "live-sized batches, 100-sample records",
+}
+
+
+def _scenario(key: str, *path: str) -> Callable[[dict[str, Any]], float]:
+    return lambda r: float(_get(("telemetry", key, *path), r))
 
 
 def processors_figures(reports: list[dict[str, Any]]) -> list[Figure]:
     core = median_spread(each(reports, lambda r: r["core"]["messages_per_s"]))["median"]
     worker = each(reports, lambda r: r["worker"]["messages_per_s"])
-    return [Figure("processors", "Faust worker, telemetry", worker, "rec/s",
-                   goal=">= 20,000 rec/s per worker", ceiling=f"processing core alone {core:,.0f} rec/s")]
+    out = [Figure("processors", "Faust worker, telemetry", worker, "rec/s",
+                  goal=">= 20,000 rec/s per worker", ceiling=f"processing core alone {core:,.0f} rec/s")]
+    for key, name in PROCESSOR_SCENARIOS.items():
+        rate = each(reports, _scenario(key, "messages_per_s"))
+        if not rate:
+            continue
+        ceiling = median_spread(each(reports, _scenario(key, "ceiling", "messages_per_s")))["median"]
+        ratio = median_spread(each(reports, _scenario(key, "ratio_to_ceiling")))["median"]
+        out.append(Figure("processors", f"Faust worker, {name}", rate, "rec/s",
+                          goal=">= 0.5x do-nothing agent",
+                          ceiling=f"do-nothing stream.take() agent {ceiling:,.0f} rec/s -> {ratio:.2f}x"))
+        out.append(Figure("processors", f"Faust worker, {name}: samples",
+                          each(reports, _scenario(key, "samples_per_s")), "samples/s",
+                          goal=">= 100,000 samples/s per worker"))
+    return out
 
 
 def fold_figures(reports: list[dict[str, Any]]) -> list[Figure]:
