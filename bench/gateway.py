@@ -1,8 +1,9 @@
 """Gateway benchmark: messages/s, MB/s and ack latency through ``robostream gateway``, beside
 confluent-kafka producing the same records directly (the ceiling), in the same run.
 
-For each workload (``time_series``: 100 Hz telemetry, 10 samples per envelope; ``images``:
-32 KiB blobs) and each number of concurrent robot connections (1, 10, 50):
+For each workload (``time_series``: 100 Hz telemetry, 10 samples per envelope, packed columns
+as the robot SDK sends them; ``time_series_lists``: the same samples as lists of floats;
+``images``: 32 KiB blobs) and each number of concurrent robot connections (1, 10, 50):
 
 * ``gateway``: a real gateway (its own process, ``python -m`` the CLI app, plain TCP) on the
   configured Kafka and schema registry; each robot sends 100-envelope MessagePack batches over
@@ -58,6 +59,7 @@ from robostream.schemas import (
     encode_record,
 )
 from robostream.schemas.examples import time_series_payload
+from robostream.schemas.packed import pack_time_series
 from robostream.topics import catalogue, create_topics, topic_for
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "gateway.json"
@@ -69,7 +71,9 @@ POOL = 4  # distinct frames per robot, sent in turn (seq ranges repeat: harmless
 
 
 def payload_for(workload: str, image_bytes: int) -> tuple[DataType, dict[str, Any]]:
-    if workload == "time_series":
+    if workload == "time_series":  # what the robot SDK sends: packed columns
+        return DataType.TIME_SERIES, pack_time_series(time_series_payload(10))
+    if workload == "time_series_lists":  # columns as MessagePack lists of floats (JSON's shape)
         return DataType.TIME_SERIES, time_series_payload(10)
     blob = {"format": "jpeg", "content": os.urandom(image_bytes)}
     return DataType.IMAGES, {"camera_id": "front", "kind": "rgb", "width": 640, "height": 360, "blob": blob}
@@ -381,7 +385,7 @@ def run_workload(
         robot: robot_frames(robot, session, workload, args.image_bytes, args.batch)
         for robot in gateway.robots
     }
-    messages = args.messages if workload == "time_series" else args.image_messages
+    messages = args.messages if workload.startswith("time_series") else args.image_messages
     rows = []
     for connections in args.connections:
         rows.append(
@@ -424,7 +428,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--batch", type=int, default=BATCH, help="envelopes per frame")
     parser.add_argument("--window", type=int, default=4, help="unacked frames per connection")
     parser.add_argument("--light-batches", type=int, default=20, help="batches of the light-load run")
-    parser.add_argument("--workloads", nargs="+", default=["time_series", "images"])
+    parser.add_argument("--workloads", nargs="+", default=["time_series", "time_series_lists", "images"],
+                        help="time_series: packed columns (the SDK's default); time_series_lists: "
+                        "columns as lists; images: 32 KiB blobs")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
     if args.quick:

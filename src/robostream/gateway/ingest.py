@@ -126,6 +126,7 @@ class _Context:
     identity: Identity
     source: str
     items: list[Any] | None = None
+    ingest_time_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # one per frame
 
 
 class BatchIngestor:
@@ -281,9 +282,10 @@ class BatchIngestor:
             ), retriable=True)
         return [pair for k, pair in enumerate(allowed) if k not in failed]
 
-    def _encode(self, index: int, envelope: Envelope) -> KafkaRecord:
+    def _encode(self, index: int, envelope: Envelope, ingest_time_ms: int) -> KafkaRecord:
         try:
-            record = encode_record(envelope, self.resolver, topic_prefix=self.prefix)
+            record = encode_record(envelope, self.resolver, topic_prefix=self.prefix,
+                                   ingest_time_ms=ingest_time_ms)
         except ValidationError as exc:
             raise exc.located(index=index, seq=envelope.seq) from None
         size = len(record.value) + len(record.key)
@@ -298,7 +300,7 @@ class BatchIngestor:
 
     async def _produce(self, ctx: _Context, index: int, envelope: Envelope) -> None:
         try:
-            record = self._encode(index, envelope)
+            record = self._encode(index, envelope, ctx.ingest_time_ms)
         except ValidationError as exc:
             await self._reject(ctx, exc.to_dict())
             return

@@ -44,6 +44,7 @@ from robostream.producers.transport.https import HttpsTransport
 from robostream.producers.transport.ws import WsTransport
 from robostream.producers.wire import FrameFormat, pack_envelope
 from robostream.schemas import DataType, build_envelope
+from robostream.schemas.packed import pack_time_series
 from robostream.tls import http_url
 
 log = logging.getLogger("robostream.producers")
@@ -71,6 +72,9 @@ class ClientOptions:
     max_envelope_bytes: int = 16 * 1024 * 1024  # gateway.max_frame_bytes: larger envelopes are refused
     open_timeout_s: float = 10.0
     ssl_context: ssl.SSLContext | None = None
+    #: time_series columns go as packed little-endian float64/int64 bytes in MessagePack frames
+    #: (the gateway copies them into Avro without touching each value); JSON frames keep lists
+    pack_columns: bool = True
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> ClientOptions:
@@ -117,6 +121,7 @@ class RobotClient:
                  listener: Listener | None = None, transport: Transport | None = None) -> None:
         self.robot_id = validate_id(robot_id, "robot_id")
         self.options = options or ClientOptions()
+        self._packs = self.options.pack_columns and self.options.fmt == "msgpack"
         self.gateway_url = gateway_url
         self.counters = Counters()
         self.transport = transport or make_transport(gateway_url, robot_id, token, self.options)
@@ -266,6 +271,8 @@ class RobotClient:
         """
         stats = self._require_session()
         seq = self._seq
+        if self._packs and data_type == DataType.TIME_SERIES:
+            payload = pack_time_series(payload)
         envelope = build_envelope(data_type, payload, robot_id=self.robot_id, session_id=stats.session_id,
                                   seq=seq, timestamp=timestamp)
         packed = pack_envelope(envelope.to_wire())

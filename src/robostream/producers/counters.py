@@ -11,12 +11,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from robostream.schemas import DataType
+from robostream.schemas.packed import count
 
 
 def messages_in(data_type: DataType | str, payload: dict[str, Any]) -> int:
     """Messages in one envelope: its rows for ``time_series``, else 1."""
     if data_type == DataType.TIME_SERIES:
-        return len(payload.get("t") or ()) or 1
+        return count(payload.get("t") or ()) or 1
     return 1
 
 

@@ -9,11 +9,14 @@ after one ``nack`` per rejected envelope, and may send ``slow_down``, ``error`` 
 from __future__ import annotations
 
 import base64
+import contextlib
 import struct
 from typing import Any, Literal
 
 import msgpack
 import orjson
+
+from robostream.schemas.packed import unpack_time_series
 
 FrameFormat = Literal["msgpack", "json"]
 MSGPACK_STREAM = "application/vnd.robostream.msgpack-stream"
@@ -39,8 +42,14 @@ def _json_default(obj: Any) -> Any:
 
 
 def to_json_frame(frame: bytes) -> bytes:
-    """A MessagePack batch frame as its JSON form (bytes as base64, NaN as null)."""
-    return orjson.dumps(msgpack.unpackb(frame, raw=False), default=_json_default)
+    """A MessagePack batch frame as its JSON form (bytes as base64, NaN as null; packed
+    time_series columns, e.g. from a spool written in MessagePack mode, as lists)."""
+    envelopes = msgpack.unpackb(frame, raw=False)
+    for envelope in envelopes if type(envelopes) is list else [envelopes]:
+        if type(envelope) is dict and envelope.get("data_type") == "time_series":
+            with contextlib.suppress(Exception):  # not the validated shape: sent as it is
+                envelope["payload"] = unpack_time_series(envelope["payload"])
+    return orjson.dumps(envelopes, default=_json_default)
 
 
 def encode_control(message: dict[str, Any], fmt: FrameFormat) -> bytes:

@@ -12,6 +12,10 @@ Rules beyond plain Avro typing:
   infinities are still rejected.
 * In ``json_mode`` a ``bytes`` field takes base64 text (RFC 4648, padded).
 * Records reject unknown fields (``unknown_field``) and fill defaults for absent ones.
+* With ``packed`` (MessagePack time_series columns), an array of doubles or longs, and an array
+  of arrays of doubles (a matrix, row-major), may also come as ``bytes`` of little-endian
+  float64 / int64 values: only the length (a multiple of 8) is checked here, and the bytes are
+  kept as they are (see :mod:`robostream.schemas.packed`; the payload's own check does the rest).
 """
 
 from __future__ import annotations
@@ -48,9 +52,10 @@ def b64decode_field(text: str) -> bytes:
 
 
 class _Compiler:
-    def __init__(self, *, json_mode: bool, allow_nan: bool) -> None:
+    def __init__(self, *, json_mode: bool, allow_nan: bool, packed: bool = False) -> None:
         self.json_mode = json_mode
         self.allow_nan = allow_nan
+        self.packed = packed
         self.named: dict[str, Validator] = {}
         self.named_expected: dict[str, str] = {}
 
@@ -268,8 +273,13 @@ class _Compiler:
             return self._long_array()
         item = self.compile(items, namespace)
         expected = f"a list of {self.expected(items, namespace)}"
+        matrix = self.packed and isinstance(items, dict) and items.get("items") == "double"
+        if matrix:
+            expected += f", or {_PACKED_EXPECTED['double']} (row-major)"
 
-        def check(value: Any) -> list[Any]:
+        def check(value: Any) -> Any:
+            if matrix and type(value) is bytes:
+                return _packed(value, "double")
             if type(value) is not list and type(value) is not tuple:
                 raise _fail(expected, value)
             out = []
@@ -294,9 +304,14 @@ class _Compiler:
                     raise exc.at(f"[{i}]") from None
             return out
 
-        def check(value: Any) -> list[float]:
+        packed = self.packed
+        expected = f"a list of numbers, or {_PACKED_EXPECTED['double']}" if packed else "a list of numbers"
+
+        def check(value: Any) -> Any:
             if type(value) is not list and type(value) is not tuple:
-                raise _fail("a list of numbers", value)
+                if packed and type(value) is bytes:
+                    return _packed(value, "double")
+                raise _fail(expected, value)
             types = set(map(type, value))
             if types <= _FLOAT_ONLY and math.isfinite(sum(value)):
                 return value if type(value) is list else list(value)
@@ -308,9 +323,14 @@ class _Compiler:
         low, high = _INT_RANGES["long"]
         element = self._integer("long")
 
-        def check(value: Any) -> list[int]:
+        packed = self.packed
+        expected = f"a list of integers, or {_PACKED_EXPECTED['long']}" if packed else "a list of integers"
+
+        def check(value: Any) -> Any:
             if type(value) is not list and type(value) is not tuple:
-                raise _fail("a list of integers", value)
+                if packed and type(value) is bytes:
+                    return _packed(value, "long")
+                raise _fail(expected, value)
             if value and set(map(type, value)) == {int} and min(value) >= low and max(value) <= high:
                 return value if type(value) is list else list(value)
             out = []
@@ -409,6 +429,18 @@ def _is_bytes_type(schema: Any) -> bool:
     return _kind(schema) == "bytes" or (isinstance(schema, list) and _kind(schema[0]) == "bytes")
 
 
+_PACKED_EXPECTED = {
+    "double": "packed little-endian float64 (MessagePack bin, 8 bytes per value)",
+    "long": "packed little-endian int64 (MessagePack bin, 8 bytes per value)",
+}
+
+
+def _packed(value: bytes, kind: str) -> bytes:
+    if len(value) % 8:
+        raise FieldError(ErrorCode.INVALID_FIELD, _PACKED_EXPECTED[kind], f"{len(value)} bytes (truncated?)")
+    return value
+
+
 def _finite_expected(allow_nan: bool) -> str:
     return "a finite number or NaN/null (missing sample)" if allow_nan else "a finite number"
 
@@ -437,7 +469,8 @@ _PRIMITIVES: dict[str, Callable[[_Compiler], Validator]] = {
 
 
 def compile_validator(
-    schema: Any, *, json_mode: bool = False, allow_nan: bool = False, namespace: str = ""
+    schema: Any, *, json_mode: bool = False, allow_nan: bool = False, namespace: str = "",
+    packed: bool = False,
 ) -> Validator:
     """Compile an Avro schema (JSON form, self-contained) into a validating normaliser.
 
@@ -446,5 +479,6 @@ def compile_validator(
         json_mode: accept base64 text for ``bytes`` (decoded JSON input).
         allow_nan: doubles may be NaN (or ``null``, read as NaN); infinities stay forbidden.
         namespace: enclosing namespace for unqualified names.
+        packed: numeric arrays may come as packed little-endian bytes (kept as ``bytes``).
     """
-    return _Compiler(json_mode=json_mode, allow_nan=allow_nan).compile(schema, namespace)
+    return _Compiler(json_mode=json_mode, allow_nan=allow_nan, packed=packed).compile(schema, namespace)

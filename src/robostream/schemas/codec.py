@@ -17,9 +17,10 @@ import io
 import struct
 import time
 import weakref
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any, Literal, NamedTuple
 
 import fastavro
@@ -28,7 +29,8 @@ import orjson
 from fastavro.schema import to_parsing_canonical_form
 
 from robostream.config import validate_id
-from robostream.schemas import catalog
+from robostream.schemas import catalog, packed
+from robostream.schemas.avro_columns import compile_writer
 from robostream.schemas.avro_tags import Tagger, tagger_for
 from robostream.schemas.avro_validate import compile_validator
 from robostream.schemas.datatypes import DataType
@@ -188,27 +190,55 @@ def encode_record(
     """Encode a validated envelope as a Kafka record of topic ``<topic_prefix>.<data_type>``.
 
     The schema id comes from ``resolver`` for subject ``<topic_prefix>.<data_type>-value``.
-    ``ingest_time_ms`` defaults to now.
+    ``ingest_time_ms`` defaults to now (a batch passes one value for all its records).
+    ``time_series`` columns may be lists or packed bytes: the record is the same.
     """
     data_type = envelope.data_type
     schema_id = resolver.id_for(catalog.subject_for(data_type, topic_prefix), catalog.schema_str(data_type))
     try:
-        value = _wire_value(
-            schema_id, catalog.parsed_schema(data_type), envelope.to_avro(), tagger_for(str(data_type))
-        )
-    except (ValueError, TypeError, OverflowError, KeyError, AttributeError) as exc:
+        if data_type is DataType.TIME_SERIES:
+            value = _HEADER.pack(MAGIC_BYTE, schema_id) + _time_series_writer()(_time_series_datum(envelope))
+        else:
+            value = _wire_value(
+                schema_id, catalog.parsed_schema(data_type), envelope.to_avro(), tagger_for(str(data_type))
+            )
+    except (ValueError, TypeError, OverflowError, KeyError, AttributeError, struct.error) as exc:
         raise ValidationError(
             ErrorCode.INVALID_FIELD, f"envelope does not fit the Avro schema: {exc}"[:300],
             data_type=str(data_type), path="payload", seq=envelope.seq,
         ) from None
     ingest = int(time.time() * 1000) if ingest_time_ms is None else ingest_time_ms
+    data_type_header, content_type_header = _static_headers(data_type)
     headers = [
-        ("data_type", str(data_type).encode()),
+        data_type_header,
         ("seq", str(envelope.seq).encode()),
-        ("content-type", catalog.content_type_for(data_type).encode()),
+        content_type_header,
         ("ingest_time", str(ingest).encode()),
     ]
     return KafkaRecord(envelope.key, value, headers)
+
+
+@cache
+def _static_headers(data_type: DataType) -> tuple[tuple[str, bytes], tuple[str, bytes]]:
+    content_type = catalog.content_type_for(data_type).encode()
+    return ("data_type", str(data_type).encode()), ("content-type", content_type)
+
+
+@cache
+def _time_series_writer() -> Callable[[Any], bytes]:
+    return compile_writer(catalog.load_schema(DataType.TIME_SERIES), catalog.NAMESPACE)
+
+
+def _time_series_datum(envelope: Envelope) -> dict[str, Any]:
+    """The Avro datum; a packed joint matrix is cut into its rows (the Avro shape)."""
+    datum = envelope.to_avro()
+    payload = datum["payload"]
+    joints = payload["joints"]
+    if joints is not None and any(type(joints[k]) is bytes for k in packed.JOINT_MATRICES):
+        n = packed.count(payload["t"])
+        rows = {k: packed.matrix_rows(joints[k], n) for k in packed.JOINT_MATRICES}
+        datum["payload"] = {**payload, "joints": {**joints, **rows}}
+    return datum
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,18 @@ base64 text (RFC 4648, padded) and a missing time_series sample is `null`.
 All other numbers (timestamps, seq, parameters, fps, rates) must be finite. Infinities are never
 accepted.
 
+**Packed time_series columns** (MessagePack frames only; what the robot SDK sends by default).
+Any numeric column of a `time_series` payload may be a MessagePack `bin` instead of a list:
+`t` as little-endian int64, every other column as little-endian float64 (8 bytes per value), a
+joint matrix (`joints.angle`, `velocity`, `torque`) as one row-major block of n x dof values (dof
+= `len(names)`, else its size / n / 8) or as a list of packed rows. The rules are the lists':
+each column has one value per entry of `t`, NaN is a missing sample, infinities are refused
+(`non_finite`, with the index), a size that is not a multiple of 8 or not n values is
+`invalid_field` (a float32 column is named as such). The gateway copies packed columns into the
+Avro record as they are: packed and list columns of the same samples make byte-identical Kafka
+records. JSON frames keep lists (`null` for NaN). With NumPy:
+`{{"t": offsets_us.astype("<i8").tobytes(), "channels": {{"temp": values.astype("<f8").tobytes()}}}}`.
+
 **Binary types** ({binary_types}) carry a `blob`: `format`, `size_bytes`, `sha256` and `content`,
 either the bytes inline or a claim-check `{{bucket, key, size, sha256}}` pointing to S3. A robot
 may omit `size_bytes` and `sha256` with inline content (they are computed, and checked when given).

@@ -26,7 +26,7 @@ import orjson
 import yaml
 
 from robostream.config import validate_id
-from robostream.schemas import catalog
+from robostream.schemas import catalog, packed
 from robostream.schemas.avro_validate import Validator, b64decode_field, compile_validator
 from robostream.schemas.datatypes import BINARY_TYPES, DataType
 from robostream.schemas.validation import ErrorCode, FieldError, describe
@@ -229,12 +229,19 @@ def _audio_check(payload: dict[str, Any], deep: bool) -> None:
 # -- time_series -------------------------------------------------------------------------------
 
 
+def _values(column: Any, expected: int | None = None) -> str:
+    if type(column) is bytes:
+        hint = " (float32? pack float64)" if expected is not None and len(column) == 4 * expected else ""
+        return f"{len(column) // 8} values ({len(column)} packed bytes){hint}"
+    return f"{len(column)} values"
+
+
 def _columns(group: dict[str, Any], n: int, names: tuple[str, ...]) -> None:
     for name in names:
         column = group[name]
-        if len(column) != n:
+        if packed.count(column) != n:
             raise FieldError(
-                ErrorCode.INVALID_FIELD, f"{n} values (one per entry of t)", f"{len(column)} values"
+                ErrorCode.INVALID_FIELD, f"{n} values (one per entry of t)", _values(column, n)
             ).at(name)
 
 
@@ -247,23 +254,36 @@ def _vector(group: dict[str, Any], field: str, n: int, names: str = "xyz") -> No
 
 def _check_joints(joints: dict[str, Any], n: int) -> None:
     angle = joints["angle"]
-    if len(angle) != n:
-        raise FieldError(
-            ErrorCode.INVALID_FIELD, f"{n} rows (one per entry of t)", f"{len(angle)} rows"
-        ).at("angle")
-    dof = len(joints["names"]) or len(angle[0])
-    if dof < 1:
-        raise _invalid("angle", "at least one joint per row", angle[0])
+    if type(angle) is bytes:
+        dof = len(joints["names"]) or packed.count(angle) // n
+        if dof < 1:
+            raise _invalid("angle", f"at least one joint per row: {n} rows x dof packed values",
+                           _values(angle))
+    else:
+        if len(angle) != n:
+            raise FieldError(
+                ErrorCode.INVALID_FIELD, f"{n} rows (one per entry of t)", f"{len(angle)} rows"
+            ).at("angle")
+        dof = len(joints["names"]) or packed.count(angle[0])
+        if dof < 1:
+            raise _invalid("angle", "at least one joint per row", angle[0])
     for field in ("angle", "velocity", "torque"):
         rows = joints[field]
         if not rows and field != "angle":
             continue  # not measured
+        if type(rows) is bytes:
+            if packed.count(rows) != n * dof:
+                raise FieldError(
+                    ErrorCode.INVALID_FIELD, f"{n} rows x {dof} joints = {n * dof} packed values",
+                    _values(rows),
+                ).at(field)
+            continue
         if len(rows) != n:
             raise FieldError(ErrorCode.INVALID_FIELD, f"{n} rows", f"{len(rows)} rows").at(field)
         for i, row in enumerate(rows):
-            if len(row) != dof:
+            if packed.count(row) != dof:
                 raise FieldError(
-                    ErrorCode.INVALID_FIELD, f"{dof} values (one per joint)", f"{len(row)} values"
+                    ErrorCode.INVALID_FIELD, f"{dof} values (one per joint)", _values(row)
                 ).at(f"[{i}]").at(field)
 
 
@@ -278,7 +298,7 @@ def _check_group(payload: dict[str, Any], field: str, fn: Callable[[dict[str, An
 
 
 def _time_series_check(payload: dict[str, Any], deep: bool) -> None:
-    n = len(payload["t"])
+    n = packed.count(payload["t"])
     if n < 1:
         raise _invalid("t", "at least one sample time", payload["t"])
     _check_group(payload, "pose", lambda g: _check_pose(g, n))
@@ -287,9 +307,28 @@ def _time_series_check(payload: dict[str, Any], deep: bool) -> None:
     _check_group(payload, "imu", lambda g: _check_imu(g, n))
     _check_group(payload, "metrics", lambda g: _columns(g, n, METRIC_COLUMNS))
     _check_channels(payload, n)
+    if deep:
+        _check_packed_finite(payload)
 
 
-METRIC_COLUMNS = ("cpu_percent", "memory_mb", "network_latency_ms")
+def _check_packed_finite(payload: dict[str, Any]) -> None:
+    """Packed columns follow the NaN policy of lists: NaN is a missing sample, no infinities."""
+    found = packed.first_infinity(payload)
+    if found is None:
+        return
+    path, index, value = found
+    error = FieldError(ErrorCode.NON_FINITE, "a finite number or NaN/null (missing sample)", describe(value))
+    if path.startswith("joints.") and "[" not in path:  # a row-major block: name row and joint
+        dof = packed.count(payload["joints"][path[7:]]) // packed.count(payload["t"])
+        error = error.at(f"[{index % dof}]").at(f"[{index // dof}]")
+    else:
+        error = error.at(f"[{index}]")
+    for part in reversed(path.replace("[", ".[").split(".")):
+        error = error.at(part)
+    raise error
+
+
+METRIC_COLUMNS = packed.METRIC_COLUMNS
 
 
 def _check_pose(pose: dict[str, Any], n: int) -> None:
@@ -477,6 +516,7 @@ def payload_validator(data_type: DataType, json_mode: bool) -> Validator:
         json_mode=json_mode,
         allow_nan=RULES[data_type].allow_nan,
         namespace=catalog.NAMESPACE,
+        packed=data_type is DataType.TIME_SERIES and not json_mode,
     )
 
 

@@ -28,7 +28,7 @@ def test_gateway_bench_runs_quick(
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     report = json.loads(out.read_text())
-    assert set(report["results"]) == {"time_series", "images"}
+    assert set(report["results"]) == {"time_series", "time_series_lists", "images"}
     for result in report["results"].values():
         assert [row["connections"] for row in result["gateway"]] == [1, 2]
         assert all(row["messages"] > 0 and row["ratio"] > 0 for row in result["gateway"])

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
+import struct
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -13,10 +15,23 @@ import orjson
 import pytest
 
 from robostream.config import Settings
-from robostream.schemas import DataType, build_envelope
-from robostream.topics import dlq_topic
+from robostream.schemas import ConfluentSchemaResolver, DataType, build_envelope, decode_record
+from robostream.schemas.examples import time_series_payload
+from robostream.schemas.packed import pack_time_series
+from robostream.topics import dlq_topic, topic_for
 
-from .clients import ROBOTS, ClosedError, WsRobot, envelopes, headers_of, http_ingest, read_topics, session
+from .clients import (
+    ROBOTS,
+    ClosedError,
+    WsRobot,
+    envelopes,
+    headers_of,
+    http_ingest,
+    read_topics,
+    session,
+    value_of,
+    with_session,
+)
 from .conftest import RunningGateway
 
 MAX_FRAME = 256 * 1024
@@ -243,3 +258,43 @@ def test_idle_connections_are_closed_with_a_reason(limited: Settings, client_ssl
         running.stop()
     assert error["code"] == "idle_timeout"
     assert closed.value.code == 4408
+
+
+def test_packed_time_series_columns_land_like_lists_and_bad_ones_are_nacked_and_dead_lettered(
+    gateway: RunningGateway, limited: Settings, client_ssl: ssl.SSLContext
+) -> None:
+    session_id = session()
+    payload = time_series_payload(10)
+    as_lists = raw("time_series", 0, session_id, payload)
+    good = raw("time_series", 1, session_id, pack_time_series(payload))
+    truncated = raw("time_series", 2, session_id, pack_time_series(payload))
+    truncated["payload"]["pose"]["position"]["x"] = truncated["payload"]["pose"]["position"]["x"][:-1]
+    infinite = raw("time_series", 3, session_id, pack_time_series(payload))
+    infinite["payload"]["metrics"]["cpu_percent"] = struct.pack("<10d", *([1.0] * 9 + [math.inf]))
+    float32 = raw("time_series", 4, session_id, pack_time_series(payload))
+    float32["payload"]["channels"]["gripper_width"] = struct.pack("<10f", *range(10))
+
+    robot = WsRobot(gateway.ws_url, ROBOTS["robot_a"], client_ssl)
+    try:
+        robot.send(msgpack.packb([as_lists, good, truncated, infinite, float32], use_bin_type=True))
+        ack, nacks = robot.ack()
+    finally:
+        robot.close()
+
+    assert (ack["count"], ack["seq"]) == (2, 1)
+    assert [(n["index"], n["code"], n["path"], n["dlq"]) for n in nacks] == [
+        (2, "invalid_field", "payload.pose.position.x", True),
+        (3, "non_finite", "payload.metrics.cpu_percent[9]", True),
+        (4, "invalid_field", "payload.channels.gripper_width", True),
+    ]
+    assert "float32" in nacks[2]["message"]
+    landed = read_topics(limited.kafka.bootstrap, topic_for(DataType.TIME_SERIES, limited),
+                         lambda got: sum(1 for m in got if with_session(session_id)(m)) >= 2)
+    values = {headers_of(m)["seq"]: value_of(m) for m in landed if with_session(session_id)(m)}
+    resolver = ConfluentSchemaResolver(limited.schema_registry.url)
+    from_lists, from_packed = (decode_record(values[seq], resolver) for seq in ("0", "1"))
+    assert from_packed.payload == from_lists.payload == build_envelope(
+        DataType.TIME_SERIES, payload, robot_id="robot_a", session_id=session_id, seq=0).payload
+    dead = dead_letters(limited, 3, lambda m: m.key() == f"robot_a/{session_id}".encode())
+    assert msgpack.unpackb(dead["non_finite"].value()) == infinite  # the robot's bytes, as sent
+    assert set(dead) == {"invalid_field", "non_finite"}

@@ -1,0 +1,236 @@
+"""Packed time_series columns: numbers as little-endian float64 / int64 bytes (MessagePack ``bin``).
+
+In a MessagePack frame any numeric column of a ``time_series`` payload may be packed instead of
+a list: ``t`` as int64, every channel as float64, a joint matrix (``joints.angle`` ...) as one
+row-major float64 block of n x dof values (or a list of packed rows). NaN keeps its meaning (a
+missing sample); infinities are refused as in lists. The gateway checks packed columns with a
+few length tests and one vectorised finiteness test, and copies them into the Avro record as
+they are: an Avro ``array<double>`` block *is* little-endian float64, so no value ever becomes a
+Python object (see :mod:`robostream.schemas.avro_columns`). Packed and list columns of the same
+samples make byte-identical Kafka records. JSON frames keep lists.
+
+:func:`pack_time_series` is what the robot SDK applies before sending; :func:`unpack_time_series`
+gives the list form back.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+
+#: The fixed channel groups of a time_series payload: group -> its vectors (or columns).
+VECTORS: dict[str, tuple[tuple[str, str], ...]] = {
+    "pose": (("position", "xyz"), ("orientation", "xyzw")),
+    "force_torque": (("force", "xyz"), ("torque", "xyz")),
+    "imu": (("linear_acceleration", "xyz"), ("angular_velocity", "xyz"), ("orientation", "xyzw")),
+}
+METRIC_COLUMNS = ("cpu_percent", "memory_mb", "network_latency_ms")
+JOINT_MATRICES = ("angle", "velocity", "torque")
+
+_NUMBER_TYPES = frozenset({float, int})
+
+
+def count(column: Any) -> int:
+    """Values in a column: its length, or its packed size / 8."""
+    return len(column) // 8 if type(column) is bytes else len(column)
+
+
+def pack_doubles(values: Any) -> Any:
+    """A column as packed float64 bytes; anything that is not plain numbers is returned as is
+    (the contract's check then reports it in its list form)."""
+    if type(values) is bytes:
+        return values
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "fiu" or values.ndim != 1:
+            return values.tolist()
+        return values.astype("<f8", copy=False).tobytes()
+    if type(values) is not list or not set(map(type, values)) <= _NUMBER_TYPES:
+        return values
+    try:
+        return struct.pack(f"<{len(values)}d", *values)
+    except (struct.error, OverflowError):
+        return values
+
+
+def pack_longs(values: Any) -> Any:
+    """A column of integers as packed int64 bytes (else returned as is, like :func:`pack_doubles`)."""
+    if type(values) is bytes:
+        return values
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind not in "iu" or values.ndim != 1:
+            return values.tolist()
+        return values.astype("<i8", copy=False).tobytes()
+    if type(values) is not list or any(type(v) is not int for v in values):
+        return values
+    try:
+        return struct.pack(f"<{len(values)}q", *values)
+    except (struct.error, OverflowError):
+        return values
+
+
+def pack_matrix(rows: Any) -> Any:
+    """Rows of equal length as one packed row-major float64 block (else returned as is)."""
+    if type(rows) is bytes:
+        return rows
+    if isinstance(rows, np.ndarray):
+        if rows.dtype.kind not in "fiu" or rows.ndim != 2:
+            return rows.tolist()
+        return np.ascontiguousarray(rows, dtype="<f8").tobytes()
+    if type(rows) is not list or not rows or any(type(r) is not list for r in rows):
+        return rows
+    width = len(rows[0])
+    packed = [pack_doubles(r) if len(r) == width else r for r in rows]
+    if any(type(p) is not bytes for p in packed):
+        return rows
+    return b"".join(packed)
+
+
+def unpack_doubles(column: Any) -> list[float]:
+    """A packed float64 column as a list (lists pass through)."""
+    if type(column) is not bytes:
+        return list(column)
+    return np.frombuffer(column, dtype="<f8").tolist()
+
+
+def unpack_longs(column: Any) -> list[int]:
+    """A packed int64 column as a list (lists pass through)."""
+    if type(column) is not bytes:
+        return list(column)
+    return np.frombuffer(column, dtype="<i8").tolist()
+
+
+def matrix_rows(matrix: Any, n: int) -> list[Any]:
+    """A joint matrix as ``n`` rows: a packed block is cut into ``n`` packed rows."""
+    if type(matrix) is not bytes:
+        return list(matrix)
+    if not matrix:
+        return []
+    width = len(matrix) // n
+    return [matrix[i * width:(i + 1) * width] for i in range(n)]
+
+
+def _map_vectors(payload: dict[str, Any], fn: Any) -> dict[str, Any]:
+    out = dict(payload)
+    for group, vectors in VECTORS.items():
+        data = out.get(group)
+        if type(data) is not dict:
+            continue
+        data = out[group] = dict(data)
+        for name, axes in vectors:
+            vector = data.get(name)
+            if type(vector) is dict:
+                data[name] = {k: fn(v) if k in axes else v for k, v in vector.items()}
+    metrics = out.get("metrics")
+    if type(metrics) is dict:
+        out["metrics"] = {k: fn(v) if k in METRIC_COLUMNS else v for k, v in metrics.items()}
+    channels = out.get("channels")
+    if type(channels) is dict:
+        out["channels"] = {k: fn(v) for k, v in channels.items()}
+    return out
+
+
+def pack_time_series(payload: dict[str, Any]) -> dict[str, Any]:
+    """A time_series payload with every numeric column packed (a new dict; the input is kept).
+
+    Lists and 1-D / 2-D NumPy arrays are packed; a column holding anything else (``None``,
+    strings, ragged rows) stays as it is, so the contract's check names it.
+    """
+    if type(payload) is not dict:
+        return payload
+    out = _map_vectors(payload, pack_doubles)
+    if "t" in out:
+        out["t"] = pack_longs(out["t"])
+    joints = out.get("joints")
+    if type(joints) is dict:
+        out["joints"] = {k: pack_matrix(v) if k in JOINT_MATRICES else v for k, v in joints.items()}
+    return out
+
+
+def unpack_time_series(payload: dict[str, Any]) -> dict[str, Any]:
+    """The list form of a (validated) time_series payload with packed columns."""
+    out = _map_vectors(payload, unpack_doubles)
+    n = count(out["t"])
+    out["t"] = unpack_longs(out["t"])
+    joints = out.get("joints")
+    if type(joints) is dict:
+        out["joints"] = {
+            k: [unpack_doubles(r) for r in matrix_rows(v, n)] if k in JOINT_MATRICES else v
+            for k, v in joints.items()
+        }
+    return out
+
+
+def packed_value_columns(payload: dict[str, Any]) -> Iterator[tuple[str, bytes]]:
+    """``(path, bytes)`` of every packed float64 column (or joint matrix / row) of a payload."""
+    for group, vectors in VECTORS.items():
+        data = payload.get(group)
+        if not data:
+            continue
+        for name, axes in vectors:
+            vector = data.get(name)
+            if vector:
+                for axis in axes:
+                    if type(vector[axis]) is bytes:
+                        yield f"{group}.{name}.{axis}", vector[axis]
+    if payload.get("metrics"):
+        for name in METRIC_COLUMNS:
+            if type(payload["metrics"][name]) is bytes:
+                yield f"metrics.{name}", payload["metrics"][name]
+    joints = payload.get("joints")
+    if joints:
+        for name in JOINT_MATRICES:
+            matrix = joints[name]
+            if type(matrix) is bytes:
+                yield f"joints.{name}", matrix
+            elif type(matrix) is list:
+                for i, row in enumerate(matrix):
+                    if type(row) is bytes:
+                        yield f"joints.{name}[{i}]", row
+    for name, column in payload["channels"].items():
+        if type(column) is bytes:
+            yield f"channels.{name}", column
+
+
+def _packed_doubles(payload: dict[str, Any]) -> list[bytes]:
+    """Every packed float64 column of a validated payload (the fast walk of the success path)."""
+    out = []
+    for group, vectors in VECTORS.items():
+        data = payload.get(group)
+        if data:
+            for name, _axes in vectors:
+                vector = data.get(name)
+                if vector:
+                    out += [v for v in vector.values() if type(v) is bytes]
+    metrics = payload.get("metrics")
+    if metrics:
+        out += [v for v in metrics.values() if type(v) is bytes]
+    joints = payload.get("joints")
+    if joints:
+        for name in JOINT_MATRICES:
+            matrix = joints[name]
+            if type(matrix) is bytes:
+                out.append(matrix)
+            elif matrix:
+                out += [row for row in matrix if type(row) is bytes]
+    out += [v for v in payload["channels"].values() if type(v) is bytes]
+    return out
+
+
+def first_infinity(payload: dict[str, Any]) -> tuple[str, int, float] | None:
+    """Path, index and value of the first infinite value among the packed columns, or None.
+
+    One vectorised test over all packed columns joined; only a payload that has an infinity
+    pays for finding which column holds it.
+    """
+    joined = b"".join(_packed_doubles(payload))
+    if not joined or not np.isinf(np.frombuffer(joined, dtype="<f8")).any():
+        return None
+    for path, column in packed_value_columns(payload):
+        values = np.frombuffer(column, dtype="<f8")
+        bad = np.flatnonzero(np.isinf(values))
+        if bad.size:
+            return path, int(bad[0]), float(values[bad[0]])
+    return None  # pragma: no cover (the joined test found one)
