@@ -473,6 +473,10 @@ class FrameCompactor:
         groups: dict[tuple[str, str, str, FrameKind], tuple[list[SourceFrame], list[Any]]] = {}
         for event in events:
             message = event.message
+            # Every record read counts, including the ones acked at once below (dead letters,
+            # skipped kinds): "caught up" must not wait for a record that is never coming.
+            self.processed[message.partition] = max(self.processed.get(message.partition, -1),
+                                                    message.offset + 1)
             try:
                 envelope = decode_record(message.value or b"", self.resolver)
                 if envelope.data_type is not DataType.IMAGES:
@@ -492,8 +496,6 @@ class FrameCompactor:
             robot, session = envelope.robot_id, envelope.session_id
             camera = (robot, session, payload["camera_id"])
             self.partition_of[(robot, session)] = message.partition
-            self.processed[message.partition] = max(self.processed.get(message.partition, -1),
-                                                    message.offset + 1)
             if self._new_hour(robot, session, frame.timestamp):  # earlier frames go first
                 for group_key in [g for g in groups if g[:2] == (robot, session)]:
                     await self._submit(*group_key, *groups.pop(group_key))
