@@ -45,10 +45,20 @@ def write_long(n: int) -> bytes:
     return bytes(out)
 
 
+_STRINGS: dict[str, bytes] = {}
+_STRINGS_MAX = 4096
+
+
 def _write_string(value: str, out: list[bytes]) -> None:
-    data = value.encode()
-    out.append(write_long(len(data)))
-    out.append(data)
+    encoded = _STRINGS.get(value)  # ids, channel and joint names repeat from record to record
+    if encoded is None:
+        data = value.encode()
+        encoded = write_long(len(data)) + data
+        if len(data) <= 64:
+            if len(_STRINGS) >= _STRINGS_MAX:
+                _STRINGS.clear()
+            _STRINGS[value] = encoded
+    out.append(encoded)
 
 
 def _write_long(value: int, out: list[bytes]) -> None:
