@@ -35,7 +35,7 @@ def stack_env(base: int) -> dict[str, str]:
         "ROBOSTREAM_CONFIG": str(ROOT / "config.yaml"),
         "ROBOSTREAM_KAFKA__BOOTSTRAP": f"127.0.0.1:{p + 92}",
         "ROBOSTREAM_STACK__KAFKA_CONTROLLER_PORT": str(p + 93),
-        "ROBOSTREAM_MONGO__URI": f"mongodb://127.0.0.1:{p + 17}/?directConnection=true",
+        "ROBOSTREAM_MONGO__URI": f"mongodb://127.0.0.1:{p + 17}/?directConnection=true&retryWrites=false",
         "ROBOSTREAM_S3__ENDPOINT": f"http://127.0.0.1:{p + 333}",
         "ROBOSTREAM_STACK__SEAWEED_PORT_BASE": str(p + 340),
         "ROBOSTREAM_REDIS__URL": f"redis://127.0.0.1:{p + 379}/0",

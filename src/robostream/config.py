@@ -85,8 +85,16 @@ class SchemaRegistrySettings(Section):
         return _port_of(self.url, 8081)
 
 
+#: The local stack's MongoDB (SecantusDB) without retryable writes: that server keeps the outcome
+#: of every retryable write in a registry it scans and sorts on each write (~15 ms per write
+#: command once 10,000 are recorded, against 0.8 ms without), which starved the sinks of ten
+#: robots with media. The sinks' writes are idempotent and the tasks retry failed batches, so
+#: nothing depends on the driver's retry. Real MongoDB (docker-compose) keeps the default.
+LOCAL_MONGO_URI = "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=false"
+
+
 class MongoSettings(Section):
-    uri: str = Field("mongodb://127.0.0.1:27017/?directConnection=true", pattern=r"^mongodb(\+srv)?://")
+    uri: str = Field(LOCAL_MONGO_URI, pattern=r"^mongodb(\+srv)?://")
     database: str = "robostream"
     hot_retention_days: int = Field(30, ge=1)
 

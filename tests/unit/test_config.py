@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
-from robostream.config import ConfigError, load_settings, validate_id
+from robostream.config import ConfigError, Settings, load_settings, validate_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -85,3 +86,16 @@ def test_tls_certificate_and_key_go_together_and_must_exist(tmp_path: Path, sect
     key.write_text("PEM")
     s = load_settings(config)
     assert getattr(s, section).tls_cert == cert and getattr(s, section).tls_key == key
+
+
+def test_the_local_mongodb_runs_without_retryable_writes_and_production_keeps_them() -> None:
+    """SecantusDB spends ~15 ms per retryable write once its registry is full (the 10-robot media
+    run's "frozen" drains); the local stack turns them off, docker-compose's real MongoDB does not."""
+    from pymongo.uri_parser import parse_uri
+
+    for uri in (load_settings(ROOT / "config.yaml").mongo.uri, Settings().mongo.uri):
+        assert parse_uri(uri)["options"]["retryWrites"] is False, uri
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    production = [s["environment"]["ROBOSTREAM_MONGO__URI"] for s in compose["services"].values()
+                  if "ROBOSTREAM_MONGO__URI" in (s.get("environment") or {})]
+    assert production and all(parse_uri(u)["options"].get("retryWrites", True) for u in production)
