@@ -107,6 +107,13 @@ def telemetry_message(robot_id: str, session_id: str, points: list[dict[str, Any
                            "points": points})
 
 
+def telemetry_message_of(robot_id: str, session_id: str, members: list[bytes]) -> bytes:
+    """:func:`telemetry_message` from the points' canonical JSON (the ring's members), without
+    serialising every point a second time: the same bytes (keys in sorted order)."""
+    return b"".join((b'{"points":[', b",".join(members), b'],"robot_id":', orjson.dumps(robot_id),
+                     b',"session_id":', orjson.dumps(session_id), b',"type":"time_series"}'))
+
+
 def stats_ttl_s(resolution: str, window: int) -> int:
     """How long a stats key outlives its last write: its whole window, plus an hour."""
     return window * _RESOLUTION_S.get(resolution, 60) + 3600
@@ -188,10 +195,11 @@ class RedisSink:
         channels = keys.live_channels(telemetry.robot_id, telemetry.session_id, DataType.TIME_SERIES)
         for bucket in telemetry.buckets:
             points = bucket_points(bucket)
+            members = [canonical_json(point) for point in points]
             args: list[Any] = [self.settings.redis.latest_window, LATEST_TTL_S, *channels,
-                               telemetry_message(telemetry.robot_id, telemetry.session_id, points)]
-            for point in points:
-                args += [point["ts_us"], canonical_json(point)]
+                               telemetry_message_of(telemetry.robot_id, telemetry.session_id, members)]
+            for point, member in zip(points, members, strict=True):
+                args += [point["ts_us"], member]
             self._eval(pipe, self._latest, [ring], args)
         last_us = max((int(max(b.timestamps)) for b in telemetry.buckets if len(b.timestamps)), default=None)
         seen = self._queue_session_seen(pipe, telemetry.robot_id, telemetry.session_id, last_us)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 
 from robostream.api.live import ClientQueue, SnapshotFilter, message_frame
-from robostream.sinks.redis import canonical_json, telemetry_message
+from robostream.sinks.redis import canonical_json, telemetry_message, telemetry_message_of
 
 
 async def test_a_full_queue_drops_its_oldest_messages_and_counts_them() -> None:
@@ -35,3 +35,12 @@ def test_points_already_in_the_snapshot_are_not_sent_twice() -> None:
     again = telemetry_message("r", "s", points[:2])
     assert snapshot_filter.apply(again) is again  # caught up: no more filtering
     assert SnapshotFilter(200).apply(telemetry_message("r", "s", points)) is None
+
+
+def test_telemetry_message_from_members_is_the_same_bytes() -> None:
+    points = [{"seq": 3, "i": k, "ts_us": 1_000 + k, "values": {"b.y": 0.5 * k, "a.x": -1.25, "z": 1e300}}
+              for k in range(4)]
+    members = [canonical_json(p) for p in points]
+    for robot, session, some in (("r", "s", points), ("robot_01", "s-1.x", points[:1]), ("r", "s", [])):
+        expected = telemetry_message(robot, session, some)
+        assert telemetry_message_of(robot, session, members[:len(some)]) == expected
