@@ -41,8 +41,7 @@ from robostream.processors import FrameBatch, TierName, WindowStats
 from robostream.schemas import DataType, Envelope
 from robostream.sinks import keys
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SinkContext, SinkRecord
-from robostream.sinks.points import Telemetry
-from robostream.sinks.points import points as bucket_points
+from robostream.sinks.points import Telemetry, point_members
 from robostream.sinks.s3 import s3_client
 
 log = logging.getLogger(__name__)
@@ -194,12 +193,11 @@ class RedisSink:
         ring = keys.latest_key(telemetry.robot_id, telemetry.session_id)
         channels = keys.live_channels(telemetry.robot_id, telemetry.session_id, DataType.TIME_SERIES)
         for bucket in telemetry.buckets:
-            points = bucket_points(bucket)
-            members = [canonical_json(point) for point in points]
-            args: list[Any] = [self.settings.redis.latest_window, LATEST_TTL_S, *channels,
-                               telemetry_message_of(telemetry.robot_id, telemetry.session_id, members)]
-            for point, member in zip(points, members, strict=True):
-                args += [point["ts_us"], member]
+            scored = point_members(bucket)
+            message = telemetry_message_of(telemetry.robot_id, telemetry.session_id, [m for _, m in scored])
+            args: list[Any] = [self.settings.redis.latest_window, LATEST_TTL_S, *channels, message]
+            for ts_us, member in scored:
+                args += [ts_us, member]
             self._eval(pipe, self._latest, [ring], args)
         last_us = max((int(max(b.timestamps)) for b in telemetry.buckets if len(b.timestamps)), default=None)
         seen = self._queue_session_seen(pipe, telemetry.robot_id, telemetry.session_id, last_us)

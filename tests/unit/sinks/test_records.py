@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from robostream.config import ConnectorSettings, Settings
 from robostream.processors import (
@@ -21,7 +23,8 @@ from robostream.sinks.bucket_store import pieces_of
 from robostream.sinks.buckets import F8, I4, I8, Minute, nested, unpack
 from robostream.sinks.convert import Converter, is_transient
 from robostream.sinks.errors import ErrorHandler, Stage, context_headers
-from robostream.sinks.points import Telemetry, points
+from robostream.sinks.points import Telemetry, point_members, points
+from robostream.sinks.redis import canonical_json
 from robostream.topics import StatsResolution
 
 T0 = 1_718_000_099.95  # 50 ms before a minute boundary: a 10-sample record crosses it
@@ -196,3 +199,19 @@ def test_tolerance_none_raises_and_no_dlq_means_log_only() -> None:
     lenient.handle(record, ValueError("bad"), Stage.TASK_PUT)
     lenient.flush()
     assert lenient.reported == 1
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_point_members_are_the_canonical_json_of_the_points(data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 12))
+    names = data.draw(st.lists(st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,10}", fullmatch=True),
+                               min_size=0, max_size=6, unique=True))
+    values = {name: data.draw(st.lists(st.floats(allow_infinity=False, width=64), min_size=n, max_size=n))
+              for name in names}
+    payload = {"t": sorted(data.draw(st.lists(st.integers(0, 200_000_000), min_size=n, max_size=n))),
+               "channels": values}
+    tel = telemetry(envelope(seq=data.draw(st.integers(0, 2**62)), payload=payload,
+                             ts=data.draw(st.floats(1e9, 2e9))))
+    for bucket in tel.buckets:
+        assert point_members(bucket) == [(p["ts_us"], canonical_json(p)) for p in points(bucket)]
