@@ -194,3 +194,15 @@ def test_packed_columns_are_refused_outside_time_series_and_in_json() -> None:
                   ' "seq": 0, "payload": {"t": "AAAAAAAAAAA="}}')
     batch = decode_frame(json_frame, "json")
     assert batch.errors and batch.errors[0].to_dict()["path"] == "payload.t"
+
+
+def test_a_spooled_msgpack_batch_with_packed_columns_goes_out_as_json_lists() -> None:
+    """A spool written in MessagePack mode, sent after a restart in JSON mode."""
+    from robostream.producers.wire import to_json_frame
+
+    payload = time_series_payload(3)
+    envelope = _envelope(packed.pack_time_series(payload))
+    frame = msgpack.packb([envelope.to_wire()], use_bin_type=True)
+    batch = decode_frame(to_json_frame(frame), "json")
+    assert not batch.errors
+    assert batch.envelopes[0].payload == _envelope(payload).payload
