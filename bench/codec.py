@@ -40,6 +40,7 @@ from robostream.schemas import (
     encode_record,
 )
 from robostream.schemas.examples import example_payload, time_series_payload
+from robostream.schemas.packed import pack_time_series
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "codec.json"
 COLUMNS = ("ingest", "avro_enc", "avro_dec", "msgpack_pack", "msgpack_unpack", "orjson_dumps", "orjson_loads")
@@ -51,10 +52,12 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(type(obj).__name__)
 
 
-def _envelopes(data_type: DataType, count: int, samples: int) -> list[Envelope]:
+def _envelopes(data_type: DataType, count: int, samples: int, packed: bool = False) -> list[Envelope]:
     payload = (
         time_series_payload(samples) if data_type == DataType.TIME_SERIES else example_payload(data_type)
     )
+    if packed:  # the robot SDK's default for time_series: columns as packed float64/int64 bytes
+        payload = pack_time_series(payload)
     base = 1_718_000_000.0
     return [
         build_envelope(
@@ -83,9 +86,10 @@ def _rate(fn: Callable[[], Any], records: int, repeats: int) -> float:
     return records / best if best > 0 else float("inf")
 
 
-def _measure(data_type: DataType, count: int, batch: int, samples: int, repeats: int) -> dict[str, Any]:
+def _measure(data_type: DataType, count: int, batch: int, samples: int, repeats: int,
+             packed: bool = False) -> dict[str, Any]:
     resolver = InMemorySchemaResolver()
-    envelopes = _envelopes(data_type, count, samples)
+    envelopes = _envelopes(data_type, count, samples, packed)
     frames = [encode_frame(envelopes[i : i + batch]) for i in range(0, count, batch)]
     records = [encode_record(e, resolver) for e in envelopes]
     values = [r.value for r in records]
@@ -171,6 +175,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         name: _measure(DataType(name), args.records, args.batch, args.samples, args.repeats)
         for name in args.types
     }
+    if "time_series" in args.types:
+        results["time_series_packed"] = _measure(DataType.TIME_SERIES, args.records, args.batch,
+                                                 args.samples, args.repeats, packed=True)
     report = _common.report(
         "codec",
         {

@@ -30,6 +30,7 @@ import os
 import statistics
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,6 +45,7 @@ import yaml
 from _common import Service, free_port, percentile, write_json
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
+from prometheus_client.parser import text_string_to_metric_families
 
 from robostream.config import Settings, load_settings
 from robostream.gateway import hash_token
@@ -138,9 +140,35 @@ class GatewayProcess:
         assert self.service is not None
         return self.service.cpu_seconds()
 
+    def loop_metrics(self) -> dict[str, Any]:
+        """The gateway's own ingest histograms (cumulative since it started)."""
+        text = urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=10).read().decode()
+        out: dict[str, Any] = {"hold_buckets": {}}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                if sample.name == "robostream_gateway_ingest_seconds_sum":
+                    out["ingest_seconds"] = sample.value
+                elif sample.name == "robostream_gateway_ingest_envelopes_total":
+                    out["envelopes"] = sample.value
+                elif sample.name == "robostream_gateway_loop_hold_seconds_bucket":
+                    out["hold_buckets"][float(sample.labels["le"])] = sample.value
+        return out
+
     def stop(self) -> None:
         if self.service is not None:
             self.service.stop()
+
+
+def loop_figures(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """Event-loop time per envelope and the longest hold (p99 / max bucket bound) of a scenario."""
+    envelopes = after.get("envelopes", 0) - before.get("envelopes", 0)
+    seconds = after.get("ingest_seconds", 0) - before.get("ingest_seconds", 0)
+    counts = sorted((le, n - before["hold_buckets"].get(le, 0)) for le, n in after["hold_buckets"].items())
+    frames = counts[-1][1] if counts else 0
+    p99 = next((le for le, n in counts if frames and n >= 0.99 * frames), float("nan"))
+    longest = next((le for le, n in counts if frames and n >= frames), float("nan"))
+    return {"loop_us_per_envelope": 1e6 * seconds / envelopes if envelopes else float("nan"),
+            "loop_hold_p99_ms": 1000 * p99, "loop_hold_max_ms": 1000 * longest}
 
 
 # -- gateway clients -------------------------------------------------------------------------------
@@ -199,6 +227,7 @@ async def gateway_scenario(
     robots = list(tokens)[:connections]
     per_robot = max(1, messages // batch // connections)
     latencies: list[float] = []
+    loop_before = gateway.loop_metrics()
     cpu_before = gateway.cpu_seconds()
     start = time.perf_counter()
     acked = await asyncio.gather(
@@ -219,6 +248,8 @@ async def gateway_scenario(
         "ack_p50_ms": percentile(latencies, 50) * 1000,
         "ack_p99_ms": percentile(latencies, 99) * 1000,
         "gateway_cpu_percent": 100 * (gateway.cpu_seconds() - cpu_before) / elapsed,
+        "gateway_cpu_us_per_message": 1e6 * (gateway.cpu_seconds() - cpu_before) / total if total else 0,
+        **loop_figures(loop_before, gateway.loop_metrics()),
     }
 
 
@@ -319,6 +350,8 @@ def print_table(report: dict[str, Any]) -> None:
         "ack p50 ms",
         "ack p99 ms",
         "gw CPU %",
+        "loop us/msg",
+        "hold p99/max ms",
         "direct msg/s",
         "direct MB/s",
         "pipeline msg/s",
@@ -337,6 +370,8 @@ def print_table(report: dict[str, Any]) -> None:
                 f"{row['ack_p50_ms']:.1f}",
                 f"{row['ack_p99_ms']:.1f}",
                 f"{row['gateway_cpu_percent']:.0f}",
+                f"{row['loop_us_per_envelope']:.0f}",
+                f"{row['loop_hold_p99_ms']:g}/{row['loop_hold_max_ms']:g}",
                 f"{direct['msgs_per_s']:,.0f}",
                 f"{direct['mb_per_s']:.1f}",
                 f"{inproc['msgs_per_s']:,.0f}",
@@ -345,7 +380,9 @@ def print_table(report: dict[str, Any]) -> None:
     Console(width=200).print(table)
     print(
         "ratio = gateway msg/s / direct msg/s (goal >= 0.5x); direct = pre-encoded records, "
-        "pipeline = validation + Avro encoding + produce in one process"
+        "pipeline = validation + Avro encoding + produce in one process; loop us/msg = the gateway's "
+        "event-loop time per envelope to validate, encode and produce; hold = the longest stretch a "
+        "frame held the event loop (histogram bucket bound)"
     )
     for workload, result in report["results"].items():
         light = result["light_load"]

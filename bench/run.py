@@ -130,7 +130,7 @@ def _get(path: Sequence[str], results: dict[str, Any]) -> Any:
 def codec_figures(reports: list[dict[str, Any]]) -> list[Figure]:
     return [Figure("codec", f"{dt}: validate + Avro encode (gateway ingest)",
                    each(reports, partial(_get, (dt, "records_per_s", "ingest"))), "envelopes/s")
-            for dt in ("time_series", "images")]
+            for dt in ("time_series", "time_series_packed", "images")]
 
 
 def _gateway_workload(reports: list[dict[str, Any]], w: str) -> list[Figure]:
@@ -142,6 +142,12 @@ def _gateway_workload(reports: list[dict[str, Any]], w: str) -> list[Figure]:
                ceiling=f"direct producer {direct:,.0f} msg/s -> {ratio:.2f}x"),
         Figure("gateway", f"{w}: ack p99, one batch at a time",
                each(reports, lambda r: r[w]["light_load"]["ack_p99_ms"]), "ms", digits=1),
+        Figure("gateway", f"{w}: event-loop time per envelope (1 connection)",
+               each(reports, lambda r: r[w]["gateway"][0]["loop_us_per_envelope"]), "us",
+               ceiling="validate + encode + produce, measured inside the gateway"),
+        Figure("gateway", f"{w}: longest event-loop hold by one frame, p99 (1 connection)",
+               each(reports, lambda r: r[w]["gateway"][0]["loop_hold_p99_ms"]), "ms", digits=1,
+               ceiling="ingest yields every 2 ms; histogram bucket bound"),
     ]
 
 

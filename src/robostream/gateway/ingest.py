@@ -116,6 +116,43 @@ def _count(metrics: GatewayMetrics, accepted: Counter[str], nacks: list[dict[str
         metrics.kafka_errors.labels(name).inc(n)
 
 
+class _Slicer:
+    """Lets other connections run every :data:`SLICE_S` of one frame's ingest, and measures the
+    frame's time on the event loop and its longest stretch without yielding."""
+
+    __slots__ = ("busy", "longest", "start")
+
+    def __init__(self) -> None:
+        self.start = time.perf_counter()
+        self.busy = 0.0
+        self.longest = 0.0
+
+    async def tick(self) -> None:
+        """Yield to the loop once the current stretch is longer than :data:`SLICE_S`."""
+        held = time.perf_counter() - self.start
+        if held > SLICE_S:
+            self._close(held)
+            await asyncio.sleep(0)
+            self.start = time.perf_counter()
+
+    def pause(self) -> None:
+        """Before an await that lets the loop run (an upload): the stretch ends here."""
+        self._close(time.perf_counter() - self.start)
+
+    def resume(self) -> None:
+        self.start = time.perf_counter()
+
+    def finish(self, metrics: GatewayMetrics, envelopes: int) -> None:
+        self._close(time.perf_counter() - self.start)
+        metrics.ingest_cpu.observe(self.busy)
+        metrics.loop_hold.observe(self.longest)
+        metrics.ingest_envelopes.inc(envelopes)
+
+    def _close(self, held: float) -> None:
+        self.busy += held
+        self.longest = max(self.longest, held)
+
+
 @dataclass(slots=True)
 class _Context:
     """What the ingest of one frame needs to know about where it came from."""
@@ -126,6 +163,7 @@ class _Context:
     identity: Identity
     source: str
     items: list[Any] | None = None
+    slicer: _Slicer = field(default_factory=_Slicer)
     ingest_time_ms: int = field(default_factory=lambda: int(time.time() * 1000))  # one per frame
 
 
@@ -163,28 +201,28 @@ class BatchIngestor:
         """Validate ``frame`` and hand its records (and its rejects, to the DLQ) to the producer."""
         pending = self._pending(batch, nbytes, received_at)
         ctx = _Context(pending, frame, fmt, identity, source)
+        envelopes = 0
         try:
             items, json_mode = frame_items(frame, fmt, max_messages=self.max_batch)
         except ValidationError as exc:
             await self._reject_frame(ctx, exc.to_dict(), frame)
         else:
-            decoded = await self._parse(items, json_mode)
+            envelopes = len(items)
+            decoded = await self._parse(ctx.slicer, items, json_mode)
             if not await self._rate_limited(ctx, decoded.envelopes, len(decoded.errors)):
                 await self._route(ctx, decoded.envelopes, decoded.errors)
         pending.tracker.seal()
+        ctx.slicer.finish(self.metrics, envelopes)
         return pending
 
     @staticmethod
-    async def _parse(items: list[Any], json_mode: bool) -> DecodedBatch:
+    async def _parse(slicer: _Slicer, items: list[Any], json_mode: bool) -> DecodedBatch:
         """Validate each envelope (as :func:`decode_frame` does), letting other connections run
         every :data:`SLICE_S`: a 100-envelope frame would hold the event loop for ~10 ms."""
         batch = DecodedBatch([], [])
-        slice_end = time.perf_counter() + SLICE_S
         for index, item in enumerate(items):
             parse_into(batch, index, item, json_mode)
-            if time.perf_counter() > slice_end:
-                await asyncio.sleep(0)
-                slice_end = time.perf_counter() + SLICE_S
+            await slicer.tick()
         return batch
 
     async def reject_oversized(
@@ -249,12 +287,9 @@ class BatchIngestor:
             else:
                 allowed.append((index, envelope))
         allowed = await self._claim_checks(ctx, allowed)
-        slice_end = time.perf_counter() + SLICE_S
         for index, envelope in allowed:
             await self._produce(ctx, index, envelope)
-            if time.perf_counter() > slice_end:  # in order: this connection waits, others run
-                await asyncio.sleep(0)
-                slice_end = time.perf_counter() + SLICE_S
+            await ctx.slicer.tick()  # in order: this connection waits, others run
 
     async def _claim_checks(
         self, ctx: _Context, allowed: list[tuple[int, Envelope]]
@@ -262,9 +297,11 @@ class BatchIngestor:
         big = [k for k, (_, env) in enumerate(allowed) if needs_claim_check(env, self.max_inline)]
         if not big:
             return allowed
+        ctx.slicer.pause()
         results = await asyncio.gather(
             *(self.claim_checks.check_in(allowed[k][1]) for k in big), return_exceptions=True
         )
+        ctx.slicer.resume()
         failed: set[int] = set()
         for k, result in zip(big, results, strict=True):
             index, envelope = allowed[k]
@@ -317,7 +354,11 @@ class BatchIngestor:
         topic = self.topics[envelope.data_type]
         try:
             if not self.producer.produce_now(topic, record, pending.tracker, token):
-                await self.producer.send(topic, record, pending.tracker, token)
+                ctx.slicer.pause()  # librdkafka's queue is full: the loop runs while we wait
+                try:
+                    await self.producer.send(topic, record, pending.tracker, token)
+                finally:
+                    ctx.slicer.resume()
         except (KafkaException, ValueError) as exc:
             pending.data.pop()
             await self._reject(ctx, gateway_error(
@@ -354,11 +395,14 @@ class BatchIngestor:
 
     async def _produce_dlq(self, ctx: _Context, record: KafkaRecord, number: int) -> int | None:
         token = -number  # data records use tokens >= 0
+        ctx.slicer.pause()
         try:
             await self.producer.send(self.dlq, record, ctx.pending.tracker, token)
         except (KafkaException, ValueError) as exc:
             log.error("cannot write a dead letter to %s: %s", self.dlq, exc)
             return None
+        finally:
+            ctx.slicer.resume()
         return token
 
     def _item(self, ctx: _Context, index: int | None) -> Any:

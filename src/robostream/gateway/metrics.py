@@ -9,6 +9,9 @@ PREFIX = "robostream_gateway"
 ACK_LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
 )
+LOOP_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+)
 
 
 class GatewayMetrics:
@@ -51,6 +54,16 @@ class GatewayMetrics:
         self.ack_latency = Histogram(f"{PREFIX}_ack_latency_seconds",
                                      "Frame received -> ack sent (after Kafka's delivery reports).",
                                      ["transport"], buckets=ACK_LATENCY_BUCKETS, registry=r)
+        self.ingest_cpu = Histogram(f"{PREFIX}_ingest_seconds",
+                                    "Event-loop time to validate, encode and hand one frame's records "
+                                    "to the producer (the frame's CPU cost on the loop).",
+                                    buckets=LOOP_BUCKETS, registry=r)
+        self.loop_hold = Histogram(f"{PREFIX}_loop_hold_seconds",
+                                   "Longest stretch one frame's ingest held the event loop without "
+                                   "letting other connections run.", buckets=LOOP_BUCKETS, registry=r)
+        self.ingest_envelopes = Counter(f"{PREFIX}_ingest_envelopes_total",
+                                        "Envelopes in the frames of robostream_gateway_ingest_seconds.",
+                                        registry=r)
         self.claim_checks = Counter(f"{PREFIX}_claim_checks_total", "Payloads moved to S3.", registry=r)
         self.claim_check_bytes = Counter(f"{PREFIX}_claim_check_bytes_total", "Bytes moved to S3.",
                                          registry=r)

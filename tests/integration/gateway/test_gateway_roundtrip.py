@@ -12,6 +12,7 @@ from functools import partial
 
 import pytest
 from confluent_kafka import Message
+from prometheus_client.parser import text_string_to_metric_families
 
 from robostream.config import Settings
 from robostream.schemas import ConfluentSchemaResolver, DataType, Envelope, decode_record, encode_frame
@@ -135,3 +136,7 @@ def test_healthz_and_metrics(gateway: RunningGateway, client_ssl: ssl.SSLContext
     assert 'robostream_gateway_envelopes_accepted_total{data_type="parameters"}' in text
     assert "robostream_gateway_ack_latency_seconds_bucket" in text
     assert "robostream_gateway_inflight_bytes " in text
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    assert samples["robostream_gateway_ingest_envelopes_total"] >= 1
+    assert samples["robostream_gateway_loop_hold_seconds_count"] >= 1
+    assert 0 < samples["robostream_gateway_ingest_seconds_sum"] < 10
