@@ -16,20 +16,13 @@ import numpy as np
 
 from robostream.processors.aggregations import ClosedWindow
 from robostream.processors.records import TelemetryBucket
+from robostream.schemas.avro_columns import write_long
 
 _HEADER = struct.Struct(">bI")
 _SHIFTS = np.arange(0, 70, 7, dtype=np.uint64)  # ten 7-bit groups cover 64 bits
 
 
-def varint(value: int) -> bytes:
-    """One Avro ``long`` (zigzag varint)."""
-    z = (value << 1) ^ (value >> 63)
-    out = bytearray()
-    while z > 0x7F:
-        out.append((z & 0x7F) | 0x80)
-        z >>= 7
-    out.append(z)
-    return bytes(out)
+varint = write_long  # one Avro ``long`` (zigzag varint)
 
 
 _SMALL = [varint(i) for i in range(1024)]
