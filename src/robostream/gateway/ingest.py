@@ -221,7 +221,7 @@ class BatchIngestor:
         every :data:`SLICE_S`: a 100-envelope frame would hold the event loop for ~10 ms."""
         batch = DecodedBatch([], [])
         for index, item in enumerate(items):
-            parse_into(batch, index, item, json_mode)
+            parse_into(batch, index, item, json_mode, one_pass=True)
             await slicer.tick()
         return batch
 

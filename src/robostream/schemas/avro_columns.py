@@ -49,8 +49,10 @@ _STRINGS: dict[str, bytes] = {}
 _STRINGS_MAX = 4096
 
 
-def _write_string(value: str, out: list[bytes]) -> None:
-    encoded = _STRINGS.get(value)  # ids, channel and joint names repeat from record to record
+def string_bytes(value: str) -> bytes:
+    """An Avro ``string``: its length, then UTF-8 (cached: ids, channel and joint names repeat
+    from record to record)."""
+    encoded = _STRINGS.get(value)
     if encoded is None:
         data = value.encode()
         encoded = write_long(len(data)) + data
@@ -58,7 +60,11 @@ def _write_string(value: str, out: list[bytes]) -> None:
             if len(_STRINGS) >= _STRINGS_MAX:
                 _STRINGS.clear()
             _STRINGS[value] = encoded
-    out.append(encoded)
+    return encoded
+
+
+def _write_string(value: str, out: list[bytes]) -> None:
+    out.append(string_bytes(value))
 
 
 def _write_long(value: int, out: list[bytes]) -> None:

@@ -30,7 +30,7 @@ from fastavro.schema import to_parsing_canonical_form
 
 from robostream.config import validate_id
 from robostream.schemas import catalog, packed
-from robostream.schemas.avro_columns import compile_writer
+from robostream.schemas.avro_columns import compile_writer, string_bytes, write_long
 from robostream.schemas.avro_tags import Tagger, tagger_for
 from robostream.schemas.avro_validate import compile_validator
 from robostream.schemas.datatypes import DataType
@@ -137,10 +137,13 @@ def decode_frame(
     return batch
 
 
-def parse_into(batch: DecodedBatch, index: int, item: Any, json_mode: bool) -> None:
-    """Validate envelope ``index`` of a frame into ``batch`` (its envelopes, or its errors)."""
+def parse_into(
+    batch: DecodedBatch, index: int, item: Any, json_mode: bool, *, one_pass: bool = False
+) -> None:
+    """Validate envelope ``index`` of a frame into ``batch`` (its envelopes, or its errors);
+    ``one_pass``: see :func:`~robostream.schemas.envelope.parse_envelope`."""
     try:
-        batch.envelopes.append(parse_envelope(item, json_mode=json_mode, index=index))
+        batch.envelopes.append(parse_envelope(item, json_mode=json_mode, index=index, one_pass=one_pass))
     except ValidationError as exc:
         batch.errors.append(exc)
 
@@ -196,7 +199,11 @@ def encode_record(
     data_type = envelope.data_type
     schema_id = resolver.id_for(catalog.subject_for(data_type, topic_prefix), catalog.schema_str(data_type))
     try:
-        if data_type is DataType.TIME_SERIES:
+        if envelope.avro_payload is not None:  # written by the gateway's one-pass path
+            value = b"".join((_HEADER.pack(MAGIC_BYTE, schema_id), write_long(envelope.timestamp_us),
+                              string_bytes(envelope.robot_id), string_bytes(envelope.session_id),
+                              string_bytes(str(data_type)), write_long(envelope.seq), envelope.avro_payload))
+        elif data_type is DataType.TIME_SERIES:
             value = _HEADER.pack(MAGIC_BYTE, schema_id) + _time_series_writer()(_time_series_datum(envelope))
         else:
             value = _wire_value(

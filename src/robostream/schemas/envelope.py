@@ -20,7 +20,7 @@ Unknown top-level fields are rejected (``unknown_field``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ import msgpack
 
 from robostream.config import validate_id
 from robostream.schemas.datatypes import BINARY_TYPES, DataType
+from robostream.schemas.fast_time_series import encode_packed_payload
 from robostream.schemas.payloads import ID_EXPECTED, check_claim_check, validate_payload
 from robostream.schemas.validation import ErrorCode, FieldError, ValidationError, describe
 
@@ -58,6 +59,9 @@ class Envelope:
     data_type: DataType
     seq: int
     payload: dict[str, Any]
+    #: the payload's Avro body when the gateway's one-pass path wrote it (``payload`` is then the
+    #: payload as the robot sent it, checked but not normalised); None otherwise
+    avro_payload: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def timestamp(self) -> datetime:
@@ -178,10 +182,14 @@ def _check_keys(obj: dict[str, Any]) -> None:
         ).at(str(extra))
 
 
-def parse_envelope(obj: Any, *, json_mode: bool = False, index: int | None = None) -> Envelope:
+def parse_envelope(
+    obj: Any, *, json_mode: bool = False, index: int | None = None, one_pass: bool = False
+) -> Envelope:
     """Validate one decoded envelope map (from JSON if ``json_mode``, else MessagePack).
 
-    Raises :class:`ValidationError` naming the data type, field path, expected type and what came.
+    With ``one_pass`` (the gateway), a time_series payload whose columns are all packed is
+    checked and written as Avro in one go (:attr:`Envelope.avro_payload`). Raises
+    :class:`ValidationError` naming the data type, field path, expected type and what came.
     """
     if type(obj) is not dict:
         raise ValidationError(
@@ -204,10 +212,16 @@ def parse_envelope(obj: Any, *, json_mode: bool = False, index: int | None = Non
             raise FieldError(ErrorCode.MISSING_FIELD, _TIMESTAMP_EXPECTED, "nothing").at("timestamp")
         if "payload" not in obj:
             raise FieldError(ErrorCode.MISSING_FIELD, "the payload object", "nothing").at("payload")
-        try:
-            payload = validate_payload(data_type, obj["payload"], json_mode=json_mode)
-        except FieldError as exc:
-            raise exc.at("payload") from None
+        avro_payload = None
+        if one_pass and data_type is DataType.TIME_SERIES and not json_mode:
+            avro_payload = encode_packed_payload(obj["payload"])
+        if avro_payload is not None:
+            payload = obj["payload"]
+        else:
+            try:
+                payload = validate_payload(data_type, obj["payload"], json_mode=json_mode)
+            except FieldError as exc:
+                raise exc.at("payload") from None
     except FieldError as exc:
         raise exc.to_validation_error(
             data_type=str(data_type) if data_type else _claimed_type(obj), index=index, seq=seq
@@ -218,7 +232,7 @@ def parse_envelope(obj: Any, *, json_mode: bool = False, index: int | None = Non
         raise ValidationError(
             ErrorCode.TOO_LARGE, "envelope nested too deeply", index=index, seq=seq
         ) from None
-    return Envelope(timestamp_us, robot_id, session_id, data_type, seq, payload)
+    return Envelope(timestamp_us, robot_id, session_id, data_type, seq, payload, avro_payload)
 
 
 def _claimed_type(obj: dict[str, Any]) -> str | None:

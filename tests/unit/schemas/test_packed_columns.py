@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import io
 import math
 import struct
@@ -16,6 +17,8 @@ from hypothesis import strategies as st
 
 from robostream.schemas import (
     DataType,
+    DecodedBatch,
+    Envelope,
     ValidationError,
     build_envelope,
     catalog,
@@ -23,6 +26,7 @@ from robostream.schemas import (
     decode_record,
     encode_record,
     packed,
+    parse_into,
 )
 from robostream.schemas.avro_columns import write_long
 from robostream.schemas.avro_tags import tagger_for
@@ -206,3 +210,81 @@ def test_a_spooled_msgpack_batch_with_packed_columns_goes_out_as_json_lists() ->
     batch = decode_frame(to_json_frame(frame), "json")
     assert not batch.errors
     assert batch.envelopes[0].payload == _envelope(payload).payload
+
+
+# -- the gateway's one-pass path -----------------------------------------------------------------
+
+
+def _record(envelope: Envelope) -> Any:
+    return encode_record(envelope, RESOLVER, ingest_time_ms=1)
+
+
+def _one_pass(wire: dict[str, Any]) -> tuple[Any, Any]:
+    """(one-pass envelope or error, general-path envelope or error) of one envelope map."""
+    frame_item = {"timestamp": 1.5, "robot_id": "r1", "session_id": "s1", "data_type": "time_series",
+                  "seq": 9, "payload": wire}
+    results = []
+    for one_pass in (True, False):
+        batch = DecodedBatch([], [])
+        parse_into(batch, 0, frame_item, False, one_pass=one_pass)
+        results.append(batch.envelopes[0] if batch.envelopes else batch.errors[0].to_dict())
+    return results[0], results[1]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(time_series())
+def test_one_pass_writes_the_record_of_the_general_path(payload: dict[str, Any]) -> None:
+    fast, general = _one_pass(packed.pack_time_series(payload))
+    assert isinstance(fast, Envelope) and isinstance(general, Envelope)
+    assert _record(fast) == _record(general)
+
+
+def _mutations(data: st.DataObject, wire: dict[str, Any]) -> dict[str, Any]:
+    """A packed payload with one thing changed: a value replaced, a key added or removed."""
+    paths: list[tuple[Any, ...]] = []
+
+    def walk(node: Any, path: tuple[Any, ...]) -> None:
+        paths.append(path)
+        if isinstance(node, dict):
+            for key, child in node.items():
+                walk(child, (*path, key))
+
+    walk(wire, ())
+    path = data.draw(st.sampled_from(paths[1:]))
+    *parents, last = path
+    node = wire
+    for key in parents:
+        node = node[key]
+    choice = data.draw(st.sampled_from(["replace", "drop", "add", "cut", "inf"]))
+    if choice == "drop":
+        del node[last]
+    elif choice == "add":
+        node[data.draw(st.sampled_from(["extra", "x", "w", "names", "orientation", "units"]))] = b""
+    elif choice == "cut" and type(node[last]) is bytes:
+        node[last] = node[last][: data.draw(st.integers(0, max(0, len(node[last]) - 1)))]
+    elif choice == "inf" and type(node[last]) is bytes and len(node[last]) >= 8:
+        node[last] = struct.pack("<d", math.inf) + node[last][8:]
+    else:
+        node[last] = data.draw(st.sampled_from([None, [], {}, "x", 1.5, b"", b"\x00" * 8, [1.0], True]))
+    return wire
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(time_series(), st.data())
+def test_one_pass_never_accepts_what_the_general_path_refuses(
+    payload: dict[str, Any], data: st.DataObject
+) -> None:
+    wire = _mutations(data, copy.deepcopy(packed.pack_time_series(payload)))
+    fast, general = _one_pass(wire)
+    if isinstance(general, dict):  # refused: the one-pass path must give the very same error
+        assert fast == general
+    else:
+        assert isinstance(fast, Envelope)
+        assert _record(fast) == _record(general)
+
+
+def test_the_sdk_shape_takes_the_one_pass_path() -> None:
+    fast, _ = _one_pass(packed.pack_time_series(time_series_payload(10)))
+    assert fast.avro_payload is not None
+    listed, _ = _one_pass(time_series_payload(10))
+    assert listed.avro_payload is None  # lists: the general path
