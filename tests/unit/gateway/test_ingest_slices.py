@@ -38,7 +38,7 @@ async def test_a_big_frame_lets_the_event_loop_run_while_it_is_validated(
     await asyncio.sleep(0)
     items, json_mode = frame_items(frame, "msgpack")
     started = ticks
-    parsed = await BatchIngestor._parse(items, json_mode)
+    parsed = await BatchIngestor._parse(ingest._Slicer(), items, json_mode)
     ticker.cancel()
     assert ticks - started >= 40  # the loop ran between envelopes
     whole = decode_frame(frame, "msgpack")
