@@ -86,16 +86,22 @@ def _write_doubles(value: Any, out: list[bytes]) -> None:
     out.append(_ZERO)
 
 
+def packed_longs_bytes(value: bytes) -> bytes:
+    """The Avro ``array<long>`` block of packed int64 values, without its closing zero (cached:
+    sample offsets repeat from record to record)."""
+    cached = _T_CACHE.get(value)
+    if cached is None:
+        items = np.frombuffer(value, dtype="<i8").tolist()
+        cached = b"".join([write_long(len(items)), *map(write_long, items)]) if items else b""
+        if len(_T_CACHE) >= _T_CACHE_MAX:
+            _T_CACHE.clear()
+        _T_CACHE[value] = cached
+    return cached
+
+
 def _write_longs(value: Any, out: list[bytes]) -> None:
     if type(value) is bytes:
-        cached = _T_CACHE.get(value)  # sample offsets repeat from record to record
-        if cached is None:
-            items = np.frombuffer(value, dtype="<i8").tolist()
-            cached = b"".join([write_long(len(items)), *map(write_long, items)]) if items else b""
-            if len(_T_CACHE) >= _T_CACHE_MAX:
-                _T_CACHE.clear()
-            _T_CACHE[value] = cached
-        out.append(cached)
+        out.append(packed_longs_bytes(value))
     elif value:
         out.append(write_long(len(value)))
         out.extend(map(write_long, value))

@@ -15,7 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from robostream.schemas.avro_columns import string_bytes, write_long
+from robostream.schemas.avro_columns import packed_longs_bytes, string_bytes, write_long
+from robostream.schemas.packed import METRIC_COLUMNS
 from robostream.schemas.payloads import CHANNEL_RE
 
 _ZERO = b"\x00"
@@ -26,8 +27,6 @@ _JOINT_KEYS = frozenset({"names", "angle", "velocity", "torque"})
 _IMU_KEYS = frozenset({"linear_acceleration", "angular_velocity", "orientation"})
 _XYZ = ("x", "y", "z")
 _XYZW = ("x", "y", "z", "w")
-_METRICS = ("cpu_percent", "memory_mb", "network_latency_ms")
-_T_CACHE: dict[bytes, bytes] = {}
 _CHANNELS_OK: set[str] = set()
 
 
@@ -44,14 +43,7 @@ def _string(value: Any) -> bytes:
 def _times(t: Any) -> tuple[bytes, int]:
     if type(t) is not bytes or not t or len(t) & 7:
         raise _NotThisPathError
-    encoded = _T_CACHE.get(t)
-    if encoded is None:
-        items = np.frombuffer(t, dtype="<i8").tolist()
-        encoded = b"".join([write_long(len(items)), *map(write_long, items), _ZERO])
-        if len(_T_CACHE) >= 4096:
-            _T_CACHE.clear()
-        _T_CACHE[t] = encoded
-    return encoded, len(t)
+    return packed_longs_bytes(t) + _ZERO, len(t)
 
 
 class _Writer:
@@ -147,7 +139,7 @@ class _Writer:
         if type(value) is not dict or len(value) != 3:
             raise _NotThisPathError
         self.out.append(_RECORD)
-        for name in _METRICS:
+        for name in METRIC_COLUMNS:
             self.column(value.get(name))
 
     def channels(self, channels: Any, units: Any) -> None:

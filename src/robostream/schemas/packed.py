@@ -31,6 +31,7 @@ METRIC_COLUMNS = ("cpu_percent", "memory_mb", "network_latency_ms")
 JOINT_MATRICES = ("angle", "velocity", "torque")
 
 _NUMBER_TYPES = frozenset({float, int})
+_INT_TYPES = frozenset({int})
 
 
 def count(column: Any) -> int:
@@ -38,37 +39,31 @@ def count(column: Any) -> int:
     return len(column) // 8 if type(column) is bytes else len(column)
 
 
-def pack_doubles(values: Any) -> Any:
-    """A column as packed float64 bytes; anything that is not plain numbers is returned as is
-    (the contract's check then reports it in its list form)."""
+def _pack(values: Any, dtype: str, kinds: str, plain: frozenset[type]) -> Any:
+    """A 1-D column as packed bytes of ``dtype``; anything that is not plain numbers is returned
+    as is (the contract's check then reports it in its list form)."""
     if type(values) is bytes:
         return values
     if isinstance(values, np.ndarray):
-        if values.dtype.kind not in "fiu" or values.ndim != 1:
+        if values.dtype.kind not in kinds or values.ndim != 1:
             return values.tolist()
-        return values.astype("<f8", copy=False).tobytes()
-    if type(values) is not list or not set(map(type, values)) <= _NUMBER_TYPES:
+        return values.astype(dtype, copy=False).tobytes()
+    if type(values) is not list or not set(map(type, values)) <= plain:
         return values
     try:
-        return struct.pack(f"<{len(values)}d", *values)
+        return struct.pack(f"<{len(values)}{'d' if dtype == '<f8' else 'q'}", *values)
     except (struct.error, OverflowError):
         return values
+
+
+def pack_doubles(values: Any) -> Any:
+    """A column as packed float64 bytes (else returned as is)."""
+    return _pack(values, "<f8", "fiu", _NUMBER_TYPES)
 
 
 def pack_longs(values: Any) -> Any:
-    """A column of integers as packed int64 bytes (else returned as is, like :func:`pack_doubles`)."""
-    if type(values) is bytes:
-        return values
-    if isinstance(values, np.ndarray):
-        if values.dtype.kind not in "iu" or values.ndim != 1:
-            return values.tolist()
-        return values.astype("<i8", copy=False).tobytes()
-    if type(values) is not list or any(type(v) is not int for v in values):
-        return values
-    try:
-        return struct.pack(f"<{len(values)}q", *values)
-    except (struct.error, OverflowError):
-        return values
+    """A column of integers as packed int64 bytes (else returned as is)."""
+    return _pack(values, "<i8", "iu", _INT_TYPES)
 
 
 def pack_matrix(rows: Any) -> Any:
