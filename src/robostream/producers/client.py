@@ -185,6 +185,7 @@ class RobotClient:
                             fsync=options.fsync, on_drop=self._on_drop)
         self.counters.spooled = self._spool.pending_messages
         self.counters.recovered = self._spool.pending_messages  # a previous run's, still to deliver
+        self.counters.corrupt_batches = self._spool.corrupt_batches
         self._sender = Sender(
             self.robot_id, self.transport, self._spool, self.counters,
             backoff=Backoff(options.backoff_initial_s, options.backoff_max_s),

@@ -26,6 +26,8 @@ class Counters:
     """Client counters, in messages unless the name says otherwise.
 
     ``dropped`` stays 0 unless the spool's size cap (``batching.spool_max_bytes``) was reached.
+    ``corrupt_batches`` stays 0 unless a spool file was damaged on disk: those batches were moved to
+    ``.corrupt`` files beside their segment and are not resent (a warning says which).
     ``rejected`` are messages the gateway refused for good (they are on its dead letter queue).
     """
 
@@ -36,6 +38,7 @@ class Counters:
     acked: int = 0  # durable in Kafka (the gateway's ack)
     rejected: int = 0  # nacked for good (not retriable)
     dropped: int = 0  # discarded at the spool's size cap
+    corrupt_batches: int = 0  # batches (not messages) found damaged in the spool at start, set aside
     spooled: int = 0  # gauge: in the spool, not yet acked
     batching: int = 0  # gauge: in the open batch, not yet spooled
     records_sent: int = 0  # envelopes, first sends

@@ -3,19 +3,26 @@
 Layout of a spool directory (one per robot)::
 
     .lock                      held (flock) by the one process using the spool
-    0000000000000001.seg       append-only segment: "RSSPOOL1", then records
+    0000000000000001.seg       append-only segment: "RSSPOOL2", then records
     0000000000000001.acks      append-only ack log of that segment: u64 little-endian batch ids
+    0000000000000001.<offset>.corrupt   bytes of a damaged record, set aside by recovery
 
-A record is ``[u32 meta length][u32 frame length][u32 crc32 of meta+frame]`` (big-endian), a
-MessagePack map of metadata (batch id, session, seqs, counts) and the batch frame as sent.
+A record is ``[sync "\\xa5RSZ"][u32 meta length][u32 frame length][u32 crc32 of meta+frame]
+[u32 crc32 of the 16 header bytes before it]`` (big-endian), a MessagePack map of metadata
+(batch id, session, seqs, counts) and the batch frame as sent. Segments of the first format
+(``RSSPOOL1``: ``[u32 meta length][u32 frame length][u32 crc32]``, no sync marker) are still read.
 
 * Rotation: the active segment is sealed when the next record would take it past
   ``segment_bytes`` or when it is older than ``segment_age_s``.
 * Deletion: a sealed segment whose records are all acked is deleted (with its ack log).
 * Cap: when the spool would grow past ``max_bytes``, its oldest segment is deleted, acked or not;
   the unacked messages in it are *dropped* (counted, and a warning says so).
-* Recovery: on open, every segment is read back (a torn last record, from a crash mid-write, is
-  cut off), acked ids are removed, and what is left is pending again, in batch-id order.
+* Recovery: on open, every segment is read back, acked ids are removed, and what is left is
+  pending again, in batch-id order. A torn last record (a crash mid-write: its header or body
+  ends early) is cut off. A damaged record anywhere else (checksum mismatch, broken header) is
+  corruption: its bytes are moved to a ``.corrupt`` file, it is logged and counted
+  (:attr:`Spool.corrupt_batches`), and reading resumes at the next intact record (found by its
+  sync marker and checksums), so no intact record after it is lost.
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ import os
 import struct
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +45,13 @@ from robostream.producers.batcher import Batch
 
 log = logging.getLogger(__name__)
 
-MAGIC = b"RSSPOOL1"
-RECORD = struct.Struct(">III")
+MAGIC = b"RSSPOOL2"
+SYNC = b"\xa5RSZ"
+RECORD = struct.Struct(">4sIIII")  # sync, meta length, frame length, crc of meta+frame, crc of the 16 before
+MAGIC_V1 = b"RSSPOOL1"
+RECORD_V1 = struct.Struct(">III")  # meta length, frame length, crc of meta+frame
+V1_META_START = b"\x87\xa2id"  # every v1 metadata map: 7 keys, "id" first (v1's only sync point)
+MAX_META_BYTES = 4096
 ACK = struct.Struct("<Q")
 
 
@@ -80,10 +92,13 @@ class Segment:
         self._ack_fd: int | None = None
         self._read_fd: int | None = None
 
-    def create(self) -> None:
+    def create(self, fsync: bool) -> None:
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
         _write_all(self._fd, [MAGIC])
         self.size = len(MAGIC)
+        if fsync:  # the new file's directory entry too, or a power loss may forget the file
+            os.fsync(self._fd)
+            _fsync_dir(self.path.parent)
 
     def append(self, parts: list[bytes], fsync: bool) -> None:
         assert self._fd is not None, "segment is sealed"
@@ -127,6 +142,19 @@ class Segment:
             setattr(self, name, None)
 
 
+def _header(meta: bytes, frame: bytes) -> bytes:
+    head = SYNC + struct.pack(">III", len(meta), len(frame), zlib.crc32(frame, zlib.crc32(meta)))
+    return head + struct.pack(">I", zlib.crc32(head))
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _write_all(fd: int, parts: list[bytes]) -> None:
     total = sum(len(p) for p in parts)
     written = os.writev(fd, parts)
@@ -158,6 +186,8 @@ class Spool:
         self._messages = 0
         self._next_id = 1
         self._warned_full = False
+        #: batches found damaged by recovery (moved to ``.corrupt`` files; their data is not resent)
+        self.corrupt_batches = 0
         self.directory.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = self._lock()
         try:
@@ -206,7 +236,7 @@ class Spool:
             "last": batch.last_seq, "records": batch.records, "messages": batch.messages,
             "t": self._clock(),
         }, use_bin_type=True)
-        header = RECORD.pack(len(meta), len(batch.frame), zlib.crc32(batch.frame, zlib.crc32(meta)))
+        header = _header(meta, batch.frame)
         size = RECORD.size + len(meta) + len(batch.frame)
         self._rotate_if_needed(size)
         if not self._make_room(size + len(MAGIC)):
@@ -269,7 +299,7 @@ class Spool:
 
     def _new_segment(self) -> Segment:
         segment = Segment(self.directory, self._next_id, self._clock())
-        segment.create()
+        segment.create(self.fsync)
         self._segments.append(segment)
         self._bytes += segment.size
         return segment
@@ -343,6 +373,8 @@ class Spool:
         return fd
 
     def _recover(self) -> None:
+        for leftover in self.directory.glob("*.seg.tmp"):  # a crash while rewriting: the .seg is whole
+            leftover.unlink()
         found = 0
         for path in sorted(self.directory.glob("*.seg")):
             segment = self._read_segment(path)
@@ -372,59 +404,197 @@ class Spool:
             return None
         segment = Segment(self.directory, first_id, path.stat().st_mtime)
         data = path.read_bytes()
-        if not data.startswith(MAGIC):
+        framing = _framing_of(data)
+        if framing is None:
             log.warning("spool %s: %s is not a spool segment; moved aside", self.directory, path.name)
             path.rename(path.with_suffix(".bad"))
             return None
-        entries, good = _parse_records(data, segment)
-        if good < len(data):
+        scan = _scan(framing, data)
+        if scan.torn_at is not None:
             log.warning("spool %s: %s ends with %d bytes of a torn record (crash mid-write); cut off",
-                        self.directory, path.name, len(data) - good)
-            os.truncate(path, good)
+                        self.directory, path.name, len(data) - scan.torn_at)
+        if scan.corrupt:
+            self._set_aside(path, framing, data, scan, first_id)
+            data = self._rewrite(path, framing, data, scan)
+            scan = _scan(framing, data)
+        elif scan.torn_at is not None:
+            os.truncate(path, scan.torn_at)
+            data = data[:scan.torn_at]
         acked = _read_acks(segment.ack_path)
-        segment.size = good
-        segment.records = len(entries)
+        segment.size = len(data)
         segment.sealed = True
         max_id = first_id - 1
-        for entry in entries:
+        for record in scan.records:
+            entry = record.entry(segment)
             max_id = max(max_id, entry.id)
             if entry.id not in acked:
                 segment.unacked[entry.id] = entry
         segment.records = max_id - first_id + 1
         return segment
 
+    def _set_aside(self, path: Path, framing: _Framing, data: bytes, scan: _Scan, first_id: int) -> None:
+        """Copy each damaged region of a segment to a ``.corrupt`` file beside it; log and count it."""
+        for start, end in scan.corrupt:
+            before = max((r.batch_id for r in scan.records if r.end <= start), default=first_id - 1)
+            after = min((r.batch_id for r in scan.records if r.start >= end), default=None)
+            # ids are consecutive in a segment; at its end, count the record headers still legible
+            lost = max(1, after - before - 1) if after is not None else framing.starts(data, start, end)
+            aside = path.with_name(f"{path.stem}.{start:010d}.corrupt")
+            aside.write_bytes(data[start:end])
+            self.corrupt_batches += lost
+            ids = f"batch ids {before + 1}..{after - 1}" if after is not None else f"batch id {before + 1} on"
+            log.warning("spool %s: %s has %d corrupt bytes at offset %d (checksum mismatch; %s, %d "
+                        "batch(es)); moved aside to %s, the intact records after them are kept",
+                        self.directory, path.name, end - start, start, ids, lost, aside.name)
 
-def _parse_records(data: bytes, segment: Segment) -> tuple[list[SpoolEntry], int]:
-    """Every intact record of a segment's bytes, and where the intact part ends."""
-    entries: list[SpoolEntry] = []
-    pos = len(MAGIC)
-    while pos + RECORD.size <= len(data):
-        meta_len, frame_len, crc = RECORD.unpack_from(data, pos)
-        start = pos + RECORD.size
-        end = start + meta_len + frame_len
-        if end > len(data):
-            break
-        view = memoryview(data)
-        if zlib.crc32(view[start + meta_len:end], zlib.crc32(view[start:start + meta_len])) != crc:
-            break
+    def _rewrite(self, path: Path, framing: _Framing, data: bytes, scan: _Scan) -> bytes:
+        """The segment without its damaged regions (and torn tail), replaced atomically."""
+        kept = framing.magic + b"".join(data[r.start:r.end] for r in scan.records)
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            meta: dict[str, Any] = msgpack.unpackb(data[start:start + meta_len], raw=False)
-            entry = SpoolEntry(int(meta["id"]), str(meta["session"]), int(meta["first"]), int(meta["last"]),
-                               int(meta["records"]), int(meta["messages"]), frame_len, segment,
-                               start + meta_len, recovered=True)
-        except (ValueError, KeyError, TypeError, msgpack.UnpackException):
-            break
-        entries.append(entry)
-        pos = end
-    return entries, pos
+            _write_all(fd, [kept])
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        tmp.replace(path)
+        _fsync_dir(self.directory)
+        return kept
+
+
+@dataclass(frozen=True, slots=True)
+class _Framing:
+    """One segment format: its magic, its record header and how to find a record's start."""
+
+    magic: bytes
+    header: struct.Struct
+    sync: bytes  # bytes at a fixed place of every record, searched to resynchronise
+    sync_at: int  # where they are, from the record's start
+
+    def lengths(self, data: bytes, pos: int) -> tuple[int, int, int] | None:
+        """(meta length, frame length, body crc) of a sound header at ``pos``, else None."""
+        if pos + self.header.size > len(data):
+            return None
+        if self.magic == MAGIC_V1:
+            meta_len, frame_len, crc = RECORD_V1.unpack_from(data, pos)
+            return meta_len, frame_len, crc
+        sync, meta_len, frame_len, crc, header_crc = RECORD.unpack_from(data, pos)
+        if sync != SYNC or zlib.crc32(data[pos:pos + RECORD.size - 4]) != header_crc:
+            return None
+        return meta_len, frame_len, crc
+
+    def candidates(self, data: bytes, pos: int) -> Iterator[int]:
+        """Positions after ``pos`` where a record may start."""
+        at = data.find(self.sync, pos + 1 + self.sync_at)
+        while at >= 0:
+            yield at - self.sync_at
+            at = data.find(self.sync, at + 1)
+
+    def starts(self, data: bytes, start: int, end: int) -> int:
+        """Records that seem to start in ``data[start:end]`` (the first one always counts)."""
+        return 1 + sum(1 for q in self.candidates(data[:end], start) if self.lengths(data, q) is not None)
+
+
+FRAMINGS = (_Framing(MAGIC, RECORD, SYNC, 0), _Framing(MAGIC_V1, RECORD_V1, V1_META_START, RECORD_V1.size))
+
+
+@dataclass(frozen=True, slots=True)
+class _Record:
+    """An intact record: where its header, metadata and frame are, and its metadata."""
+
+    start: int
+    frame_at: int
+    end: int
+    meta: dict[str, Any]
+
+    @property
+    def batch_id(self) -> int:
+        return int(self.meta["id"])
+
+    def entry(self, segment: Segment) -> SpoolEntry:
+        meta = self.meta
+        return SpoolEntry(int(meta["id"]), str(meta["session"]), int(meta["first"]), int(meta["last"]),
+                          int(meta["records"]), int(meta["messages"]), self.end - self.frame_at, segment,
+                          self.frame_at, recovered=True)
+
+
+@dataclass(slots=True)
+class _Scan:
+    """A segment read back: its intact records, its damaged byte ranges, where a torn tail starts."""
+
+    records: list[_Record] = field(default_factory=list)
+    corrupt: list[tuple[int, int]] = field(default_factory=list)
+    torn_at: int | None = None
+
+
+def _framing_of(data: bytes) -> _Framing | None:
+    return next((f for f in FRAMINGS if data.startswith(f.magic)), None)
+
+
+def _record_at(framing: _Framing, data: bytes, pos: int) -> _Record | None:
+    """The intact record at ``pos`` (sound header, matching checksum, readable metadata), else None."""
+    lengths = framing.lengths(data, pos)
+    if lengths is None:
+        return None
+    meta_len, frame_len, crc = lengths
+    meta_at = pos + framing.header.size
+    end = meta_at + meta_len + frame_len
+    if meta_len > MAX_META_BYTES or end > len(data):
+        return None
+    view = memoryview(data)
+    if zlib.crc32(view[meta_at + meta_len:end], zlib.crc32(view[meta_at:meta_at + meta_len])) != crc:
+        return None
+    try:
+        meta = msgpack.unpackb(view[meta_at:meta_at + meta_len], raw=False)
+    except (ValueError, TypeError, msgpack.UnpackException):
+        return None
+    return _Record(pos, meta_at + meta_len, end, meta) if _sound_meta(meta) else None
+
+
+def _sound_meta(meta: Any) -> bool:
+    return (isinstance(meta, dict) and isinstance(meta.get("session"), str)
+            and all(isinstance(meta.get(k), int) for k in ("id", "first", "last", "records", "messages")))
+
+
+def _is_torn(framing: _Framing, data: bytes, pos: int) -> bool:
+    """The last record at ``pos`` was cut short by a crash: its header or its body ends early."""
+    if pos + framing.header.size > len(data) or not data[pos:].strip(b"\0"):
+        return True
+    lengths = framing.lengths(data, pos)
+    return lengths is not None and pos + framing.header.size + lengths[0] + lengths[1] > len(data)
+
+
+def _scan(framing: _Framing, data: bytes) -> _Scan:
+    """Every intact record of a segment; damage between them; a torn tail."""
+    scan = _Scan()
+    pos = len(framing.magic)
+    while pos < len(data):
+        record = _record_at(framing, data, pos)
+        if record is None:
+            record = next((r for q in framing.candidates(data, pos)
+                           if (r := _record_at(framing, data, q)) is not None), None)
+            if record is None:
+                if _is_torn(framing, data, pos):
+                    scan.torn_at = pos
+                else:
+                    scan.corrupt.append((pos, len(data)))
+                break
+            scan.corrupt.append((pos, record.start))
+        scan.records.append(record)
+        pos = record.end
+    return scan
 
 
 def _read_acks(path: Path) -> set[int]:
+    """The acked ids of an ack log; a torn last id (a crash mid-write) is cut off first."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
         return set()
     usable = len(data) - len(data) % ACK.size
+    if usable != len(data):  # later acks are appended: they must start on an id boundary
+        log.warning("ack log %s ends with %d bytes of a torn id; cut off", path, len(data) - usable)
+        os.truncate(path, usable)
     return {ACK.unpack_from(data, i)[0] for i in range(0, usable, ACK.size)}
 
 

@@ -1,16 +1,22 @@
-"""The disk spool: append, ack, rotation by size and age, deletion, the cap, recovery, the lock."""
+"""The disk spool: append, ack, rotation by size and age, deletion, the cap, recovery (torn tails,
+corrupt records, torn ack logs, the first segment format), the lock."""
 
 from __future__ import annotations
 
 import logging
+import tempfile
+import zlib
 from pathlib import Path
+from typing import Any
 
 import msgpack
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from robostream.producers import Spool, SpoolLockedError
 from robostream.producers.batcher import Batch, frame_of
-from robostream.producers.spool import SpoolEntry
+from robostream.producers.spool import MAGIC, MAGIC_V1, RECORD_V1, SpoolEntry
 
 
 class FakeClock:
@@ -126,3 +132,187 @@ def test_one_process_per_spool(tmp_path: Path) -> None:
         Spool(tmp_path)
     spool.close()
     Spool(tmp_path).close()
+
+
+# -- damage on disk: corruption is set aside, only a torn tail is cut -------------------------------
+
+
+def spool_of(folder: Path, count: int, **options: Any) -> list[SpoolEntry]:
+    """``count`` batches of 4 messages (first seqs 0, 4, 8 ...) spooled in one segment, then closed."""
+    spool = Spool(folder, **options)
+    entries = [spool.append(batch(4 * i)) for i in range(count)]
+    spool.close()
+    return [e for e in entries if e is not None]
+
+
+def record_spans(entries: list[SpoolEntry]) -> list[tuple[int, int]]:
+    """Where each batch's record (header, metadata, frame) lies in its segment file."""
+    ends = [e.offset + e.size for e in entries]
+    return list(zip([len(MAGIC), *ends[:-1]], ends, strict=True))
+
+
+def flip(path: Path, *positions: int) -> None:
+    data = bytearray(path.read_bytes())
+    for position in positions:
+        data[position] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def reopen(folder: Path) -> tuple[Spool, dict[int, bytes]]:
+    """The spool opened again, and the frame of each pending batch by first seq."""
+    spool = Spool(folder)
+    return spool, {e.first_seq: spool.read(e) for e in spool.pending()}
+
+
+def test_a_corrupt_record_mid_segment_is_set_aside_and_the_intact_ones_after_it_are_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    entries = spool_of(tmp_path, 3)
+    segment = next(tmp_path.glob("*.seg"))
+    (start, end) = record_spans(entries)[1]
+    flip(segment, entries[1].offset + entries[1].size // 2)  # one byte of the second batch's frame
+    with caplog.at_level(logging.WARNING):
+        spool, frames = reopen(tmp_path)
+    assert sorted(frames) == [0, 8]
+    assert frames == {0: batch(0).frame, 8: batch(8).frame}
+    assert spool.corrupt_batches == 1
+    assert "corrupt" in caplog.text and "batch ids 2..2" in caplog.text and "torn" not in caplog.text
+    [aside] = tmp_path.glob("*.corrupt")
+    assert aside.read_bytes() != batch(4).frame and len(aside.read_bytes()) == end - start
+    spool.close()
+    again, frames = reopen(tmp_path)  # set aside once: the next start finds a sound segment
+    assert sorted(frames) == [0, 8] and again.corrupt_batches == 0
+    for entry in again.pending():
+        again.ack(entry.id)
+    assert again.pending() == []
+    again.close()
+
+
+@pytest.mark.parametrize("length", [0xFFFF_FFF0, 3, 0])
+def test_a_corrupt_length_field_does_not_hide_the_records_after_it(tmp_path: Path, length: int) -> None:
+    entries = spool_of(tmp_path, 3)
+    segment = next(tmp_path.glob("*.seg"))
+    start, _ = record_spans(entries)[1]
+    data = bytearray(segment.read_bytes())
+    data[start + 8:start + 12] = length.to_bytes(4, "big")  # the second record's frame length
+    segment.write_bytes(bytes(data))
+    spool, frames = reopen(tmp_path)
+    assert frames == {0: batch(0).frame, 8: batch(8).frame}
+    assert spool.corrupt_batches == 1
+    spool.close()
+
+
+def test_a_torn_record_is_still_cut_off_without_a_corrupt_file(tmp_path: Path) -> None:
+    entries = spool_of(tmp_path, 3)
+    segment = next(tmp_path.glob("*.seg"))
+    start, _ = record_spans(entries)[2]
+    segment.write_bytes(segment.read_bytes()[:start + 30])  # the crash came mid-way the third write
+    spool, frames = reopen(tmp_path)
+    assert sorted(frames) == [0, 4] and spool.corrupt_batches == 0
+    assert not list(tmp_path.glob("*.corrupt")) and segment.stat().st_size == start
+    spool.close()
+
+
+def test_a_damaged_last_record_of_full_length_is_set_aside_not_dropped_silently(tmp_path: Path) -> None:
+    entries = spool_of(tmp_path, 3)
+    flip(next(tmp_path.glob("*.seg")), entries[2].offset + 5)
+    spool, frames = reopen(tmp_path)
+    assert sorted(frames) == [0, 4] and spool.corrupt_batches == 1
+    assert len(list(tmp_path.glob("*.corrupt"))) == 1
+    spool.close()
+
+
+def test_a_torn_ack_log_loses_no_unacked_batch_and_later_acks_still_count(tmp_path: Path) -> None:
+    spool = Spool(tmp_path)
+    entries = [spool.append(batch(4 * i)) for i in range(4)]
+    for entry in entries[:2]:
+        assert entry is not None
+        spool.ack(entry.id)
+    spool.close()
+    acks = next(tmp_path.glob("*.acks"))
+    acks.write_bytes(acks.read_bytes()[:-3])  # the crash came in the middle of writing the second ack
+    again, frames = reopen(tmp_path)
+    assert sorted(frames) == [4, 8, 12]  # the half-written ack is not trusted: that batch is resent
+    for entry in again.pending()[:2]:
+        again.ack(entry.id)
+    again.close()
+    last, frames = reopen(tmp_path)
+    assert sorted(frames) == [12]
+    last.close()
+
+
+def test_with_fsync_batches_are_written_acked_and_recovered(tmp_path: Path) -> None:
+    spool = Spool(tmp_path, fsync=True, segment_bytes=1200)
+    entries = [spool.append(batch(4 * i, pad=150)) for i in range(6)]
+    assert len(segments(tmp_path)) >= 2
+    for entry in entries[:3]:
+        assert entry is not None
+        spool.ack(entry.id)
+    spool.close()
+    again, frames = reopen(tmp_path)
+    assert frames == {seq: batch(seq, pad=150).frame for seq in (12, 16, 20)}
+    assert again.append(batch(24)) is not None
+    again.close()
+
+
+def v1_segment(folder: Path, batches: list[Batch]) -> Path:
+    """A segment as the first format wrote it (no sync marker, no header checksum)."""
+    parts = [MAGIC_V1]
+    for number, item in enumerate(batches, start=1):
+        meta = msgpack.packb({"id": number, "session": item.session_id, "first": item.first_seq,
+                              "last": item.last_seq, "records": item.records, "messages": item.messages,
+                              "t": 1.0}, use_bin_type=True)
+        crc = zlib.crc32(item.frame, zlib.crc32(meta))
+        parts.append(RECORD_V1.pack(len(meta), len(item.frame), crc) + meta + item.frame)
+    path = folder / f"{1:016d}.seg"
+    path.write_bytes(b"".join(parts))
+    return path
+
+
+def test_segments_of_the_first_format_are_read_and_resynchronised(tmp_path: Path) -> None:
+    batches = [batch(4 * i) for i in range(3)]
+    path = v1_segment(tmp_path, batches)
+    spool, frames = reopen(tmp_path)
+    assert frames == {b.first_seq: b.frame for b in batches}
+    spool.close()
+    record = (path.stat().st_size - len(MAGIC_V1)) // 3
+    second = len(MAGIC_V1) + record
+    flip(path, second + 2, second + record // 2)  # its metadata length and its frame
+    spool, frames = reopen(tmp_path)
+    assert sorted(frames) == [0, 8] and spool.corrupt_batches == 1
+    assert spool.append(batch(12)) is not None and segments(tmp_path)[-1].startswith("0000000000000004")
+    spool.close()
+
+
+@settings(max_examples=60, deadline=None)
+@given(count=st.integers(2, 6), flips=st.lists(st.floats(0, 1, exclude_max=True), min_size=1, max_size=4))
+def test_random_byte_flips_never_lose_a_record_whose_bytes_are_intact(count: int, flips: list[float]) -> None:
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        entries = spool_of(folder, count)
+        segment = next(folder.glob("*.seg"))
+        size = segment.stat().st_size
+        positions = {len(MAGIC) + int(f * (size - len(MAGIC))) for f in flips}
+        flip(segment, *positions)
+        spool, frames = reopen(folder)
+        intact = {e.first_seq for e, (start, end) in zip(entries, record_spans(entries), strict=True)
+                  if not any(start <= p < end for p in positions)}
+        assert intact <= set(frames)
+        assert all(frame == batch(seq).frame for seq, frame in frames.items())  # nothing damaged comes back
+        assert (spool.corrupt_batches >= 1) == (len(frames) < count)
+        spool.close()
+
+
+async def test_the_client_counts_corrupt_batches_and_resends_the_intact_ones(tmp_path: Path) -> None:
+    from tests.unit.producers.test_client_protocol import ScriptedGateway, make_client
+
+    entries = spool_of(tmp_path / "robot_001", 3)
+    flip(next((tmp_path / "robot_001").glob("*.seg")), entries[1].offset + 3)
+    gateway = ScriptedGateway()
+    client = make_client(tmp_path, gateway)
+    await client.start()
+    assert await client.flush(5)
+    counters = client.counters
+    assert counters.corrupt_batches == 1 and counters.recovered == 8 and counters.acked == 8
+    assert gateway.seqs() == [0, 1, 2, 3, 8, 9, 10, 11]
+    await client.close()
