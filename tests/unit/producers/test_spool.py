@@ -188,6 +188,18 @@ def test_a_corrupt_record_mid_segment_is_set_aside_and_the_intact_ones_after_it_
     again.close()
 
 
+def test_a_second_corruption_at_the_same_place_keeps_both_corrupt_files(tmp_path: Path) -> None:
+    entries = spool_of(tmp_path, 4)
+    segment = next(tmp_path.glob("*.seg"))
+    flip(segment, entries[1].offset + 9)
+    Spool(tmp_path).close()  # the segment is rewritten: the third batch now starts where the second did
+    flip(segment, entries[1].offset + 9)
+    spool, frames = reopen(tmp_path)
+    assert sorted(frames) == [0, 12] and spool.corrupt_batches == 1
+    assert len(list(tmp_path.glob("*.corrupt*"))) == 2
+    spool.close()
+
+
 @pytest.mark.parametrize("length", [0xFFFF_FFF0, 3, 0])
 def test_a_corrupt_length_field_does_not_hide_the_records_after_it(tmp_path: Path, length: int) -> None:
     entries = spool_of(tmp_path, 3)
