@@ -28,6 +28,7 @@ from robostream.api.frames import get_frame, list_frames
 from robostream.api.history import get_telemetry
 from robostream.api.live import LiveHub, live
 from robostream.api.openapi import openapi_document
+from robostream.api.params import NoParams
 from robostream.api.sessions import get_session, list_robots, list_sessions
 from robostream.api.stats import get_stats
 from robostream.api.stores import Stores
@@ -53,6 +54,7 @@ async def index(_request: web.Request) -> web.FileResponse:
 
 async def openapi(request: web.Request) -> web.Response:
     api = context_of(request).settings.api
+    NoParams.parse(request.query, api)
     document = openapi_document(frames_limit=api.frames_limit, stats_limit=api.stats_limit,
                                 max_points=api.max_points_limit)
     return web.Response(body=orjson.dumps(document), content_type="application/json")
@@ -60,6 +62,7 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     ctx = context_of(request)
+    NoParams.parse(request.query, ctx.settings.api)
     problems = await ctx.stores.problems()
     ok = not any(problems.values())
     body = {"status": "ok" if ok else "degraded",

@@ -19,20 +19,21 @@ import asyncio
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
 
 from robostream.api.context import ApiContext, context_of
 from robostream.api.errors import ApiError, not_found
 from robostream.api.params import (
+    QueryParams,
     checked_id,
-    choice_param,
-    id_param,
-    int_param,
+    choice_spec,
+    id_spec,
+    int_spec,
     micros_to_datetime,
     micros_to_iso,
-    time_range,
+    time_spec,
 )
 from robostream.api.sessions import find_session, json_response, session_span_us
 from robostream.api.stores import url_expiry_s
@@ -52,6 +53,27 @@ TIER_PREFERENCE: dict[str, tuple[str, ...]] = {
     "preview": ("{k}_preview", "{k}", "{k}_original", "{k}_thumbnail", "thumbnail"),
     "thumbnail": ("{k}_thumbnail", "thumbnail", "{k}_preview", "{k}", "{k}_original"),
 }
+_TIER = choice_spec(TIERS, "resolution tier", default="original")
+
+
+class FramesParams(QueryParams):
+    """``GET /v1/frames``."""
+
+    robot: Annotated[str, id_spec("robot")]
+    session: Annotated[str, id_spec("session")]
+    camera: Annotated[str | None, id_spec("camera", required=False)]
+    kind: Annotated[str | None, choice_spec(KINDS, "only this image kind (default: every kind)")]
+    tier: Annotated[str, _TIER]
+    from_: Annotated[int | None, time_spec("first frame time")]
+    to: Annotated[int | None, time_spec("last frame time")]
+    limit: Annotated[int, int_spec("most items to return", default=DEFAULT_LIMIT, limit="frames_limit")]
+
+
+class FrameParams(QueryParams):
+    """``GET /v1/frames/{id}``."""
+
+    kind: Annotated[str, choice_spec(KINDS, "image kind", default="rgb")]
+    tier: Annotated[str, _TIER]
 
 
 def min_validity_s(expiry_s: int) -> float:
@@ -232,17 +254,13 @@ _PROJECTION = {"robot_id": 1, "session_id": 1, "camera_id": 1, "frame_id": 1, "t
 async def list_frames(request: web.Request) -> web.Response:
     """``GET /v1/frames?robot=&session=&from=&to=&camera=&kind=&tier=&limit=``."""
     ctx = context_of(request)
-    query = request.query
-    robot_id, session_id = id_param(query, "robot"), id_param(query, "session")
-    camera = id_param(query, "camera", optional=True)
-    kind = choice_param(query, "kind", ("", *KINDS), "") or None
-    tier = choice_param(query, "tier", TIERS, "original")
-    start_us, end_us = time_range(query)
-    limit = int_param(query, "limit", DEFAULT_LIMIT, high=ctx.settings.api.frames_limit) or DEFAULT_LIMIT
+    params = FramesParams.parse(request.query, ctx.settings.api)
+    robot_id, session_id, camera, kind, tier = (params.robot, params.session, params.camera,
+                                                params.kind, params.tier)
+    start_us, end_us, limit = params.from_, params.to, params.limit
     where: dict[str, Any] = {"robot_id": robot_id, "session_id": session_id}
     if camera:
         where["camera_id"] = camera
-    assert robot_id is not None and session_id is not None
     if start_us is None and end_us is None:
         docs = await newest_frames(ctx, where, limit)
     else:
@@ -329,8 +347,8 @@ async def get_frame(request: web.Request) -> web.StreamResponse:
     """``GET /v1/frames/{id}?kind=&tier=``: ``307`` to the presigned URL of the image."""
     ctx = context_of(request)
     robot, session, camera, ts = parse_frame_api_id(request.match_info["id"])
-    kind = choice_param(request.query, "kind", KINDS, "rgb")
-    tier = choice_param(request.query, "tier", TIERS, "original")
+    params = FrameParams.parse(request.query, ctx.settings.api)
+    kind, tier = params.kind, params.tier
     view = await _frame_view(ctx, robot, session, camera, ts, kind, tier)
     if view is None:
         raise not_found(f"no frame {request.match_info['id']!r}")

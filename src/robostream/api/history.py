@@ -32,7 +32,7 @@ import math
 import time
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
 import msgpack
 import numpy as np
@@ -44,12 +44,14 @@ from robostream.api.context import ApiContext, context_of
 from robostream.api.cors import CORS_HEADERS
 from robostream.api.errors import ApiError, not_found
 from robostream.api.params import (
-    id_param,
-    int_param,
-    list_param,
+    QueryParams,
+    id_spec,
+    int_spec,
+    list_spec,
     metric_name,
     micros_to_datetime,
-    time_range,
+    text_spec,
+    time_spec,
 )
 from robostream.api.sessions import MAX_DOC_SPAN_US, find_session, session_span_us
 from robostream.sinks.buckets import (
@@ -119,6 +121,26 @@ def negotiate(accept: str | None, fmt: str | None) -> str:
             return _ACCEPTED[media]
     raise ApiError(406, "not_acceptable", f"telemetry is served as {NDJSON} or {MSGPACK} "
                    "(Accept header or ?format=ndjson|msgpack)")
+
+
+def _metric_names(names: list[str]) -> list[str]:
+    return [metric_name(name, "fields") for name in names]
+
+
+class TelemetryParams(QueryParams):
+    """``GET /v1/telemetry`` (``format`` is checked with the Accept header by :func:`negotiate`)."""
+
+    format: Annotated[str | None, text_spec("overrides the Accept header",
+                                            {"type": "string", "enum": list(FORMATS)})]
+    robot: Annotated[str, id_spec("robot")]
+    session: Annotated[str, id_spec("session")]
+    fields: Annotated[tuple[str, ...], list_spec(
+        "comma-separated metric names or prefixes (default: every metric)", "pose,joints.angle",
+        _metric_names)]
+    max_points: Annotated[int | None, int_spec("at most this many rows (downsampled)",
+                                               default_from="default_max_points", limit="max_points_limit")]
+    from_: Annotated[int | None, time_spec("first instant (inclusive)")]
+    to: Annotated[int | None, time_spec("end (exclusive)")]
 
 
 @dataclass(frozen=True)
@@ -472,23 +494,17 @@ async def resolve_range(ctx: ApiContext, robot_id: str, session_id: str, start_u
     return lo, max(lo, hi)
 
 
-async def parse_query(ctx: ApiContext, request: web.Request) -> TelemetryQuery:
-    query = request.query
-    robot_id, session_id = id_param(query, "robot"), id_param(query, "session")
-    assert robot_id is not None and session_id is not None
-    fields = tuple(metric_name(f, "fields") for f in list_param(query, "fields"))
-    api = ctx.settings.api
-    max_points = int_param(query, "max_points", api.default_max_points, high=api.max_points_limit)
-    start_us, end_us = time_range(query)
-    lo, hi = await resolve_range(ctx, robot_id, session_id, start_us, end_us)
-    return TelemetryQuery(robot_id, session_id, lo, hi, fields, max_points)
+async def parse_query(ctx: ApiContext, params: TelemetryParams) -> TelemetryQuery:
+    lo, hi = await resolve_range(ctx, params.robot, params.session, params.from_, params.to)
+    return TelemetryQuery(params.robot, params.session, lo, hi, params.fields, params.max_points)
 
 
 async def get_telemetry(request: web.Request) -> web.StreamResponse:
     """``GET /v1/telemetry?robot=&session=&from=&to=&fields=&max_points=&format=``."""
     ctx = context_of(request)
-    media = negotiate(request.headers.get("Accept"), request.query.get("format"))
-    query = await parse_query(ctx, request)
+    media = negotiate(request.headers.get("Accept"), request.query.get("format"))  # 406 comes first
+    params = TelemetryParams.parse(request.query, ctx.settings.api)
+    query = await parse_query(ctx, params)
     plan, items = await plan_items(ctx, query)
     headers = {"X-Robostream-Source": plan.source, "Cache-Control": "no-store",
                **request.get(CORS_HEADERS, {})}

@@ -29,7 +29,7 @@ import logging
 import socket
 from collections import deque
 from collections.abc import Iterable
-from typing import cast
+from typing import Annotated, cast
 
 import orjson
 import redis.asyncio as aredis
@@ -38,7 +38,7 @@ from redis.exceptions import RedisError
 
 from robostream.api.context import context_of
 from robostream.api.errors import ApiError, bad_request
-from robostream.api.params import id_param, list_param
+from robostream.api.params import QueryParams, id_spec, list_spec, text_spec
 from robostream.sinks import keys
 
 log = logging.getLogger(__name__)
@@ -259,6 +259,16 @@ def live_types(raw: list[str]) -> list[str]:
     return raw or list(LIVE_TYPES)
 
 
+class LiveParams(QueryParams):
+    """``GET /v1/live`` (``access_token``: the read token of browsers, checked by the auth middleware)."""
+
+    robot: Annotated[str, id_spec("robot")]
+    session: Annotated[str, id_spec("session")]
+    types: Annotated[tuple[str, ...], list_spec(
+        f"comma-separated: {', '.join(LIVE_TYPES)} (default: all)", "time_series,images", live_types)]
+    access_token: Annotated[str | None, text_spec("read token (browsers)")]
+
+
 async def _snapshot(redis: aredis.Redis, robot_id: str, session_id: str) -> tuple[bytes, int | None]:
     """The ring as a ``snapshot`` message (members are JSON already: no parsing) and its newest ts."""
     members = cast(list[bytes], await redis.zrange(keys.latest_key(robot_id, session_id), 0, -1))
@@ -291,9 +301,8 @@ def _small_send_buffer(request: web.Request) -> None:
 async def live(request: web.Request) -> web.WebSocketResponse:
     """``GET /v1/live?robot=&session=&types=`` (WebSocket)."""
     ctx = context_of(request)
-    robot_id, session_id = id_param(request.query, "robot"), id_param(request.query, "session")
-    assert robot_id is not None and session_id is not None
-    types = live_types(list_param(request.query, "types"))
+    params = LiveParams.parse(request.query, ctx.settings.api)
+    robot_id, session_id, types = params.robot, params.session, list(params.types)
     ws = web.WebSocketResponse(heartbeat=HEARTBEAT_S, max_msg_size=64 * 1024, timeout=CLOSE_TIMEOUT_S)
     if not ws.can_prepare(request).ok:
         raise ApiError(400, "websocket_required", "GET /v1/live is a WebSocket: send an Upgrade request")

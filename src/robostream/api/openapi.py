@@ -1,7 +1,9 @@
-"""The OpenAPI 3 document of the ML-Dash API (``GET /openapi.json``), written by hand.
+"""The OpenAPI 3 document of the ML-Dash API (``GET /openapi.json``).
 
-Every route with its parameters, responses and the ``{code, message}`` error shape. Tests check
-that the document names exactly the routes the app serves and run schemathesis against it.
+Query parameters come from each route's :class:`~robostream.api.params.QueryParams` model (what
+the route accepts, see :data:`QUERIES`); paths, responses and the ``{code, message}`` error
+shape are written here. Tests check that the document names exactly the routes the app serves
+and run schemathesis against it.
 """
 
 from __future__ import annotations
@@ -9,17 +11,26 @@ from __future__ import annotations
 from typing import Any
 
 from robostream import __version__
-from robostream.config import ID_PATTERN
+from robostream.api.frames import FrameParams, FramesParams
+from robostream.api.history import COLUMNS, TelemetryParams
+from robostream.api.live import LiveParams
+from robostream.api.params import NoParams, QueryParams
+from robostream.api.sessions import RobotsParams, SessionParams, SessionsParams
+from robostream.api.stats import StatsParams
 
 Schema = dict[str, Any]
 
-KINDS = ("rgb", "depth", "pointcloud")
-TIERS = ("original", "preview", "thumbnail")
 FRAME_ID_EXAMPLE = "robot_001:session-1:front-1795600000000000"
-
 METRIC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$"
-TIME_DESCRIPTION = ("ISO-8601 time with a UTC offset (2026-11-25T10:00:00Z) or seconds since the "
-                    "Unix epoch (1795600000.5)")
+
+#: The query model of every route (the viewer page "/" reads its own ?robot=&session=&token=
+#: in the browser: it is a page, not an API route, and takes any query).
+QUERIES: dict[str, type[QueryParams]] = {
+    "/healthz": NoParams, "/openapi.json": NoParams, "/v1/live": LiveParams,
+    "/v1/robots": RobotsParams, "/v1/sessions": SessionsParams, "/v1/sessions/{id}": SessionParams,
+    "/v1/telemetry": TelemetryParams, "/v1/frames": FramesParams, "/v1/frames/{id}": FrameParams,
+    "/v1/stats/{metric}": StatsParams,
+}
 
 
 def _ref(name: str) -> Schema:
@@ -34,28 +45,12 @@ def _json(description: str, schema: Schema) -> Schema:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _param(name: str, where: str, schema: Schema, description: str, *, required: bool = False) -> Schema:
-    return {"name": name, "in": where, "required": required or where == "path",
-            "description": description, "schema": schema}
-
-
-def _id(name: str, what: str, *, required: bool = True) -> Schema:
-    return _param(name, "query", {"type": "string", "pattern": ID_PATTERN, "maxLength": 64},
-                  f"{what} id (letters, digits, '_', '-', '.'; no '..')", required=required)
-
-
-def _time(name: str, description: str) -> Schema:
-    return _param(name, "query", {"type": "string", "example": "2026-11-25T10:00:00Z"},
-                  f"{description}: {TIME_DESCRIPTION}")
-
-
-def _limit(default: int, maximum: int) -> Schema:
-    return _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": maximum,
-                                     "default": default}, "most items to return")
+def _path_param(name: str, schema: Schema, description: str) -> Schema:
+    return {"name": name, "in": "path", "required": True, "description": description, "schema": schema}
 
 
 COMMON_ERRORS: dict[str, Schema] = {
-    "400": _error("a parameter is missing or malformed (code names which problem)"),
+    "400": _error("a parameter is missing, malformed or unknown (code names which problem)"),
     "401": _error("a read token is required (Authorization: Bearer <token>)"),
     "503": _error("a data store did not answer; retry later"),
 }
@@ -149,8 +144,8 @@ SCHEMAS: dict[str, Schema] = {
 }
 
 
-def _paths(frames_limit: int, stats_limit: int, max_points: int) -> dict[str, Schema]:
-    robot, session = _id("robot", "robot"), _id("session", "session")
+def _paths(limits: dict[str, int]) -> dict[str, Schema]:
+    query = {path: model.openapi(limits) for path, model in QUERIES.items()}
     return {
         "/v1/live": {"get": {
             "summary": "Live view (WebSocket)",
@@ -159,31 +154,28 @@ def _paths(frames_limit: int, stats_limit: int, max_points: int) -> dict[str, Sc
                 "points); then time_series, frame and stats messages as the sinks publish them; "
                 "dropped {count, total} when this client fell behind (its bounded queue dropped the "
                 "oldest messages). Browsers pass the token as ?access_token=."),
-            "parameters": [robot, session,
-                           _param("types", "query", {"type": "string", "example": "time_series,images"},
-                                  "comma-separated: time_series, images, stats (default: all)"),
-                           _param("access_token", "query", {"type": "string"}, "read token (browsers)")],
+            "parameters": query["/v1/live"],
             "responses": {"101": {"description": "switching to the WebSocket protocol"},
                           **COMMON_ERRORS},
         }},
         "/v1/robots": {"get": {
             "summary": "Robots: configured ones and every robot with sessions",
+            "parameters": query["/v1/robots"],
             "responses": {"200": _json("robots", {"type": "object", "required": ["robots"], "properties": {
                 "robots": {"type": "array", "items": _ref("Robot")}}}), **COMMON_ERRORS},
         }},
         "/v1/sessions": {"get": {
             "summary": "Sessions, newest first",
-            "parameters": [_id("robot", "robot", required=False), _time("from", "overlapping from"),
-                           _time("to", "overlapping until"), _limit(100, 10_000)],
+            "parameters": query["/v1/sessions"],
             "responses": {"200": _json("sessions", {
                 "type": "object", "required": ["sessions"],
                 "properties": {"sessions": {"type": "array", "items": _ref("Session")}}}), **COMMON_ERRORS},
         }},
         "/v1/sessions/{id}": {"get": {
             "summary": "One session with its cameras and live metric names",
-            "parameters": [_param("id", "path", {"type": "string", "example": "robot_001:session-1"},
-                                  "<robot_id>:<session_id>, or a session id with ?robot="),
-                           _id("robot", "robot", required=False)],
+            "parameters": [_path_param("id", {"type": "string", "example": "robot_001:session-1"},
+                                       "<robot_id>:<session_id>, or a session id with ?robot="),
+                           *query["/v1/sessions/{id}"]],
             "responses": {"200": _json("the session", _ref("Session")),
                           "404": _error("no such session"),
                           "409": _error("the session id exists for several robots: give the robot"),
@@ -198,16 +190,7 @@ def _paths(frames_limit: int, stats_limit: int, max_points: int) -> dict[str, Sc
                 "aggregations), else one point per bucket (raw-decimated). A failure after the "
                 "first bytes ends the stream with an {\"error\": {code, message}} row. Range: "
                 "[from, to); by default the whole session."),
-            "parameters": [
-                robot, session, _time("from", "first instant (inclusive)"),
-                _time("to", "end (exclusive)"),
-                _param("fields", "query", {"type": "string", "example": "pose,joints.angle"},
-                       "comma-separated metric names or prefixes (default: every metric)"),
-                _param("max_points", "query", {"type": "integer", "minimum": 1, "maximum": max_points},
-                       "at most this many rows (downsampled)"),
-                _param("format", "query", {"type": "string", "enum": ["ndjson", "msgpack"]},
-                       "overrides the Accept header"),
-            ],
+            "parameters": query["/v1/telemetry"],
             "responses": {
                 "200": {
                     "description": "rows: points, or aggregated rows (see X-Robostream-Source)",
@@ -218,7 +201,8 @@ def _paths(frames_limit: int, stats_limit: int, max_points: int) -> dict[str, Sc
                         "X-Robostream-Bucket-Us": {"schema": {"type": "integer"}}},
                     "content": {
                         "application/x-ndjson": {"schema": {"oneOf": [_ref("Point"), _ref("AggregatedRow")]}},
-                        "application/msgpack": {"schema": {"type": "string", "format": "binary"}}},
+                        "application/msgpack": {"schema": {"type": "string", "format": "binary"}},
+                        COLUMNS: {"schema": {"type": "string", "format": "binary"}}},
                 },
                 "404": _error("no such session"),
                 "406": _error("the Accept header names neither NDJSON nor MessagePack"),
@@ -227,13 +211,7 @@ def _paths(frames_limit: int, stats_limit: int, max_points: int) -> dict[str, Sc
         }},
         "/v1/frames": {"get": {
             "summary": "Frame metadata with presigned URLs (Redis first, then MongoDB + S3 presigning)",
-            "parameters": [robot, session, _time("from", "first frame time"), _time("to", "last frame time"),
-                           _id("camera", "camera", required=False),
-                           _param("kind", "query", {"type": "string", "enum": list(KINDS)},
-                                  "only this image kind (default: every kind)"),
-                           _param("tier", "query", {"type": "string", "enum": list(TIERS),
-                                                    "default": "original"}, "resolution tier"),
-                           _limit(100, frames_limit)],
+            "parameters": query["/v1/frames"],
             "responses": {"200": _json("frames, oldest first (newest ones without from/to)", {
                 "type": "object", "required": ["frames"], "properties": {
                     "robot_id": {"type": "string"}, "session_id": {"type": "string"},
@@ -242,35 +220,30 @@ def _paths(frames_limit: int, stats_limit: int, max_points: int) -> dict[str, Sc
         }},
         "/v1/frames/{id}": {"get": {
             "summary": "Redirect to the presigned URL of one frame's image",
-            "parameters": [_param("id", "path", {"type": "string", "example": FRAME_ID_EXAMPLE},
-                                  "<robot_id>:<session_id>:<camera_id>-<timestamp µs>"),
-                           _param("kind", "query", {"type": "string", "enum": list(KINDS),
-                                                    "default": "rgb"}, "image kind"),
-                           _param("tier", "query", {"type": "string", "enum": list(TIERS),
-                                                    "default": "original"}, "resolution tier")],
+            "parameters": [_path_param("id", {"type": "string", "example": FRAME_ID_EXAMPLE},
+                                       "<robot_id>:<session_id>:<camera_id>-<timestamp µs>"),
+                           *query["/v1/frames/{id}"]],
             "responses": {"307": {"description": "Location: the presigned URL (valid s3.presign_expiry_s)",
                                   "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}}},
                           "404": _error("no such frame, or no image of that kind"), **COMMON_ERRORS},
         }},
         "/v1/stats/{metric}": {"get": {
             "summary": "Aggregation windows of one metric (Redis first, MongoDB fallback)",
-            "parameters": [_param("metric", "path", {"type": "string", "pattern": METRIC_PATTERN,
-                                                     "example": "pose.position.x"}, "metric name"),
-                           robot, session,
-                           _param("resolution", "query", {"type": "string", "enum": ["1s", "1m", "1h"],
-                                                          "default": "1m"}, "window length"),
-                           _time("from", "first window start"), _time("to", "last window start"),
-                           _limit(1000, stats_limit)],
+            "parameters": [_path_param("metric", {"type": "string", "pattern": METRIC_PATTERN,
+                                                  "example": "pose.position.x"}, "metric name"),
+                           *query["/v1/stats/{metric}"]],
             "responses": {"200": _json("windows, oldest first", _ref("Stats")), **COMMON_ERRORS},
         }},
         "/healthz": {"get": {
             "summary": "Health of the API and its stores",
-            "security": [],
-            "responses": {"200": _json("healthy", {"type": "object"}),
+            "security": [], "parameters": query["/healthz"],
+            "responses": {"200": _json("healthy", {"type": "object"}), "400": COMMON_ERRORS["400"],
                           "503": _json("a store is down", {"type": "object"})},
         }},
         "/openapi.json": {"get": {"summary": "This document", "security": [],
-                                  "responses": {"200": _json("OpenAPI 3", {"type": "object"})}}},
+                                  "parameters": query["/openapi.json"],
+                                  "responses": {"200": _json("OpenAPI 3", {"type": "object"}),
+                                                "400": COMMON_ERRORS["400"]}}},
         "/": {"get": {"summary": "The viewer page", "security": [],
                       "responses": {"200": {"description": "HTML", "content": {"text/html": {
                           "schema": {"type": "string"}}}}}}},
@@ -288,7 +261,8 @@ def openapi_document(*, frames_limit: int = 1000, stats_limit: int = 10_000,
                                 "{code, message}."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
-        "paths": _paths(frames_limit, stats_limit, max_points),
+        "paths": _paths({"frames_limit": frames_limit, "stats_limit": stats_limit,
+                         "max_points_limit": max_points}),
         "components": {
             "schemas": SCHEMAS,
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",

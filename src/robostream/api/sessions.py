@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from datetime import datetime
-from typing import Any, cast
+from typing import Annotated, Any, cast
 
 import orjson
 from aiohttp import web
@@ -21,13 +21,17 @@ from redis.exceptions import RedisError
 from robostream.api.context import context_of
 from robostream.api.errors import ApiError, not_found
 from robostream.api.params import (
+    ID_SCHEMA,
+    NoParams,
+    QueryParams,
     checked_id,
     datetime_to_us,
-    id_param,
-    int_param,
+    id_spec,
+    int_spec,
     micros_to_datetime,
     micros_to_iso,
-    time_range,
+    text_spec,
+    time_spec,
 )
 from robostream.api.stores import Stores
 from robostream.sinks import keys
@@ -42,6 +46,25 @@ RECENT_FRAMES_US = 600_000_000  # cameras seen in the session's last 10 minutes
 #: A session only Redis knows of is listed while its newest sample is at most this old (by then
 #: the MongoDB sink has landed its document, or it is not running any more).
 LIVE_SESSION_FRESH_US = 300_000_000
+
+
+class RobotsParams(NoParams):
+    """``GET /v1/robots`` takes no query parameters."""
+
+
+class SessionsParams(QueryParams):
+    """``GET /v1/sessions``."""
+
+    robot: Annotated[str | None, id_spec("robot", required=False)]
+    from_: Annotated[int | None, time_spec("overlapping from")]
+    to: Annotated[int | None, time_spec("overlapping until")]
+    limit: Annotated[int, int_spec("most items to return", default=DEFAULT_SESSIONS_LIMIT, high=10_000)]
+
+
+class SessionParams(QueryParams):
+    """``GET /v1/sessions/{id}``: ``robot`` is checked with the path's id."""
+
+    robot: Annotated[str | None, text_spec("robot id, when the path gives a bare session id", ID_SCHEMA)]
 
 
 def json_response(body: Any, status: int = 200) -> web.Response:
@@ -132,6 +155,7 @@ async def find_session(stores: Stores, robot_id: str, session_id: str) -> dict[s
 async def list_robots(request: web.Request) -> web.Response:
     """``GET /v1/robots``: configured robots and every robot with sessions in MongoDB."""
     ctx = context_of(request)
+    RobotsParams.parse(request.query, ctx.settings.api)
     rows = await (await ctx.stores.db.sessions.aggregate([
         {"$group": {"_id": "$robot_id", "sessions": {"$sum": 1},
                     "last_seen": {"$max": "$stats.last_seen"}}},
@@ -159,10 +183,8 @@ async def list_robots(request: web.Request) -> web.Response:
 async def list_sessions(request: web.Request) -> web.Response:
     """``GET /v1/sessions?robot=&from=&to=&limit=``: newest first."""
     ctx = context_of(request)
-    query = request.query
-    robot_id = id_param(query, "robot", optional=True)
-    start_us, end_us = time_range(query)
-    limit = int_param(query, "limit", DEFAULT_SESSIONS_LIMIT, high=10_000) or DEFAULT_SESSIONS_LIMIT
+    params = SessionsParams.parse(request.query, ctx.settings.api)
+    robot_id, start_us, end_us, limit = params.robot, params.from_, params.to, params.limit
     where = {"robot_id": robot_id} if robot_id else {}
     docs = await ctx.stores.db.sessions.find(where).to_list(None)
     live = [d for d in await live_sessions(ctx.stores) if robot_id is None or d["robot_id"] == robot_id]
@@ -214,7 +236,8 @@ async def _cameras(stores: Stores, doc: dict[str, Any]) -> list[str]:
 async def get_session(request: web.Request) -> web.Response:
     """``GET /v1/sessions/{id}``: one session with its cameras and live metric names."""
     ctx = context_of(request)
-    robot_id, session_id = split_session_id(request.match_info["id"], request.query.get("robot"))
+    params = SessionParams.parse(request.query, ctx.settings.api)
+    robot_id, session_id = split_session_id(request.match_info["id"], params.robot)
     if robot_id is None:
         docs = await ctx.stores.db.sessions.find({"session_id": session_id}).to_list(10)
         if len(docs) > 1:

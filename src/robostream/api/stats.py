@@ -9,21 +9,22 @@ range starts before the oldest window Redis still holds is answered from MongoDB
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import orjson
 from aiohttp import web
 
 from robostream.api.context import context_of
 from robostream.api.params import (
-    choice_param,
+    QueryParams,
+    choice_spec,
     datetime_to_us,
-    id_param,
-    int_param,
+    id_spec,
+    int_spec,
     metric_name,
     micros_to_datetime,
     micros_to_iso,
-    time_range,
+    time_spec,
 )
 from robostream.api.sessions import json_response
 from robostream.api.stores import Stores
@@ -33,6 +34,17 @@ RESOLUTIONS = ("1s", "1m", "1h")
 RESOLUTION_US = {"1s": 1_000_000, "1m": 60_000_000, "1h": 3_600_000_000}
 DEFAULT_LIMIT = 1000
 _STAT_FIELDS = ("count", "min", "max", "mean", "stddev", "last")
+
+
+class StatsParams(QueryParams):
+    """``GET /v1/stats/{metric}``."""
+
+    robot: Annotated[str, id_spec("robot")]
+    session: Annotated[str, id_spec("session")]
+    resolution: Annotated[str, choice_spec(RESOLUTIONS, "window length", default="1m")]
+    from_: Annotated[int | None, time_spec("first window start")]
+    to: Annotated[int | None, time_spec("last window start")]
+    limit: Annotated[int, int_spec("most items to return", default=DEFAULT_LIMIT, limit="stats_limit")]
 
 
 def _us(value: Any) -> int | None:
@@ -102,14 +114,10 @@ def redis_covers(first_start: int | None, start_us: int | None) -> bool:
 async def get_stats(request: web.Request) -> web.Response:
     """``GET /v1/stats/{metric}?robot=&session=&resolution=&from=&to=&limit=``."""
     ctx = context_of(request)
-    query = request.query
     metric = metric_name(request.match_info["metric"])
-    robot_id = id_param(query, "robot")
-    session_id = id_param(query, "session")
-    assert robot_id is not None and session_id is not None
-    resolution = choice_param(query, "resolution", RESOLUTIONS, "1m")
-    start_us, end_us = time_range(query)
-    limit = int_param(query, "limit", DEFAULT_LIMIT, high=ctx.settings.api.stats_limit) or DEFAULT_LIMIT
+    params = StatsParams.parse(request.query, ctx.settings.api)
+    robot_id, session_id, resolution = params.robot, params.session, params.resolution
+    start_us, end_us, limit = params.from_, params.to, params.limit
     key = keys.stats_key(robot_id, session_id, metric, resolution)
     windows, first_start = await windows_from_redis(ctx.stores, key, start_us, end_us, limit)
     source = "redis"
