@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -61,7 +62,10 @@ class KafkaSettings(Section):
     client_id: str = "robostream"
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "lz4"
     linger_ms: int = Field(1, ge=0, le=10_000)
-    replication_factor: int = Field(1, ge=1, le=5)
+    replication_factor: int = Field(
+        1, ge=1, le=5,
+        description="replicas per topic; unset: the local stack's brokers (stack.kafka_brokers), at most 3",
+    )
 
     @field_validator("bootstrap")
     @classmethod
@@ -133,7 +137,12 @@ class StackSettings(Section):
     state_dir: Path = Path(".robostream")
     kafka_version: str = "4.4.0"
     kafka_controller_port: int = Field(9093, ge=1, le=65535)
-    kafka_heap: str = Field("768m", pattern=r"^\d+[mMgG]$")
+    kafka_brokers: int = Field(
+        1, ge=1, le=5,
+        description="Kafka nodes of the local stack (KRaft, broker + controller each); node i listens "
+                    "on the kafka.bootstrap port + 2(i-1) and the controller port + 2(i-1)",
+    )
+    kafka_heap: str = Field("768m", pattern=r"^\d+[mMgG]$", description="JVM heap of each Kafka node")
     seaweed_port_base: int = Field(
         18340, ge=1024, le=55000,
         description="first of the internal SeaweedFS ports (master, volume, filer and gRPC)",
@@ -456,10 +465,61 @@ class Settings(BaseSettings):
         yaml_file = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file))
 
+    @model_validator(mode="after")
+    def _local_cluster(self) -> Settings:
+        """A local cluster (``stack.kafka_brokers`` > 1): a single bootstrap address becomes the
+        list of every node, and an unset replication factor becomes the cluster's (at most 3)."""
+        brokers = self.stack.kafka_brokers
+        if brokers == 1:
+            return self
+        nodes = local_kafka_nodes(self)
+        ports = [p for node in nodes for p in (node.port, node.controller_port)]
+        if len(set(ports)) != len(ports):
+            raise ValueError(f"stack.kafka_brokers = {brokers}: a node's controller port (stack."
+                             "kafka_controller_port + 2 per node) collides with a node's client port "
+                             "(the kafka.bootstrap port + 2 per node); use the bootstrap port + 1")
+        update: dict[str, Any] = {}
+        if "," not in self.kafka.bootstrap:
+            update["bootstrap"] = ",".join(node.address for node in nodes)
+        if "replication_factor" not in self.kafka.model_fields_set:
+            update["replication_factor"] = min(3, brokers)
+        if update:
+            object.__setattr__(self, "kafka", self.kafka.model_copy(update=update))
+        return self
+
     @property
     def state_dir(self) -> Path:
         """The stack's state folder as an absolute path (not cached: model_copy must see changes)."""
         return self.stack.state_dir.resolve()
+
+
+@dataclass(frozen=True)
+class KafkaNode:
+    """One Kafka node of the local stack (KRaft, broker + controller)."""
+
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def rack(self) -> str:
+        """rack-a, rack-b, ...: one rack per node, as in docker-compose.yml's cluster profile."""
+        return f"rack-{chr(ord('a') + self.node_id - 1)}"
+
+
+def local_kafka_nodes(settings: Settings) -> list[KafkaNode]:
+    """The local stack's Kafka nodes: node i on the first bootstrap port + 2(i-1) and the
+    controller port + 2(i-1) (one source for the stack and the bootstrap list)."""
+    first = settings.kafka.bootstrap.split(",")[0].strip()
+    host = first.rsplit(":", 1)[0]
+    return [KafkaNode(i, host, settings.kafka.port + 2 * (i - 1),
+                      settings.stack.kafka_controller_port + 2 * (i - 1))
+            for i in range(1, settings.stack.kafka_brokers + 1)]
 
 
 class ConfigError(Exception):
@@ -467,6 +527,8 @@ class ConfigError(Exception):
 
 
 def _describe(err: Any) -> str:
+    if not err["loc"]:  # a check across sections
+        return f"  {err['msg'].removeprefix('Value error, ')}"
     key = ".".join(str(p) for p in err["loc"])
     value = err.get("input")
     shown = "(missing)" if err["type"] == "missing" else repr(value)

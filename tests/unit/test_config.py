@@ -99,3 +99,39 @@ def test_the_local_mongodb_runs_without_retryable_writes_and_production_keeps_th
     production = [s["environment"]["ROBOSTREAM_MONGO__URI"] for s in compose["services"].values()
                   if "ROBOSTREAM_MONGO__URI" in (s.get("environment") or {})]
     assert production and all(parse_uri(u)["options"].get("retryWrites", True) for u in production)
+
+
+def test_a_three_broker_local_stack_lists_every_node_and_replicates_three_times(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from robostream.topics import catalogue
+
+    monkeypatch.setenv("ROBOSTREAM_STACK__KAFKA_BROKERS", "3")
+    settings = load_settings(ROOT / "config.yaml")
+    assert settings.kafka.bootstrap == "127.0.0.1:9092,127.0.0.1:9094,127.0.0.1:9096"
+    assert settings.kafka.replication_factor == 3
+    specs = catalogue(settings)
+    assert {s.replication_factor for s in specs} == {3}
+    isr = {s.name: s.configs.get("min.insync.replicas") for s in specs}
+    assert isr["robot.time_series"] == "2" and set(isr.values()) <= {"2", None}
+
+
+def test_one_broker_stays_the_default_and_an_explicit_replication_factor_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one = load_settings(ROOT / "config.yaml")
+    assert (one.stack.kafka_brokers, one.kafka.bootstrap, one.kafka.replication_factor) == (
+        1, "127.0.0.1:9092", 1)
+    monkeypatch.setenv("ROBOSTREAM_STACK__KAFKA_BROKERS", "3")
+    monkeypatch.setenv("ROBOSTREAM_KAFKA__REPLICATION_FACTOR", "2")
+    monkeypatch.setenv("ROBOSTREAM_KAFKA__BOOTSTRAP", "10.0.0.5:9092,10.0.0.6:9092")
+    listed = load_settings(ROOT / "config.yaml")
+    assert listed.kafka.replication_factor == 2
+    assert listed.kafka.bootstrap == "10.0.0.5:9092,10.0.0.6:9092"  # a list given is used as given
+
+
+def test_cluster_ports_that_collide_are_refused_naming_the_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ROBOSTREAM_STACK__KAFKA_BROKERS", "3")
+    monkeypatch.setenv("ROBOSTREAM_STACK__KAFKA_CONTROLLER_PORT", "9094")
+    with pytest.raises(ConfigError, match=r"stack\.kafka_controller_port"):
+        load_settings(ROOT / "config.yaml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 from typing import Annotated
@@ -12,6 +13,7 @@ from rich.table import Table
 
 from robostream.config import Settings, load_settings
 from robostream.stack import ServerStatus, Stack, StackError
+from robostream.stack.process import ProcessRecord
 from robostream.stack.report import landed as landed_report
 
 app = typer.Typer(
@@ -32,7 +34,23 @@ Names = Annotated[
 
 
 def _stack() -> Stack:
-    return Stack(load_settings(), on_event=lambda msg: err.print(f"[dim]{msg}[/]", highlight=False))
+    settings = load_settings()
+    running = running_kafka_nodes(settings)
+    if running > settings.stack.kafka_brokers:
+        # a cluster `stack up --kafka-brokers N` started: status, down and logs see every node
+        os.environ[BROKERS_ENV] = str(running)
+        settings = load_settings()
+    return Stack(settings, on_event=lambda msg: err.print(f"[dim]{msg}[/]", highlight=False))
+
+
+BROKERS_ENV = "ROBOSTREAM_STACK__KAFKA_BROKERS"
+
+
+def running_kafka_nodes(settings: Settings) -> int:
+    """How many Kafka cluster nodes (``kafka-1`` ...) of this state folder ``stack up`` started."""
+    run = settings.state_dir / "run"
+    records = [ProcessRecord.load(run / f"kafka-{i}.json") for i in range(1, 6)]
+    return sum(1 for r in records if r is not None and r.process() is not None)
 
 
 def _size(n: int) -> str:
@@ -82,14 +100,27 @@ def up(
     names: Names = None,
     services: Annotated[bool, typer.Option(
         "--services", help="Also start robostream's services: gateway, sinks, processors, api.")] = False,
+    kafka_brokers: Annotated[int | None, typer.Option(
+        "--kafka-brokers", min=1, max=5, show_default=False,
+        help="Kafka nodes to run (default: stack.kafka_brokers, 1). 3 gives a local KRaft cluster "
+             "(kafka-1..3, ports 9092/9094/9096): topics get 3 replicas and need 2 in sync to take a "
+             "write, so one broker can die without losing an acked record. Set stack.kafka_brokers "
+             "in config.yaml (or ROBOSTREAM_STACK__KAFKA_BROKERS) so other commands see it too.")] = None,
 ) -> None:
     """Install what is missing, start the servers and wait until each answers."""
+    configured = load_settings().stack.kafka_brokers
+    if kafka_brokers is not None:
+        os.environ[BROKERS_ENV] = str(kafka_brokers)  # the services this starts inherit it
     stack = _stack()
     try:
         rows = stack.up(names, services=services)
     except StackError as exc:
         raise _fail(exc) from None
     print_status(rows)
+    if kafka_brokers is not None and kafka_brokers != configured:
+        err.print(f"[yellow]note:[/] {kafka_brokers} Kafka nodes at {stack.settings.kafka.bootstrap}; other "
+                  f"commands (topics create, simulate, ...) see them with stack.kafka_brokers: "
+                  f"{kafka_brokers} in config.yaml or {BROKERS_ENV}={kafka_brokers}", highlight=False)
 
 
 @app.command()

@@ -147,6 +147,15 @@ def _header(meta: bytes, frame: bytes) -> bytes:
     return head + struct.pack(">I", zlib.crc32(head))
 
 
+def _unused(path: Path) -> Path:
+    """``path``, or ``path`` with ``.1``, ``.2`` ... appended when it exists (never overwrite evidence)."""
+    candidate, number = path, 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.name}.{number}")
+    return candidate
+
+
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY)
     try:
@@ -437,12 +446,13 @@ class Spool:
         for start, end in scan.corrupt:
             before = max((r.batch_id for r in scan.records if r.end <= start), default=first_id - 1)
             after = min((r.batch_id for r in scan.records if r.start >= end), default=None)
-            # ids are consecutive in a segment; at its end, count the record headers still legible
-            lost = max(1, after - before - 1) if after is not None else framing.starts(data, start, end)
-            aside = path.with_name(f"{path.stem}.{start:010d}.corrupt")
+            lost = framing.starts(data, start, end)  # legible record headers (at least 1)
+            if after is not None:  # no more than the ids between its intact neighbours
+                lost = max(1, min(lost, after - before - 1))
+            aside = _unused(path.with_name(f"{path.stem}.{start:010d}.corrupt"))
             aside.write_bytes(data[start:end])
             self.corrupt_batches += lost
-            ids = f"batch ids {before + 1}..{after - 1}" if after is not None else f"batch id {before + 1} on"
+            ids = f"after batch id {before}" + (f", before {after}" if after is not None else "")
             log.warning("spool %s: %s has %d corrupt bytes at offset %d (checksum mismatch; %s, %d "
                         "batch(es)); moved aside to %s, the intact records after them are kept",
                         self.directory, path.name, end - start, start, ids, lost, aside.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import re
@@ -9,13 +10,15 @@ import shutil
 import ssl
 import subprocess
 import sys
+import threading
 import urllib.request
+import uuid
 from abc import ABC, abstractmethod
 from importlib.resources import files
 from pathlib import Path
 
 from robostream import __version__
-from robostream.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, Settings
+from robostream.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, Settings, local_kafka_nodes
 from robostream.stack.process import StackError
 
 
@@ -38,6 +41,12 @@ class Server(ABC):
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.home = settings.state_dir / self.name
+
+    @property
+    def group(self) -> str:
+        """What other servers' ``after`` and the CLI's names refer to: the server itself, or a
+        kind of several (``kafka``: every Kafka node)."""
+        return self.name
 
     @property
     @abstractmethod
@@ -80,17 +89,52 @@ class Server(ABC):
         """The running server's version, as it reports it."""
 
 
+#: Broker settings of a replicated cluster (3+ nodes): what docker-compose.yml's ``cluster`` profile
+#: sets too (tests/unit/test_compose.py compares them). An acked record is on 2 of 3 replicas.
+CLUSTER_BROKER_PROPERTIES: dict[str, str] = {
+    "default.replication.factor": "3",
+    "min.insync.replicas": "2",
+    "offsets.topic.replication.factor": "3",
+    "transaction.state.log.replication.factor": "3",
+    "transaction.state.log.min.isr": "2",
+    "unclean.leader.election.enable": "false",
+}
+
+_cluster_id_lock = threading.Lock()
+
+
 class KafkaServer(Server):
-    """Apache Kafka in KRaft combined mode (broker + controller), jars from Maven Central."""
+    """Apache Kafka in KRaft combined mode (broker + controller), jars from Maven Central.
+
+    With ``stack.kafka_brokers`` > 1 the stack runs one of these per node (``kafka-1`` ...), a
+    static quorum of every node as voter, each with its own folder, log and port.
+    """
 
     name = "kafka"
 
+    def __init__(self, settings: Settings, node: int = 1) -> None:
+        self.node = local_kafka_nodes(settings)[node - 1] if settings.stack.kafka_brokers > 1 else None
+        self.node_id = node
+        if self.node is not None:
+            self.name = f"kafka-{node}"
+        super().__init__(settings)
+
+    @property
+    def group(self) -> str:
+        return "kafka"
+
     @property
     def port(self) -> int:
-        return self.settings.kafka.port
+        return self.node.port if self.node is not None else self.settings.kafka.port
+
+    @property
+    def controller_port(self) -> int:
+        if self.node is not None:
+            return self.node.controller_port
+        return self.settings.stack.kafka_controller_port
 
     def ports(self) -> list[int]:
-        return [self.port, self.settings.stack.kafka_controller_port]
+        return [self.port, self.controller_port]
 
     @property
     def libs(self) -> Path:
@@ -132,15 +176,24 @@ class KafkaServer(Server):
     def properties_file(self) -> Path:
         return self.home / "server.properties"
 
+    def _quorum(self) -> dict[str, str]:
+        if self.node is None:
+            return {"controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
+                    "offsets.topic.replication.factor": "1",
+                    "transaction.state.log.replication.factor": "1",
+                    "transaction.state.log.min.isr": "1"}
+        voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}"
+                          for n in local_kafka_nodes(self.settings))
+        return {"controller.quorum.voters": voters, "broker.rack": self.node.rack,
+                **CLUSTER_BROKER_PROPERTIES}
+
     def prepare(self) -> None:
         super().prepare()
-        controller = self.settings.stack.kafka_controller_port
         topics = self.settings.topics
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"127.0.0.1:{controller}",
-            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{controller}",
+            "node.id": str(self.node_id),
+            "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
             "controller.listener.names": "CONTROLLER",
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
@@ -148,24 +201,45 @@ class KafkaServer(Server):
             "log.dirs": str(self.data_dir),
             "num.partitions": str(topics.partitions),
             "auto.create.topics.enable": "false",
-            "offsets.topic.replication.factor": "1",
             "offsets.topic.num.partitions": "6",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
             "message.max.bytes": str(topics.max_message_bytes + 64 * 1024),
             "replica.fetch.max.bytes": str(topics.max_message_bytes + 64 * 1024),
             "log.segment.bytes": str(128 * 1024 * 1024),
+            **self._quorum(),
         }
+        quorum = props.get("controller.quorum.voters", "standalone")
+        quorum_file = self.home / "quorum"
+        formatted = (self.data_dir / "meta.properties").exists()
+        if formatted and quorum_file.exists() and quorum_file.read_text() != quorum:
+            raise StackError(f"{self.name}: {self.data_dir} belongs to another cluster layout "
+                             f"({quorum_file.read_text()}); remove {self.home} to start this node afresh")
         self.properties_file.write_text("".join(f"{k}={v}\n" for k, v in props.items()))
-        if not (self.data_dir / "meta.properties").exists():
+        if not formatted:
             self._format_storage()
+            quorum_file.write_text(quorum)
+
+    def _cluster_id(self) -> str:
+        """One id shared by every node of the local cluster (``<state>/kafka-cluster.id``)."""
+        path = self.settings.state_dir / "kafka-cluster.id"
+        with _cluster_id_lock:
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                cluster_id = "-"
+                while cluster_id.startswith("-"):  # as Kafka's Uuid.randomUuid: no leading '-'
+                    cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+                path.write_text(cluster_id)
+            return path.read_text().strip()
 
     def _format_storage(self) -> None:
-        uuid = self._run_tool("kafka.tools.StorageTool", "random-uuid").strip().splitlines()[-1]
-        self._run_tool("kafka.tools.StorageTool", "format", "-t", uuid,
+        if self.node is not None:  # static voters: every node formatted with the same cluster id
+            self._run_tool("kafka.tools.StorageTool", "format", "-t", self._cluster_id(),
+                           "-c", str(self.properties_file))
+            return
+        cluster_id = self._run_tool("kafka.tools.StorageTool", "random-uuid").strip().splitlines()[-1]
+        self._run_tool("kafka.tools.StorageTool", "format", "-t", cluster_id,
                        "-c", str(self.properties_file), "--standalone")
 
     def _run_tool(self, main_class: str, *args: str) -> str:
@@ -180,15 +254,16 @@ class KafkaServer(Server):
                                  heap=self.settings.stack.kafka_heap)
 
     def healthy(self) -> bool:
+        """This node answers on its own port and is a registered (unfenced) broker."""
         from confluent_kafka.admin import AdminClient
 
-        admin = AdminClient({"bootstrap.servers": self.settings.kafka.bootstrap,
-                             "socket.timeout.ms": 1000, "log_level": 0})
+        bootstrap = self.node.address if self.node is not None else self.settings.kafka.bootstrap
+        admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": 1000, "log_level": 0})
         try:
             md = admin.list_topics(timeout=1.0)
         except Exception:
             return False
-        return bool(md.brokers)
+        return self.node_id in md.brokers if self.node is not None else bool(md.brokers)
 
     def version(self) -> str:
         return self.settings.stack.kafka_version
@@ -485,6 +560,11 @@ class ApiService(RobostreamService):
 
 def all_servers(settings: Settings) -> list[Server]:
     """The local stack: infrastructure first, then robostream's own services."""
-    return [KafkaServer(settings), MongoServer(settings), S3Server(settings), RedisServer(settings),
+    return [*kafka_servers(settings), MongoServer(settings), S3Server(settings), RedisServer(settings),
             SchemaRegistryServer(settings), GatewayService(settings), SinkService(settings),
             ProcessorService(settings), ApiService(settings)]
+
+
+def kafka_servers(settings: Settings) -> list[KafkaServer]:
+    """``kafka``, or ``kafka-1`` ... ``kafka-N`` with ``stack.kafka_brokers`` = N > 1."""
+    return [KafkaServer(settings, node) for node in range(1, settings.stack.kafka_brokers + 1)]

@@ -61,11 +61,20 @@ class Stack:
         self._say = on_event or (lambda _msg: None)
 
     def server(self, name: str) -> Server:
-        for server in self.servers:
-            if server.name == name:
-                return server
-        names = ", ".join(s.name for s in self.servers)
-        raise StackError(f"unknown server {name!r}; the stack has: {names}")
+        """The server called ``name`` (``kafka`` on a cluster: its first node)."""
+        return self.named([name])[0]
+
+    def named(self, names: Iterable[str]) -> list[Server]:
+        """The servers called ``names``; a group name (``kafka``) stands for all its members."""
+        chosen: list[Server] = []
+        for name in names:
+            found = [s for s in self.servers if s.name == name] or [
+                s for s in self.servers if s.group == name]
+            if not found:
+                known = ", ".join(s.name for s in self.servers)
+                raise StackError(f"unknown server {name!r}; the stack has: {known}")
+            chosen += [s for s in found if s not in chosen]
+        return chosen
 
     def log_path(self, name: str) -> Path:
         return self.state_dir / "logs" / f"{name}.log"
@@ -89,7 +98,7 @@ class Stack:
         """
         chosen = self._chosen(names, services)
         to_start = [s for s in chosen if self.record(s.name) is None]
-        running = {s.name for s in self.servers if s not in to_start and self.record(s.name)}
+        running = [s for s in self.servers if s not in to_start and self.record(s.name)]
         self._check_ports(to_start)
         self.install(s.name for s in to_start)
         for wave in _waves(to_start, running):
@@ -99,12 +108,12 @@ class Stack:
 
     def _chosen(self, names: Iterable[str] | None, services: bool) -> list[Server]:
         if names:
-            return [self.server(n) for n in names]
+            return self.named(names)
         return [s for s in self.servers if services or not s.service]
 
     def install(self, names: Iterable[str] | None = None) -> None:
         """Fetch what the servers need; quick when done before."""
-        for server in [self.server(n) for n in names] if names else self.servers:
+        for server in self.named(names) if names else self.servers:
             server.install()
 
     def _check_ports(self, servers: list[Server]) -> None:
@@ -146,7 +155,7 @@ class Stack:
 
         Services stop first (they flush into the servers below them), then the rest at once.
         """
-        chosen = [self.server(n) for n in names] if names else self.servers
+        chosen = self.named(names) if names else self.servers
         services = [s for s in chosen if s.service]
         return self._stop_all(services) + self._stop_all([s for s in chosen if not s.service])
 
@@ -189,15 +198,16 @@ class Stack:
             return list(pool.map(self.status_of, self.servers))
 
 
-def _waves(servers: list[Server], running: set[str]) -> list[list[Server]]:
-    """Group servers so that each starts after the ones it depends on (``Server.after``)."""
+def _waves(servers: list[Server], running: list[Server]) -> list[list[Server]]:
+    """Group servers so that each starts after the ones it depends on (``Server.after`` names
+    servers or groups: ``kafka`` waits for every Kafka node)."""
     pending = list(servers)
-    missing = {dep for s in servers for dep in s.after} - running - {s.name for s in servers}
+    missing = {dep for s in servers for dep in s.after} - {s.group for s in [*running, *servers]}
     if missing:
         raise StackError(f"start {', '.join(sorted(missing))} first (robostream stack up)")
     waves: list[list[Server]] = []
     while pending:
-        names = {s.name for s in pending}
+        names = {s.group for s in pending}
         wave = [s for s in pending if not names.intersection(s.after)]
         if not wave:
             raise StackError(f"dependency cycle between {sorted(names)}")
