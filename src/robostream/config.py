@@ -30,6 +30,8 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from robostream.errors import RobostreamError
+
 ENV_PREFIX = "ROBOSTREAM_"
 CONFIG_ENV = "ROBOSTREAM_CONFIG"
 DEFAULT_CONFIG_FILE = "config.yaml"
@@ -522,7 +524,7 @@ def local_kafka_nodes(settings: Settings) -> list[KafkaNode]:
             for i in range(1, settings.stack.kafka_brokers + 1)]
 
 
-class ConfigError(Exception):
+class ConfigError(RobostreamError):
     """An invalid configuration: names the key, the bad value and the expected form."""
 
 

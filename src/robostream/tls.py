@@ -9,8 +9,10 @@ from __future__ import annotations
 import ssl
 from pathlib import Path
 
+from robostream.errors import RobostreamError
 
-class TlsConfigError(Exception):
+
+class TlsConfigError(RobostreamError):
     """The certificate or key cannot be loaded; the message names both files and the reason."""
 
 

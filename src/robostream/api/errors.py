@@ -15,6 +15,8 @@ from aiohttp import web
 from pymongo.errors import PyMongoError
 from redis.exceptions import RedisError
 
+from robostream.errors import RobostreamError
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -33,7 +35,7 @@ _STATUS_CODES = {
 }
 
 
-class ApiError(Exception):
+class ApiError(RobostreamError):
     """A failure to answer with ``status`` and ``{code, message}`` (message safe to show)."""
 
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):

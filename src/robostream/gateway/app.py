@@ -20,6 +20,7 @@ from typing import Any
 from aiohttp import web
 
 from robostream.config import Settings
+from robostream.errors import RobostreamError
 from robostream.gateway.auth import AuthError, Identity, TokenStore, authenticate
 from robostream.gateway.backpressure import ByteBudget
 from robostream.gateway.claimcheck import ClaimCheckStore
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 HEALTH_CACHE_S = 2.0
 
 
-class GatewayStartError(Exception):
+class GatewayStartError(RobostreamError):
     """The gateway cannot start; the message says what is missing and how to fix it."""
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 import yaml
 
 from robostream.config import Settings, validate_id
+from robostream.errors import RobostreamError
 
 ROBOT_HEADER = "X-Robot-Id"
 _HEX64 = re.compile(r"[0-9a-f]{64}")
 
 
-class AuthError(Exception):
+class AuthError(RobostreamError):
     """A request that may not stream: the message is safe to send back (never holds the token)."""
 
 

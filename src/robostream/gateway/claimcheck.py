@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from robostream.config import Settings
+from robostream.errors import RobostreamError
 from robostream.schemas import BINARY_TYPES, Envelope
 
 
-class ClaimCheckError(Exception):
+class ClaimCheckError(RobostreamError):
     """S3 did not take the object; the envelope should be sent again later."""
 
 

@@ -12,11 +12,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from robostream.errors import RobostreamError
+
 if TYPE_CHECKING:
     from robostream.config import GatewaySettings
 
 
-class ConnectionLimitError(Exception):
+class ConnectionLimitError(RobostreamError):
     """A robot already holds its maximum of connections."""
 
 

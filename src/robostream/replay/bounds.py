@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from robostream.errors import RobostreamError
 from robostream.schemas.datatypes import DataType
 
 _ISO_DURATION = re.compile(
@@ -31,7 +32,7 @@ DURATION_HELP = "ISO-8601 (PT10M, P1DT2H) or compact (90s, 10m, 1h30m, 2d)"
 TIME_HELP = "ISO-8601 (2024-06-10T12:00:00Z; no offset means UTC), 'now' or a duration ago (-10m)"
 
 
-class BoundError(ValueError):
+class BoundError(RobostreamError, ValueError):
     """A value on the command line that is not a time, duration, offset or speed."""
 
 

@@ -33,6 +33,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from robostream.config import Settings, validate_id
+from robostream.errors import RobostreamError
 from robostream.replay.bounds import Bound
 from robostream.schemas import DataType, Envelope, SchemaIdResolver, ValidationError, decode_record
 from robostream.topics.catalog import topic_for
@@ -53,7 +54,7 @@ KAFKA_TIMEOUT_S = 15.0
 ProgressCallback = Callable[[int], None]
 
 
-class ReplayError(Exception):
+class ReplayError(RobostreamError):
     """Replay, export or offsets cannot go on; the message says why and what to do."""
 
 

@@ -12,6 +12,8 @@ import reprlib
 from enum import StrEnum
 from typing import Any
 
+from robostream.errors import RobostreamError
+
 
 class ErrorCode(StrEnum):
     """Machine-readable reasons for a rejection (sent back in nacks and DLQ headers)."""
@@ -69,7 +71,7 @@ def describe(value: Any, limit: int = 60) -> str:
     return f"{shown} ({type(value).__name__})"
 
 
-class ValidationError(Exception):
+class ValidationError(RobostreamError):
     """Input that does not satisfy the wire contract.
 
     Attributes:
@@ -161,7 +163,7 @@ def _join(prefix: str, path: str) -> str:
     return f"{prefix}{path}" if path.startswith("[") else f"{prefix}.{path}"
 
 
-class FieldError(Exception):
+class FieldError(RobostreamError):
     """Internal: a field-level failure whose path is collected while the stack unwinds.
 
     Validators raise it at the failing value; each enclosing record/array/map adds its

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from robostream.config import Settings
+from robostream.errors import RobostreamError
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +64,7 @@ class SinkRecord:
         return len(self.key or b"") + len(self.value or b"")
 
 
-class RetriableSinkError(Exception):
+class RetriableSinkError(RobostreamError):
     """The store is unreachable or overloaded: pause, back off, retry the whole batch.
 
     ``retry_after`` (seconds) is the sink's hint; the runtime's exponential backoff may wait
@@ -75,7 +76,7 @@ class RetriableSinkError(Exception):
         self.retry_after = retry_after
 
 
-class PoisonRecordError(Exception):
+class PoisonRecordError(RobostreamError):
     """A record no retry will ever write (bad shape, unsafe id, store rejects it for good)."""
 
 

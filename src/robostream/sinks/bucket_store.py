@@ -27,6 +27,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError
 
+from robostream.errors import RobostreamError
 from robostream.processors import TelemetryBucket
 from robostream.sinks.buckets import (
     LodSpan,
@@ -45,7 +46,7 @@ TELEMETRY = "telemetry"
 LOD = "telemetry_lod"
 
 
-class WriteConflictError(RuntimeError):
+class WriteConflictError(RobostreamError, RuntimeError):
     """Another writer kept replacing the same documents: give up this write (it is retried)."""
 
 

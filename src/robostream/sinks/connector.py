@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from robostream.config import ConnectorSettings, Settings
+from robostream.errors import RobostreamError
 from robostream.schemas import ConfluentSchemaResolver, SchemaIdResolver
 from robostream.sinks.base import Sink
 from robostream.sinks.convert import Converter
@@ -29,7 +30,7 @@ SinkFactory = Callable[[Settings], Sink]
 ResolverFactory = Callable[[Settings], SchemaIdResolver]
 
 
-class ConnectorConfigError(ValueError):
+class ConnectorConfigError(RobostreamError, ValueError):
     """A connector refers to a topic that is not in the catalogue, or cannot be built."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from confluent_kafka import Producer
 
 from robostream.config import ConnectorSettings, Settings
+from robostream.errors import RobostreamError
 from robostream.sinks.base import RetriableSinkError, SinkRecord
 
 log = logging.getLogger(__name__)
@@ -34,7 +35,7 @@ class Stage(StrEnum):
     TASK_PUT = "TASK_PUT"
 
 
-class TaskFailedError(Exception):
+class TaskFailedError(RobostreamError):
     """errors.tolerance=none met a poison record: the task stops (state FAILED)."""
 
 

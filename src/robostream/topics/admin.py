@@ -17,6 +17,7 @@ from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, ResourceType
 
 from robostream.config import Settings
+from robostream.errors import RobostreamError
 from robostream.topics.catalog import TopicSpec, catalogue, is_ours
 from robostream.topics.drift import TopicState, compute_drift
 
@@ -26,7 +27,7 @@ _librdkafka_log = logging.getLogger("robostream.topics.librdkafka")
 _librdkafka_log.addHandler(logging.NullHandler())
 
 
-class TopicAdminError(Exception):
+class TopicAdminError(RobostreamError):
     """Kafka could not be reached or refused a request; the message says which and why."""
 
 

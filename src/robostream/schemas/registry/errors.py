@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from robostream.errors import RobostreamError
+
 COMPATIBILITY_LEVELS_TEXT = (
     "none, backward, forward, full, backward_transitive, forward_transitive, and full_transitive"
 )
 
 
-class RegistryError(Exception):
+class RegistryError(RobostreamError):
     """An error the REST API answers with ``status`` and ``{"error_code", "message"}``."""
 
     def __init__(self, status: int, error_code: int, message: str) -> None:
