@@ -11,7 +11,9 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Mapping
 from functools import partial
+from types import MappingProxyType
 from typing import Any, cast
 
 from confluent_kafka import KafkaError, Producer
@@ -98,6 +100,8 @@ class GatewayProducer:
     def __init__(self, settings: Settings, overrides: dict[str, Any] | None = None) -> None:
         config = producer_config(settings) | dict(overrides or {})
         config["error_cb"] = self._on_error
+        #: The librdkafka settings the producer runs with (read-only).
+        self.config: Mapping[str, Any] = MappingProxyType(config)
         self._producer = Producer(config)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
