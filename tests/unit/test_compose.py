@@ -152,6 +152,35 @@ def test_single_node_by_default_and_a_three_broker_cluster_profile(compose: dict
         assert broker["image"] == services["kafka"]["image"]
 
 
+#: Broker settings that name hosts, ports or paths: they differ between containers and loopback.
+WHERE = {"listeners", "advertised.listeners", "log.dirs", "controller.quorum.voters"}
+
+
+def broker_settings(env: dict[str, Any]) -> dict[str, str]:
+    """A Kafka container's ``KAFKA_*`` variables as ``server.properties`` keys (as the image maps them)."""
+    return {name[len("KAFKA_"):].lower().replace("_", "."): str(value)
+            for name, value in env.items() if name.startswith("KAFKA_")}
+
+
+@pytest.mark.parametrize("node", [1, 2, 3])
+def test_the_cluster_profile_runs_the_brokers_the_local_cluster_is_tested_with(
+    compose: dict[str, Any], node: int,
+) -> None:
+    """kafka-N of the ``cluster`` profile has exactly the settings of node N of
+    ``robostream stack up --kafka-brokers 3`` (the cluster tests/reliability kills brokers of)."""
+    from robostream.config import StackSettings
+    from robostream.stack.servers import CLUSTER_BROKER_PROPERTIES, kafka_servers
+
+    local = kafka_servers(Settings(stack=StackSettings(kafka_brokers=3)))[node - 1].properties()
+    container = broker_settings(compose["services"][f"kafka-{node}"]["environment"])
+    assert {k: v for k, v in container.items() if k not in WHERE} == {
+        k: v for k, v in local.items() if k not in WHERE}
+    assert CLUSTER_BROKER_PROPERTIES.items() <= container.items()
+    voter_ids = [v.split("@")[0] for v in container["controller.quorum.voters"].split(",")]
+    assert voter_ids == [v.split("@")[0] for v in local["controller.quorum.voters"].split(",")]
+    assert container["min.insync.replicas"] == "2" and container["default.replication.factor"] == "3"
+
+
 def test_mongo_runs_as_a_replica_set_and_the_bucket_is_created(
     compose: dict[str, Any], defaults: Settings,
 ) -> None:

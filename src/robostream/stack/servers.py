@@ -20,6 +20,7 @@ from pathlib import Path
 from robostream import __version__
 from robostream.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, Settings, local_kafka_nodes
 from robostream.stack.process import StackError
+from robostream.topics.catalog import DLQ_HEADROOM_BYTES
 
 
 def _venv_bin(name: str) -> str | None:
@@ -97,6 +98,8 @@ CLUSTER_BROKER_PROPERTIES: dict[str, str] = {
     "offsets.topic.replication.factor": "3",
     "transaction.state.log.replication.factor": "3",
     "transaction.state.log.min.isr": "2",
+    "share.coordinator.state.topic.replication.factor": "3",
+    "share.coordinator.state.topic.min.isr": "2",
     "unclean.leader.election.enable": "false",
 }
 
@@ -181,16 +184,19 @@ class KafkaServer(Server):
             return {"controller.quorum.bootstrap.servers": f"127.0.0.1:{self.controller_port}",
                     "offsets.topic.replication.factor": "1",
                     "transaction.state.log.replication.factor": "1",
-                    "transaction.state.log.min.isr": "1"}
+                    "transaction.state.log.min.isr": "1",
+                    "share.coordinator.state.topic.replication.factor": "1",
+                    "share.coordinator.state.topic.min.isr": "1"}
         voters = ",".join(f"{n.node_id}@{n.host}:{n.controller_port}"
                           for n in local_kafka_nodes(self.settings))
         return {"controller.quorum.voters": voters, "broker.rack": self.node.rack,
                 **CLUSTER_BROKER_PROPERTIES}
 
-    def prepare(self) -> None:
-        super().prepare()
+    def properties(self) -> dict[str, str]:
+        """The node's ``server.properties``."""
         topics = self.settings.topics
-        props = {
+        max_bytes = str(topics.max_message_bytes + DLQ_HEADROOM_BYTES)
+        return {
             "process.roles": "broker,controller",
             "node.id": str(self.node_id),
             "listeners": f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
@@ -202,14 +208,16 @@ class KafkaServer(Server):
             "num.partitions": str(topics.partitions),
             "auto.create.topics.enable": "false",
             "offsets.topic.num.partitions": "6",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            "message.max.bytes": str(topics.max_message_bytes + 64 * 1024),
-            "replica.fetch.max.bytes": str(topics.max_message_bytes + 64 * 1024),
+            "message.max.bytes": max_bytes,
+            "replica.fetch.max.bytes": max_bytes,
             "log.segment.bytes": str(128 * 1024 * 1024),
             **self._quorum(),
         }
+
+    def prepare(self) -> None:
+        super().prepare()
+        props = self.properties()
         quorum = props.get("controller.quorum.voters", "standalone")
         quorum_file = self.home / "quorum"
         formatted = (self.data_dir / "meta.properties").exists()
