@@ -7,11 +7,12 @@ HTTP 429. See ``docs/producers.md``. This package never imports the gateway.
 """
 
 from robostream.producers.backoff import Backoff
-from robostream.producers.client import ClientOptions, RobotClient, SyncRobotClient, gateway_url_from
+from robostream.producers.client import ClientOptions, RobotClient, gateway_url_from
 from robostream.producers.counters import Counters, messages_in
 from robostream.producers.sender import RpcError, RpcHandler
 from robostream.producers.session import CameraConfig, SessionConfig, SessionStats
 from robostream.producers.spool import Spool, SpoolLockedError
+from robostream.producers.sync_client import SyncRobotClient, Unacked
 
 __all__ = [
     "Backoff",
@@ -26,6 +27,7 @@ __all__ = [
     "Spool",
     "SpoolLockedError",
     "SyncRobotClient",
+    "Unacked",
     "gateway_url_from",
     "messages_in",
 ]

@@ -1,4 +1,4 @@
-"""``RobotClient``: the robot-side SDK. ``SyncRobotClient``: the same from blocking code.
+"""``RobotClient``: the robot-side SDK (asyncio; :mod:`.sync_client` has the blocking one).
 
     async with RobotClient("ws://127.0.0.1:8080", "robot_001", token=TOKEN) as client:
         await client.start_session(SessionConfig(sensors=("pose",), rates_hz={"pose": 100}))
@@ -16,14 +16,13 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 from robostream.config import Settings, validate_id
 from robostream.producers.backoff import Backoff
@@ -48,7 +47,6 @@ from robostream.schemas.packed import pack_time_series
 from robostream.tls import http_url
 
 log = logging.getLogger("robostream.producers")
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +89,17 @@ class ClientOptions:
         if unknown:
             raise TypeError(f"unknown client option(s): {', '.join(sorted(unknown))}")
         return replace(base, **overrides)
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """An envelope validated, numbered and packed, not yet batched (see :meth:`RobotClient.prepare`)."""
+
+    seq: int
+    packed: bytes
+    messages: int
+    data_type: str
+    session: SessionStats
 
 
 def gateway_url_from(settings: Settings) -> str:
@@ -270,6 +279,17 @@ class RobotClient:
         ``timestamp``: seconds since the epoch (``time.time()``) or an aware datetime; default now.
         Raises ``ValidationError`` (bad payload) or ``ValueError`` (envelope above the frame limit).
         """
+        prepared = self.prepare(data_type, payload, timestamp)
+        if self.enqueue(prepared):
+            await asyncio.sleep(0)  # let the sender run, even when the caller sends in a tight loop
+        return prepared.seq
+
+    def prepare(self, data_type: DataType | str, payload: dict[str, Any],
+                timestamp: float | datetime | None = None) -> Prepared:
+        """The first half of :meth:`send`: validate, number and pack (no I/O, no shared state but ``seq``).
+
+        Raises as :meth:`send`; a refused envelope takes no ``seq``.
+        """
         stats = self._require_session()
         seq = self._seq
         if self._packs and data_type == DataType.TIME_SERIES:
@@ -281,15 +301,24 @@ class RobotClient:
             raise ValueError(f"{envelope.data_type} envelope of {len(packed)} bytes exceeds the gateway's "
                              f"frame limit ({self.options.max_envelope_bytes} bytes)")
         self._seq += 1
-        messages = messages_in(envelope.data_type, envelope.payload)
+        return Prepared(seq, packed, messages_in(envelope.data_type, envelope.payload),
+                        str(envelope.data_type), stats)
+
+    def enqueue(self, prepared: Prepared) -> bool:
+        """The second half of :meth:`send` (on the client's loop): count, batch, spool closed batches.
+
+        True when a batch was spooled (the sender has work).
+        """
+        stats = prepared.session
         stats.records += 1
-        stats.messages += messages
-        stats.bytes += len(packed)
-        stats.last_seq = seq
-        stats.per_data_type[str(envelope.data_type)] += 1
-        self.counters.created += messages
+        stats.messages += prepared.messages
+        stats.bytes += len(prepared.packed)
+        stats.last_seq = prepared.seq
+        stats.per_data_type[prepared.data_type] += 1
+        self.counters.created += prepared.messages
         was_open = self._batcher.deadline is not None
-        closed = self._batcher.add(packed, seq=seq, messages=messages, session_id=stats.session_id)
+        closed = self._batcher.add(prepared.packed, seq=prepared.seq, messages=prepared.messages,
+                                   session_id=stats.session_id)
         for batch in closed:
             self._spool_batch(batch)
         spooled = bool(closed)
@@ -300,9 +329,7 @@ class RobotClient:
         self.counters.batching = self._batcher.messages
         if not was_open and self._batcher.deadline is not None and self._opened is not None:
             self._opened.set()
-        if spooled:
-            await asyncio.sleep(0)  # let the sender run, even when the caller sends in a tight loop
-        return seq
+        return spooled
 
     async def flush(self, timeout_s: float | None = 30.0) -> bool:
         """Close the open batch and wait until every spooled batch is acked (False on timeout)."""
@@ -386,75 +413,3 @@ class RobotClient:
                 stats.rejected_records += info["records"]
         if self._listener is not None:
             self._listener(kind, info)
-
-
-class SyncRobotClient:
-    """:class:`RobotClient` for blocking code: its event loop runs in a background thread.
-
-        with SyncRobotClient("ws://127.0.0.1:8080", "robot_001", token=TOKEN) as client:
-            client.start_session()
-            client.send("log", {"level": "info", "logger": "main", "message": "hello"})
-    """
-
-    def __init__(self, gateway_url: str, robot_id: str, **kwargs: Any) -> None:
-        self._attach(RobotClient(gateway_url, robot_id, **kwargs))
-
-    @classmethod
-    def from_settings(cls, settings: Settings, robot_id: str, **kwargs: Any) -> SyncRobotClient:
-        """A client configured from ``config.yaml``, as :meth:`RobotClient.from_settings`."""
-        self = cls.__new__(cls)
-        self._attach(RobotClient.from_settings(settings, robot_id, **kwargs))
-        return self
-
-    def _attach(self, client: RobotClient) -> None:
-        self.client = client
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name=f"robostream-{client.robot_id}",
-                                        daemon=True)
-        self._thread.start()
-
-    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-    @property
-    def counters(self) -> Counters:
-        return self.client.counters
-
-    @property
-    def session_id(self) -> str | None:
-        return self.client.session_id
-
-    def start_session(self, config: SessionConfig | Mapping[str, Any] | None = None, *,
-                      session_id: str | None = None) -> str:
-        return self._call(self.client.start_session(config, session_id=session_id))
-
-    def send(self, data_type: DataType | str, payload: dict[str, Any],
-             timestamp: float | datetime | None = None) -> int:
-        return self._call(self.client.send(data_type, payload, timestamp))
-
-    def flush(self, timeout_s: float | None = 30.0) -> bool:
-        return self._call(self.client.flush(timeout_s))
-
-    def end_session(self, *, reason: EndReason = "completed",
-                    timeout_s: float | None = 30.0) -> SessionStats:
-        return self._call(self.client.end_session(reason=reason, timeout_s=timeout_s))
-
-    def close(self, timeout_s: float = 10.0) -> bool:
-        """Close the client and stop its thread."""
-        try:
-            return self._call(self.client.close(timeout_s))
-        finally:
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-            self._loop.close()
-
-    def __enter__(self) -> SyncRobotClient:
-        self._call(self.client.start())
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if self.client.session_id is not None:
-            self.end_session(reason="completed" if exc is None else "aborted")
-        self.close()
-
