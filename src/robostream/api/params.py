@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict
@@ -23,8 +23,8 @@ from pydantic import BaseModel, ConfigDict
 from robostream.api.errors import ApiError, bad_request
 from robostream.config import ID_PATTERN, ApiSettings, validate_id
 from robostream.sinks.keys import validate_metric
+from robostream.times import datetime_to_us, micros_to_datetime
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_TIME_US = 7_258_118_400 * 1_000_000  # 2200-01-01, as the envelope's timestamps
 TIME_EXPECTED = "an ISO-8601 time with a UTC offset (2026-11-25T10:00:00Z) or seconds since the epoch"
 
@@ -80,7 +80,7 @@ def parse_time_us(text: str, name: str) -> int:
         except ValueError:
             moment = None
         if moment is not None and moment.tzinfo is not None:
-            micros = (moment - _EPOCH) // datetime.resolution
+            micros = datetime_to_us(moment)
     if micros is None or not 0 <= micros < MAX_TIME_US:
         raise bad_request("invalid_time", f"{name}={text!r}: expected {TIME_EXPECTED}, 1970..2200")
     return micros
@@ -130,20 +130,7 @@ def list_param(query: Mapping[str, str], name: str) -> list[str]:
 
 def micros_to_iso(micros: int) -> str:
     """µs since the epoch -> ``2026-11-25T10:00:00.123456Z``."""
-    moment = _EPOCH + micros * datetime.resolution
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def micros_to_datetime(micros: int) -> datetime:
-    """µs since the epoch -> aware UTC datetime (how MongoDB documents keep times)."""
-    return _EPOCH + micros * datetime.resolution
-
-
-def datetime_to_us(moment: datetime) -> int:
-    """An aware (or naive UTC, as pymongo returns it) datetime -> µs since the epoch."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return (moment - _EPOCH) // datetime.resolution
+    return micros_to_datetime(micros).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def not_acceptable(offered: tuple[str, ...]) -> ApiError:

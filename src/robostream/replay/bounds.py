@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 
 from robostream.errors import RobostreamError
 from robostream.schemas.datatypes import DataType
+from robostream.times import datetime_to_us
 
 _ISO_DURATION = re.compile(
     r"^P(?:(?P<days>\d+(?:\.\d+)?)D)?"
@@ -64,7 +65,7 @@ class Bound:
         """The time in microseconds since the epoch (``None`` for an offset)."""
         if self.time is None:
             return None
-        return (self.time - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        return datetime_to_us(self.time)
 
     def __str__(self) -> str:
         return self.time.isoformat() if self.time is not None else f"offset {self.offset}"

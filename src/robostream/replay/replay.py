@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -41,6 +41,7 @@ from robostream.replay.reader import (
     reader_admin,
 )
 from robostream.schemas import DataType, SchemaIdResolver, schema_str, subject_for
+from robostream.times import micros_to_datetime
 from robostream.topics.admin import new_topic
 from robostream.topics.catalog import DLQ_HEADROOM_BYTES, data_topic_specs, topic_for, validate_namespace
 
@@ -236,7 +237,7 @@ class GatewayPublisher:
                 now_us = int(time.time() * 1_000_000)
                 self._shift_us = now_us - timestamp_us
             timestamp_us += self._shift_us
-        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=timestamp_us)
+        return micros_to_datetime(timestamp_us)
 
     def publish(self, record: SessionRecord) -> None:
         envelope = record.envelope

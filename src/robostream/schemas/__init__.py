@@ -17,6 +17,8 @@ from robostream.schemas.catalog import (
     topic_for,
 )
 from robostream.schemas.codec import (
+    MAGIC_BYTE,
+    WIRE_HEADER,
     DecodedBatch,
     KafkaRecord,
     decode_frame,
@@ -28,6 +30,7 @@ from robostream.schemas.codec import (
     frame_items,
     parse_into,
     validate_event,
+    wire_header,
 )
 from robostream.schemas.datatypes import BINARY_TYPES, DataType
 from robostream.schemas.envelope import (
@@ -47,6 +50,8 @@ from robostream.schemas.vuer import decode_vuer, encode_vuer
 
 __all__ = [
     "BINARY_TYPES",
+    "MAGIC_BYTE",
+    "WIRE_HEADER",
     "ConfluentSchemaResolver",
     "DataType",
     "DecodedBatch",
@@ -79,5 +84,6 @@ __all__ = [
     "subject_name",
     "topic_for",
     "validate_event",
+    "wire_header",
     "with_claim_check",
 ]

@@ -24,15 +24,15 @@ import binascii
 import copy
 import math
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from robostream.schemas.validation import ErrorCode, FieldError, describe
+from robostream.times import datetime_to_us
 
 Validator = Callable[[Any], Any]
 
 _INT_RANGES = {"int": (-(2**31), 2**31 - 1), "long": (-(2**63), 2**63 - 1)}
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _NAN = float("nan")
 _FLOAT_ONLY = frozenset({float})
 
@@ -152,7 +152,7 @@ class _Compiler:
             if type(value) is int and low <= value <= high:
                 return value
             if isinstance(value, datetime) and value.tzinfo is not None:
-                return (value - _EPOCH) // _MICRO
+                return datetime_to_us(value)
             raise _fail(expected, value)
 
         return check
@@ -445,7 +445,6 @@ def _finite_expected(allow_nan: bool) -> str:
     return "a finite number or NaN/null (missing sample)" if allow_nan else "a finite number"
 
 
-_MICRO = datetime.resolution
 _PRIMITIVE_EXPECTED = {
     "null": "null",
     "boolean": "true or false",

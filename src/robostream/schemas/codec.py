@@ -19,7 +19,7 @@ import time
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any, Literal, NamedTuple
 
@@ -38,12 +38,12 @@ from robostream.schemas.envelope import Envelope, parse_envelope
 from robostream.schemas.payloads import ID_EXPECTED, check_decoded_payload, check_id
 from robostream.schemas.resolver import SchemaIdResolver
 from robostream.schemas.validation import ErrorCode, FieldError, ValidationError, describe
+from robostream.times import datetime_to_us
 
 FrameFormat = Literal["json", "msgpack"]
 MAGIC_BYTE = 0
-_HEADER = struct.Struct(">bI")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = datetime.resolution
+#: The Confluent wire format's header: ``MAGIC_BYTE`` and the schema id (4 bytes, big-endian).
+WIRE_HEADER = struct.Struct(">bI")
 _DATA_TYPES = {str(dt): dt for dt in DataType}
 _NAME_TO_SCHEMA = {
     f"{catalog.NAMESPACE}.{catalog.load_schema(name)['name']}": name
@@ -64,6 +64,11 @@ class KafkaRecord(NamedTuple):
     key: bytes
     value: bytes
     headers: list[tuple[str, bytes]]
+
+
+def wire_header(schema_id: int) -> bytes:
+    """The 5 bytes every value in the Confluent wire format starts with."""
+    return WIRE_HEADER.pack(MAGIC_BYTE, schema_id)
 
 
 # -- frames ------------------------------------------------------------------------------------
@@ -178,7 +183,7 @@ def _wire_value(
     schema_id: int, parsed: Any, datum: dict[str, Any], tag: Tagger | None = None
 ) -> bytes:
     buffer = io.BytesIO()
-    buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
+    buffer.write(wire_header(schema_id))
     fastavro.schemaless_writer(buffer, parsed, tag(datum) if tag else datum)
     return buffer.getvalue()
 
@@ -200,11 +205,11 @@ def encode_record(
     schema_id = resolver.id_for(catalog.subject_for(data_type, topic_prefix), catalog.schema_str(data_type))
     try:
         if envelope.avro_payload is not None:  # written by the gateway's one-pass path
-            value = b"".join((_HEADER.pack(MAGIC_BYTE, schema_id), write_long(envelope.timestamp_us),
+            value = b"".join((wire_header(schema_id), write_long(envelope.timestamp_us),
                               string_bytes(envelope.robot_id), string_bytes(envelope.session_id),
                               string_bytes(str(data_type)), write_long(envelope.seq), envelope.avro_payload))
         elif data_type is DataType.TIME_SERIES:
-            value = _HEADER.pack(MAGIC_BYTE, schema_id) + _time_series_writer()(_time_series_datum(envelope))
+            value = wire_header(schema_id) + _time_series_writer()(_time_series_datum(envelope))
         else:
             value = _wire_value(
                 schema_id, catalog.parsed_schema(data_type), envelope.to_avro(), tagger_for(str(data_type))
@@ -292,16 +297,16 @@ def _plan_for(resolver: SchemaIdResolver, schema_id: int) -> _ReadPlan:
 
 
 def _read_value(value: bytes, resolver: SchemaIdResolver) -> tuple[str, dict[str, Any]]:
-    if not isinstance(value, bytes | bytearray | memoryview) or len(value) < _HEADER.size:
+    if not isinstance(value, bytes | bytearray | memoryview) or len(value) < WIRE_HEADER.size:
         raise _record_error("value too short for the Confluent wire format", got=describe(value))
-    magic, schema_id = _HEADER.unpack_from(value)
+    magic, schema_id = WIRE_HEADER.unpack_from(value)
     if magic != MAGIC_BYTE:
         raise _record_error(
             "not the Confluent wire format", expected="magic byte 0", got=f"magic byte {magic}"
         )
     plan = _plan_for(resolver, schema_id)
     buffer = io.BytesIO(value)
-    buffer.seek(_HEADER.size)
+    buffer.seek(WIRE_HEADER.size)
     try:
         datum = fastavro.schemaless_reader(buffer, plan.writer, plan.reader)
     except Exception as exc:  # truncated or corrupt Avro: report, never crash
@@ -323,7 +328,7 @@ def _micros_fields(datum: dict[str, Any]) -> dict[str, Any]:
     """Turn top-level timestamp-micros datetimes back into integer microseconds."""
     for key, item in datum.items():
         if isinstance(item, datetime):
-            datum[key] = (item - _EPOCH) // _MICRO
+            datum[key] = datetime_to_us(item)
     return datum
 
 

@@ -31,13 +31,12 @@ from robostream.schemas.datatypes import BINARY_TYPES, DataType
 from robostream.schemas.fast_time_series import encode_packed_payload
 from robostream.schemas.payloads import ID_EXPECTED, check_claim_check, validate_payload
 from robostream.schemas.validation import ErrorCode, FieldError, ValidationError, describe
+from robostream.times import datetime_to_us, micros_to_datetime
 
 ENVELOPE_FIELDS = ("timestamp", "robot_id", "session_id", "data_type", "seq", "payload")
 MIN_TIMESTAMP_S = 0
 MAX_TIMESTAMP_S = 7_258_118_400  # 2200-01-01T00:00:00Z
 MAX_SEQ = 2**63 - 1
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO = datetime.resolution
 _DATA_TYPES = {str(dt): dt for dt in DataType}
 _TIMESTAMP_EXPECTED = (
     "seconds since the Unix epoch (UTC) between 1970 and 2200, an ISO-8601 string with a UTC "
@@ -66,7 +65,7 @@ class Envelope:
     @property
     def timestamp(self) -> datetime:
         """The timestamp as an aware UTC datetime."""
-        return _EPOCH + self.timestamp_us * _MICRO
+        return micros_to_datetime(self.timestamp_us)
 
     @property
     def timestamp_s(self) -> float:
@@ -119,7 +118,7 @@ def timestamp_to_micros(value: Any) -> int:
     elif kind is msgpack.Timestamp:
         micros = value.to_unix_nano() // 1000
     elif isinstance(value, datetime) and value.tzinfo is not None:
-        micros = (value - _EPOCH) // _MICRO
+        micros = datetime_to_us(value)
     else:
         raise FieldError(ErrorCode.INVALID_FIELD, _TIMESTAMP_EXPECTED, describe(value))
     if not MIN_TIMESTAMP_S * 1_000_000 <= micros < MAX_TIMESTAMP_S * 1_000_000:
@@ -136,7 +135,7 @@ def _iso_to_micros(text: str) -> int:
         raise FieldError(
             ErrorCode.INVALID_FIELD, "an ISO-8601 timestamp with a UTC offset (e.g. Z)", describe(text)
         )
-    return (moment - _EPOCH) // _MICRO
+    return datetime_to_us(moment)
 
 
 def _data_type(obj: dict[str, Any]) -> DataType:

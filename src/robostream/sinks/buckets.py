@@ -28,7 +28,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from bson import Binary
 
 from robostream.processors import HOUR_US, TelemetryBucket
 from robostream.sinks import keys
+from robostream.times import micros_to_datetime
 
 MINUTE_US = 60_000_000
 DAY_US = 24 * HOUR_US
@@ -45,7 +45,6 @@ LEVELS: dict[str, int] = {"1s": 1_000_000, "10s": 10_000_000, "1m": MINUTE_US, "
 LOD_SPAN_US: dict[str, int] = {"1s": MINUTE_US, "10s": HOUR_US, "1m": HOUR_US, "1h": DAY_US}
 #: Rows of a channel's stats matrix.
 COUNT, MIN, MAX, MEAN = 0, 1, 2, 3
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 F8, I8, I4 = np.dtype("<f8"), np.dtype("<i8"), np.dtype("<i4")
 
@@ -53,10 +52,6 @@ F8, I8, I4 = np.dtype("<f8"), np.dtype("<i8"), np.dtype("<i4")
 def stream_group(names: Iterable[str]) -> str:
     """The group of channels: their channel groups (the name's first part), sorted, joined by ``+``."""
     return "+".join(sorted({name.split(".", 1)[0] for name in names})) or "empty"
-
-
-def micros_to_datetime(micros: int) -> datetime:
-    return _EPOCH + int(micros) * datetime.resolution
 
 
 def pack(array: np.ndarray, dtype: np.dtype) -> Binary:

@@ -47,6 +47,7 @@ from robostream.sinks import keys
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SessionEvent, SinkContext, SinkRecord
 from robostream.sinks.bucket_store import LOD, BucketStore, Piece, pieces_of
 from robostream.sinks.points import Telemetry
+from robostream.times import micros_to_datetime
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,6 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OperationFailure):
         return exc.code in RETRIABLE_CODES or exc.has_error_label("RetryableWriteError")
     return False
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def retention_seconds(settings: Settings) -> int:
@@ -74,11 +74,6 @@ def retention_seconds(settings: Settings) -> int:
 
 
 # -- documents -----------------------------------------------------------------------------------
-
-
-def micros_to_datetime(micros: int) -> datetime:
-    """µs since the epoch -> aware UTC datetime (MongoDB keeps milliseconds)."""
-    return _EPOCH + int(micros) * datetime.resolution
 
 
 def _blob_location(envelope: Envelope, settings: Settings, kind: str) -> tuple[str, str]:
