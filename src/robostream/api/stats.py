@@ -29,9 +29,9 @@ from robostream.api.params import (
 from robostream.api.sessions import json_response
 from robostream.api.stores import Stores
 from robostream.sinks import keys
+from robostream.topics import StatsResolution
 
-RESOLUTIONS = ("1s", "1m", "1h")
-RESOLUTION_US = {"1s": 1_000_000, "1m": 60_000_000, "1h": 3_600_000_000}
+RESOLUTIONS = tuple(str(resolution) for resolution in StatsResolution)
 DEFAULT_LIMIT = 1000
 _STAT_FIELDS = ("count", "min", "max", "mean", "stddev", "last")
 
