@@ -12,13 +12,14 @@ from robostream.producers.counters import Counters, messages_in
 from robostream.producers.sender import RpcError, RpcHandler
 from robostream.producers.session import CameraConfig, SessionConfig, SessionStats
 from robostream.producers.spool import Spool, SpoolLockedError
-from robostream.producers.sync_client import SyncRobotClient, Unacked
+from robostream.producers.sync_client import FlushResult, SyncRobotClient
 
 __all__ = [
     "Backoff",
     "CameraConfig",
     "ClientOptions",
     "Counters",
+    "FlushResult",
     "RobotClient",
     "RpcError",
     "RpcHandler",
@@ -27,7 +28,6 @@ __all__ = [
     "Spool",
     "SpoolLockedError",
     "SyncRobotClient",
-    "Unacked",
     "gateway_url_from",
     "messages_in",
 ]

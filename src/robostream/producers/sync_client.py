@@ -4,7 +4,7 @@
         client.start_session()
         while running:
             client.send("time_series", {"t": [now_us], "pose": {...}})   # returns at once
-        result = client.flush(timeout_s=5)                                 # what is still unacked
+        result = client.flush(timeout_s=5)   # result.unacked_messages: what waits for the gateway
 
 The asyncio client runs on its own event loop in a daemon thread. ``send`` validates, numbers and
 packs the envelope in the caller's thread (so a bad payload raises there, and the caller may reuse
@@ -38,19 +38,20 @@ LOOP_GRACE_S = 10.0
 
 
 @dataclass(frozen=True, slots=True)
-class Unacked:
-    """What :meth:`SyncRobotClient.flush` or ``close`` left unacked; true when nothing is.
+class FlushResult:
+    """What :meth:`SyncRobotClient.flush` or ``close`` left unacked; true when all was acked.
 
-    ``batches``/``messages``: spooled on disk and not yet acked by the gateway (they are resent
-    after a reconnect, or by the next process using the same spool).
+    ``unacked_batches``/``unacked_messages``: spooled on disk, not yet acked by the gateway (they
+    are resent after a reconnect, or by the next process using the same spool).
     """
 
-    batches: int
-    messages: int
+    unacked_batches: int
+    unacked_messages: int
 
     @property
     def drained(self) -> bool:
-        return self.batches == 0 and self.messages == 0
+        """Every message sent so far was acked."""
+        return self.unacked_batches == 0 and self.unacked_messages == 0
 
     def __bool__(self) -> bool:
         return self.drained
@@ -136,7 +137,7 @@ class SyncRobotClient:
             self._loop.call_soon_threadsafe(self._enqueue, prepared)
         return prepared.seq
 
-    def flush(self, timeout_s: float | None = 30.0) -> Unacked:
+    def flush(self, timeout_s: float | None = 30.0) -> FlushResult:
         """Close the open batch and wait up to ``timeout_s`` for every ack; returns what is unacked.
 
         Everything sent before the call is covered (it reaches the loop first).
@@ -153,14 +154,14 @@ class SyncRobotClient:
         self._check_open()
         return self._call(self.client.end_session(reason=reason, timeout_s=timeout_s), _grace(timeout_s))
 
-    def close(self, timeout_s: float = 10.0) -> Unacked:
+    def close(self, timeout_s: float = 10.0) -> FlushResult:
         """Spool the open batch, wait up to ``timeout_s`` for acks, stop the thread; returns what is unacked.
 
-        Unacked batches stay in the spool for the next process. A second call returns nothing unacked.
+        Unacked batches stay in the spool for the next process. Later calls return the same result.
         """
         with self._lock:  # a send after this raises; every send before it reaches the loop first
             if self._closed:
-                return Unacked(0, 0)
+                return self._unacked()
             self._closed = True
         try:
             return self._call(self._close(timeout_s), _grace(timeout_s))
@@ -197,20 +198,20 @@ class SyncRobotClient:
                           prepared.seq, prepared.messages)
             self.client.counters.dropped += prepared.messages
 
-    async def _flush(self, timeout_s: float | None) -> Unacked:
+    async def _flush(self, timeout_s: float | None) -> FlushResult:
         await self.client.flush(timeout_s)
         return self._unacked()
 
-    async def _close(self, timeout_s: float) -> Unacked:
+    async def _close(self, timeout_s: float) -> FlushResult:
         await self.client.close(timeout_s)
         return self._unacked()
 
-    def _unacked(self) -> Unacked:
+    def _unacked(self) -> FlushResult:
         spool = self.client.spool
         batching = self.client.counters.batching
         if spool is None:
-            return Unacked(0, batching)
-        return Unacked(spool.pending_batches, spool.pending_messages + batching)
+            return FlushResult(0, batching)
+        return FlushResult(spool.pending_batches, spool.pending_messages + batching)
 
 
 def _grace(timeout_s: float | None) -> float | None:

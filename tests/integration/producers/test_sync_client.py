@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from robostream.config import Settings
-from robostream.producers import ClientOptions, SyncRobotClient, Unacked
+from robostream.producers import ClientOptions, FlushResult, SyncRobotClient
 from robostream.schemas.examples import example_payload, time_series_payload
 
 from .conftest import TOKENS, GatewayRunner, landed
@@ -31,7 +31,7 @@ def test_a_control_loop_streams_through_the_gateway_into_kafka(
             client.send("time_series", time_series_payload(1), timestamp=start + i / 100)
             if i % 100 == 0:
                 client.send("log", example_payload("log"))
-        assert client.flush(timeout_s=60) == Unacked(0, 0)
+        assert client.flush(timeout_s=60) == FlushResult(0, 0)
         counters = client.counters
         stats = client.end_session()
     assert stats.drained and stats.last_seq == 1009
@@ -53,9 +53,9 @@ def test_while_the_gateway_is_down_send_returns_at_once_and_nothing_is_lost(
             took.append(time.perf_counter() - begin)
         assert max(took) < 0.5 and sum(took) < 2.0, (max(took), sum(took))
         waiting = client.flush(timeout_s=1.0)
-        assert not waiting and waiting.messages == 300 and client.counters.lost == 0
+        assert not waiting and waiting.unacked_messages == 300 and client.counters.lost == 0
         gateway.start()
-        assert client.flush(timeout_s=60) == Unacked(0, 0)
+        assert client.flush(timeout_s=60) == FlushResult(0, 0)
         assert client.end_session().drained
     finally:
         if gateway.gateway is None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from robostream.producers import ClientOptions, Spool, SyncRobotClient, Unacked
+from robostream.producers import ClientOptions, FlushResult, Spool, SyncRobotClient
 from robostream.schemas import ValidationError
 from tests.unit.producers.test_client_protocol import ScriptedGateway, log_line
 
@@ -37,7 +37,7 @@ def test_what_a_thread_sends_is_acked_in_seq_order(tmp_path: Path) -> None:
         client.start_session()
         seqs = [client.send("log", log_line(i)) for i in range(250)]
         result = client.flush(5)
-        assert result == Unacked(0, 0) and result.drained and result
+        assert result == FlushResult(0, 0) and result.drained and result
         assert client.counters.acked == 250 and client.counters.lost == 0
     assert seqs == list(range(250)) and gateway.seqs() == seqs
     assert gateway.controls[-1]["event"]["kind"] == "end"
@@ -82,7 +82,7 @@ def test_send_without_a_session_or_after_close_raises(tmp_path: Path) -> None:
     client.close()
     with pytest.raises(RuntimeError, match="closed"):
         client.send("log", log_line(1))
-    assert client.close() == Unacked(0, 0)
+    assert client.close() == FlushResult(0, 0)
 
 
 def test_a_slow_callback_on_the_sdk_thread_does_not_slow_down_send(tmp_path: Path) -> None:
@@ -126,9 +126,11 @@ def test_send_returns_at_once_while_the_gateway_hangs_and_flush_says_what_is_una
     started = time.monotonic()
     result = client.flush(timeout_s=0.5)
     assert 0.4 <= time.monotonic() - started < 5
-    assert not result and result.messages == 500 and result.batches >= 5  # 100 messages a batch at most
+    assert not result and result.unacked_messages == 500
+    assert result.unacked_batches >= 5  # 100 messages a batch at most
     assert client.state == "connecting" and client.counters.lost == 0
     assert client.close(timeout_s=0.2) == result  # still unacked: it stays in the spool
+    assert client.close() == result
     spool = Spool(tmp_path / "robot_001")  # what the next process using this spool finds
     seqs = [seq for e in spool.pending() for seq in range(e.first_seq, e.last_seq + 1)]
     assert seqs == list(range(500)) and spool.pending_messages == 500
