@@ -414,15 +414,19 @@ class Spool:
         segment = Segment(self.directory, first_id, path.stat().st_mtime)
         data = path.read_bytes()
         framing = _framing_of(data)
+        damaged_magic = framing is None and (framing := _framing_by_records(data)) is not None
         if framing is None:
             log.warning("spool %s: %s is not a spool segment; moved aside", self.directory, path.name)
             path.rename(path.with_suffix(".bad"))
             return None
+        if damaged_magic:
+            log.warning("spool %s: %s starts with a damaged format marker; read by its records and "
+                        "rewritten", self.directory, path.name)
         scan = _scan(framing, data)
         if scan.torn_at is not None:
             log.warning("spool %s: %s ends with %d bytes of a torn record (crash mid-write); cut off",
                         self.directory, path.name, len(data) - scan.torn_at)
-        if scan.corrupt:
+        if scan.corrupt or damaged_magic:
             self._set_aside(path, framing, data, scan, first_id)
             data = self._rewrite(path, framing, data, scan)
             scan = _scan(framing, data)
@@ -539,6 +543,11 @@ class _Scan:
 
 def _framing_of(data: bytes) -> _Framing | None:
     return next((f for f in FRAMINGS if data.startswith(f.magic)), None)
+
+
+def _framing_by_records(data: bytes) -> _Framing | None:
+    """For a segment whose magic is damaged: the format whose intact records it holds, if any."""
+    return next((f for f in FRAMINGS if _scan(f, data).records), None)
 
 
 def _record_at(framing: _Framing, data: bytes, pos: int) -> _Record | None:

@@ -201,6 +201,19 @@ def test_a_second_corruption_at_the_same_place_keeps_both_corrupt_files(tmp_path
     spool.close()
 
 
+def test_a_damaged_format_marker_does_not_lose_the_segment(tmp_path: Path) -> None:
+    spool_of(tmp_path, 3)
+    segment = next(tmp_path.glob("*.seg"))
+    flip(segment, 2)
+    spool, frames = reopen(tmp_path)
+    assert sorted(frames) == [0, 4, 8] and segment.read_bytes().startswith(MAGIC)
+    spool.close()
+    junk = tmp_path / f"{9:016d}.seg"
+    junk.write_bytes(b"not a spool segment at all")
+    Spool(tmp_path).close()
+    assert not junk.exists() and junk.with_suffix(".bad").exists()
+
+
 @pytest.mark.parametrize("length", [0xFFFF_FFF0, 3, 0])
 def test_a_corrupt_length_field_does_not_hide_the_records_after_it(tmp_path: Path, length: int) -> None:
     entries = spool_of(tmp_path, 3)
@@ -305,14 +318,15 @@ def test_random_byte_flips_never_lose_a_record_whose_bytes_are_intact(count: int
         entries = spool_of(folder, count)
         segment = next(folder.glob("*.seg"))
         size = segment.stat().st_size
-        positions = {len(MAGIC) + int(f * (size - len(MAGIC))) for f in flips}
+        positions = {int(f * size) for f in flips}  # the format marker at the start included
         flip(segment, *positions)
         spool, frames = reopen(folder)
         intact = {e.first_seq for e, (start, end) in zip(entries, record_spans(entries), strict=True)
                   if not any(start <= p < end for p in positions)}
         assert intact <= set(frames)
         assert all(frame == batch(seq).frame for seq, frame in frames.items())  # nothing damaged comes back
-        assert (spool.corrupt_batches >= 1) == (len(frames) < count)
+        if frames or min(positions) >= len(MAGIC):  # else nothing shows it is a segment: set aside as .bad
+            assert (spool.corrupt_batches >= 1) == (len(frames) < count)
         spool.close()
 
 
