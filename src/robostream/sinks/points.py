@@ -58,6 +58,12 @@ def _plain(column: Any) -> list[Any]:
     return column.tolist() if hasattr(column, "tolist") else list(column)
 
 
+def single_record(bucket: TelemetryBucket) -> bool:
+    """Whether every point of ``bucket`` comes from one record (one ``seq``): true of raw records."""
+    seqs = _plain(bucket.seqs)
+    return bool(seqs) and min(seqs) == max(seqs)
+
+
 def points(bucket: TelemetryBucket) -> list[dict[str, Any]]:
     """Every point of ``bucket`` in stream order: ``{"seq", "i", "ts_us", "values"}``."""
     names = list(bucket.values)
@@ -73,20 +79,24 @@ def points(bucket: TelemetryBucket) -> list[dict[str, Any]]:
 
 def point_members(bucket: TelemetryBucket) -> list[tuple[int, bytes]]:
     """``(ts_us, canonical JSON)`` of every point of ``bucket``: the bytes of
-    ``canonical_json(point)`` for each of :func:`points`, built without a dict per point.
+    ``canonical_json(point)`` for each of :func:`points`.
 
-    Each column is formatted by orjson once (so a value's text is orjson's), split into its
-    values, and the points are joined from those pieces in sorted key order; NaN (``null``)
-    samples are left out, as in :func:`points`.
+    The metric names are sorted once, so each point's dict is built in canonical key order and
+    orjson writes it without sorting. A bucket without NaN (the common case; one sum over every
+    column finds out) builds each point's ``values`` with one ``dict(zip(...))``; a bucket with
+    NaN leaves those samples out value by value, as in :func:`points`.
     """
     names = sorted(bucket.values)
-    keyed = []
-    for name in names:
-        body = orjson.dumps(_plain(bucket.values[name]))[1:-1]
-        keyed.append((orjson.dumps(name) + b":", body.split(b",") if body else []))
-    out = []
-    for k, (seq, index, ts) in enumerate(zip(_plain(bucket.seqs), _plain(bucket.indexes),
-                                             _plain(bucket.timestamps), strict=True)):
-        values = b",".join([key + tokens[k] for key, tokens in keyed if tokens[k] != b"null"])
-        out.append((ts, b'{"i":%d,"seq":%d,"ts_us":%d,"values":{%s}}' % (index, seq, ts, values)))
-    return out
+    columns = [_plain(bucket.values[name]) for name in names]
+    total = sum(map(sum, columns))
+    if total != total:  # some NaN (or two overflowing sums of opposite sign): filter per value
+        rows: Any = ({n: v for n, v in zip(names, row, strict=True) if v == v}
+                     for row in zip(*columns, strict=True))
+    elif columns:
+        rows = (dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True))
+    else:
+        rows = ({} for _ in range(len(bucket.timestamps)))
+    dumps = orjson.dumps
+    return [(ts, dumps({"i": index, "seq": seq, "ts_us": ts, "values": values}))
+            for seq, index, ts, values in zip(_plain(bucket.seqs), _plain(bucket.indexes),
+                                              _plain(bucket.timestamps), rows, strict=True)]

@@ -17,16 +17,19 @@
   before the MongoDB sink landed the session's document.
 * Pub/sub: every new item goes to ``live:{robot}:{session}`` and
   ``live:{robot}:{session}:{data_type}`` (``time_series``, ``images``, ``stats``). A time_series
-  record is one message carrying all its points. Each write runs in a Lua script that publishes
-  only when something new was stored, so a replay does not re-publish (except points older than
-  the ring, which are re-added, trimmed and published again).
+  record is one message carrying all its points (one per minute bucket it spans). Telemetry is
+  written in two round trips per batch: the first asks which buckets the ring already holds, the
+  second publishes the new ones and stores every one (plain ``ZADD``, trimmed after each). So a
+  replay does not re-publish (except points older than the ring, which are re-added, trimmed and
+  published again), and a crash between the two phases publishes again rather than never.
+  Frames and stats run in Lua scripts that publish only when something new was stored.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import orjson
@@ -41,7 +44,7 @@ from robostream.processors import FrameBatch, TierName, WindowStats
 from robostream.schemas import DataType, Envelope
 from robostream.sinks import keys
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SinkContext, SinkRecord
-from robostream.sinks.points import Telemetry, point_members
+from robostream.sinks.points import Telemetry, point_members, single_record
 from robostream.sinks.s3 import s3_client
 
 log = logging.getLogger(__name__)
@@ -50,21 +53,6 @@ LATEST_TTL_S = 24 * 3600
 PIPELINE_CHUNK = 500
 _RESOLUTION_S = {"1s": 1, "1m": 60, "1h": 3600}
 _RETRIABLE_REPLIES = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
-
-#: KEYS[1] ring; ARGV: window, ttl, channel, typed channel, message, then score/member pairs.
-LATEST_LUA = """
-local added = 0
-for i = 6, #ARGV, 1000 do  -- ZADD score member ... in chunks (Lua's unpack has a stack limit)
-  added = added + redis.call('ZADD', KEYS[1], unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[1]) + 1))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-if added > 0 then
-  redis.call('PUBLISH', ARGV[3], ARGV[5])
-  redis.call('PUBLISH', ARGV[4], ARGV[5])
-end
-return added
-"""
 
 #: KEYS[1] frame hash; ARGV: ttl, channel, typed channel, message, then field/value pairs.
 #: Publishes when the frame gains a kind it did not have.
@@ -125,6 +113,39 @@ def is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, ResponseError) and str(exc).upper().startswith(_RETRIABLE_REPLIES)
 
 
+@dataclass(slots=True)
+class _Bucket:
+    """The points of one record within one minute: one ``ZADD`` and one live message."""
+
+    record: SinkRecord
+    message: bytes
+    scored: list[tuple[int, bytes]]  # (ts_us, member), stream order
+    one_record: bool  # every point from the same record (raw topic): all stored, or none
+
+    @property
+    def zadd_args(self) -> list[Any]:
+        args: list[Any] = []
+        for ts_us, member in self.scored:
+            args += (ts_us, member)
+        return args
+
+
+@dataclass(slots=True)
+class _Ring:
+    """The telemetry of one session within one pipeline (``telemetry:...:latest``)."""
+
+    key: str
+    robot_id: str
+    session_id: str
+    buckets: list[_Bucket] = field(default_factory=list)
+    last_us: int | None = None
+
+    def add(self, buckets: list[_Bucket], last_us: int | None) -> None:
+        self.buckets += buckets
+        if last_us is not None and (self.last_us is None or last_us > self.last_us):
+            self.last_us = last_us
+
+
 class RedisSink:
     """Lands the live view in Redis (see the module docstring). One instance per task."""
 
@@ -133,7 +154,6 @@ class RedisSink:
         self._client = client
         self._context: SinkContext | None = None
         self._s3: Any = None
-        self._latest: Script | None = None
         self._frame: Script | None = None
         self._stats: Script | None = None
 
@@ -147,7 +167,6 @@ class RedisSink:
                 self.settings.redis.url, socket_timeout=5, socket_connect_timeout=2,
                 health_check_interval=10, client_name=f"robostream-connect-{context.connector}",
             )
-        self._latest = self._client.register_script(LATEST_LUA)
         self._frame = self._client.register_script(FRAME_LUA)
         self._stats = self._client.register_script(STATS_LUA)
         self._s3 = s3_client(self.settings)  # presigning only: no network calls
@@ -184,24 +203,75 @@ class RedisSink:
         pipe.evalsha(script.sha, len(keys_), *keys_, *args)
 
     def _load_scripts(self) -> None:
-        for script in (self._latest, self._frame, self._stats):
+        for script in (self._frame, self._stats):
             assert script is not None
             self.client.script_load(script.script)
 
-    def _queue_telemetry(self, pipe: Any, telemetry: Telemetry) -> int:
-        """One script call per minute bucket: ZADD the points, trim, publish if new."""
-        ring = keys.latest_key(telemetry.robot_id, telemetry.session_id)
-        channels = keys.live_channels(telemetry.robot_id, telemetry.session_id, DataType.TIME_SERIES)
+    def _collect_telemetry(self, rings: dict[str, _Ring], record: SinkRecord) -> None:
+        """Add a telemetry record's minute buckets (points and live message) to its session's
+        :class:`_Ring` (nothing is added if the record cannot be mapped)."""
+        telemetry: Telemetry = record.item
+        buckets = []
         for bucket in telemetry.buckets:
+            if not len(bucket):
+                continue
             scored = point_members(bucket)
             message = telemetry_message_of(telemetry.robot_id, telemetry.session_id, [m for _, m in scored])
-            args: list[Any] = [self.settings.redis.latest_window, LATEST_TTL_S, *channels, message]
-            for ts_us, member in scored:
-                args += [ts_us, member]
-            self._eval(pipe, self._latest, [ring], args)
-        last_us = max((int(max(b.timestamps)) for b in telemetry.buckets if len(b.timestamps)), default=None)
-        seen = self._queue_session_seen(pipe, telemetry.robot_id, telemetry.session_id, last_us)
-        return len(telemetry.buckets) + seen
+            buckets.append(_Bucket(record, message, scored, one_record=single_record(bucket)))
+        last_us = max((ts for b in buckets for ts, _ in b.scored), default=None)
+        key = keys.latest_key(telemetry.robot_id, telemetry.session_id)
+        ring = rings.get(key)
+        if ring is None:
+            ring = rings[key] = _Ring(key, telemetry.robot_id, telemetry.session_id)
+        ring.add(buckets, last_us)
+
+    def _stored_buckets(self, rings: dict[str, _Ring]) -> set[int]:
+        """The first phase of a telemetry write: ``id()`` of the buckets whose points the ring
+        already holds (a redelivery), to be stored again but not published again.
+
+        One round trip for the whole pipeline. A record's bucket is stored by one ``ZADD``, so
+        its first point answers for all of them; a bucket merged from several records (the
+        derived topic) is checked point by point.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        checked = [b for ring in rings.values() for b in ring.buckets]
+        for ring in rings.values():
+            for b in ring.buckets:
+                if b.one_record:
+                    pipe.zscore(ring.key, b.scored[0][1])
+                else:
+                    pipe.execute_command("ZMSCORE", ring.key, *(m for _, m in b.scored))
+        results = self._execute(pipe)
+        retriable = [e for e in results if isinstance(e, Exception) and is_retriable(e)]
+        if retriable:
+            raise RetriableSinkError(f"Redis unavailable: {retriable[0]}") from retriable[0]
+        # an error (e.g. the key is not a sorted set) counts as "not stored": the write reports it
+        return {id(b) for b, r in zip(checked, results, strict=True)
+                if r is not None and not isinstance(r, Exception)
+                and (not isinstance(r, list) or None not in r)}
+
+    def _queue_ring(self, pipe: Any, ring: _Ring, stored: set[int]) -> list[list[SinkRecord]]:
+        """Queue a session's telemetry: per bucket ``PUBLISH`` (when new: first, so a crash
+        between the two publishes again rather than never), ``ZADD`` and trim; then ``EXPIRE``
+        and ``sessions:live`` once. Returns the records behind each queued command."""
+        channels = keys.live_channels(ring.robot_id, ring.session_id, DataType.TIME_SERIES)
+        window = self.settings.redis.latest_window
+        behind: list[list[SinkRecord]] = []
+        published: set[bytes] = set()  # first members published by this pipeline
+        for b in ring.buckets:
+            first = b.scored[0][1]
+            if id(b) not in stored and first not in published:
+                published.add(first)
+                for channel in channels:
+                    pipe.publish(channel, b.message)
+                behind += ([b.record], [b.record])
+            pipe.execute_command("ZADD", ring.key, *b.zadd_args)
+            pipe.zremrangebyrank(ring.key, 0, -(window + 1))
+            behind += ([b.record], [b.record])
+        records = list({id(b.record): b.record for b in ring.buckets}.values())
+        pipe.expire(ring.key, LATEST_TTL_S)
+        seen = self._queue_session_seen(pipe, ring.robot_id, ring.session_id, ring.last_us)
+        return behind + [records] * (1 + seen)
 
     @staticmethod
     def _queue_session_seen(pipe: Any, robot_id: str, session_id: str, last_us: int | None) -> int:
@@ -291,8 +361,6 @@ class RedisSink:
     def _queue(self, pipe: Any, record: SinkRecord) -> int:
         """Queue the commands of one record; returns how many (0: nothing for this sink)."""
         item = record.item
-        if isinstance(item, Telemetry):
-            return self._queue_telemetry(pipe, item)
         if isinstance(item, Envelope) and item.data_type is DataType.IMAGES:
             return self._queue_image(pipe, item)
         if isinstance(item, FrameBatch):
@@ -310,16 +378,23 @@ class RedisSink:
 
     def _write_chunk(self, chunk: Sequence[SinkRecord]) -> None:
         pipe = self.client.pipeline(transaction=False)
-        queued: list[SinkRecord] = []  # the record behind each queued command
+        queued: list[list[SinkRecord]] = []  # the records behind each queued command
+        rings: dict[str, _Ring] = {}  # telemetry per session, queued after a first phase
         for record in chunk:
+            before = len(pipe)
             try:
-                before = len(pipe)
+                if isinstance(record.item, Telemetry):
+                    self._collect_telemetry(rings, record)
+                    continue
                 count = self._queue(pipe, record)
             except (ValueError, KeyError, TypeError) as exc:
                 del pipe.command_stack[before:]  # drop a record's half-queued commands
                 self._report(record, PoisonRecordError(f"cannot map record to Redis: {exc}"))
                 continue
-            queued.extend([record] * count)
+            queued.extend([[record]] * count)
+        stored = self._stored_buckets(rings) if rings else set()
+        for ring in rings.values():
+            queued.extend(self._queue_ring(pipe, ring, stored))
         if not queued:
             return
         commands = list(pipe.command_stack)
@@ -345,12 +420,16 @@ class RedisSink:
                 raise RetriableSinkError(f"Redis unavailable: {exc}") from exc
             raise
 
-    def _check_results(self, queued: list[SinkRecord], results: list[Any]) -> None:
-        errors = [(r, e) for r, e in zip(queued, results, strict=True) if isinstance(e, Exception)]
+    def _check_results(self, queued: list[list[SinkRecord]], results: list[Any]) -> None:
+        errors = [(records, e) for records, e in zip(queued, results, strict=True)
+                  if isinstance(e, Exception)]
         retriable = [e for _, e in errors if is_retriable(e)]
         if retriable:
             raise RetriableSinkError(f"Redis unavailable: {retriable[0]}") from retriable[0]
-        first_error = {id(record): (record, exc) for record, exc in reversed(errors)}
+        first_error: dict[int, tuple[SinkRecord, Exception]] = {}
+        for records, exc in errors:
+            for record in records:
+                first_error.setdefault(id(record), (record, exc))
         for record, exc in first_error.values():
             self._report(record, PoisonRecordError(f"Redis rejected the record: {exc}"))
 
