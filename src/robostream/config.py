@@ -383,6 +383,15 @@ class ApiSettings(Section):
     anonymous_read: bool = Field(
         False, description="serve reads without a token (local demos only; ignores read_tokens)"
     )
+    write_tokens: list[str] = Field(
+        default_factory=list,
+        description="sha256 hex digests of the bearer tokens allowed to call robots "
+        "(POST /v1/robots/{id}/rpc); separate from read_tokens, never anonymous (empty: nobody may call)",
+    )
+    rpc_default_timeout_s: float = Field(
+        10.0, gt=0, description="deadline of a robot call whose request gives no timeout_s"
+    )
+    rpc_max_timeout_s: float = Field(120.0, gt=0, description="longest timeout_s a robot call may ask")
     cors_origins: list[str] = Field(
         default_factory=list, description="dashboard origins allowed by CORS ('*': any origin)"
     )
@@ -407,7 +416,7 @@ class ApiSettings(Section):
         check_tls_pair(self.tls_cert, self.tls_key)
         return self
 
-    @field_validator("read_tokens")
+    @field_validator("read_tokens", "write_tokens")
     @classmethod
     def _sha256_hex(cls, value: list[str]) -> list[str]:
         for digest in value:

@@ -5,7 +5,7 @@
         print(server.url)                      # http://127.0.0.1:<port> (https with api.tls_cert)
 
 Middlewares, outermost first: CORS (also on error answers), errors as ``{code, message}``,
-read-token check.
+token check (read tokens; write tokens for ``POST /v1/robots/{id}/rpc``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from robostream.api.history import get_telemetry
 from robostream.api.live import LiveHub, live
 from robostream.api.openapi import openapi_document
 from robostream.api.params import NoParams
+from robostream.api.rpc import RobotCalls, call_robot
 from robostream.api.sessions import get_session, list_robots, list_sessions
 from robostream.api.stats import get_stats
 from robostream.api.stores import Stores
@@ -44,7 +45,7 @@ ROUTES = (
     ("GET", "/"), ("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/v1/live"),
     ("GET", "/v1/robots"), ("GET", "/v1/sessions"), ("GET", "/v1/sessions/{id}"),
     ("GET", "/v1/telemetry"), ("GET", "/v1/frames"), ("GET", "/v1/frames/{id}"),
-    ("GET", "/v1/stats/{metric}"),
+    ("GET", "/v1/stats/{metric}"), ("POST", "/v1/robots/{id}/rpc"),
 )
 
 
@@ -87,6 +88,7 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/v1/frames", list_frames)
     router.add_get("/v1/frames/{id}", get_frame)
     router.add_get("/v1/stats/{metric}", get_stats)
+    router.add_post("/v1/robots/{id}/rpc", call_robot)
     router.add_static("/static/", STATIC_DIR, append_version=False)
 
 
@@ -96,7 +98,8 @@ def create_app(settings: Settings, stores: Stores | None = None) -> web.Applicat
     app = web.Application(middlewares=[
         cors_middleware(CorsPolicy(api.cors_origins)),
         error_middleware,
-        auth_middleware(ReadAuth(api.read_tokens, anonymous=api.anonymous_read)),
+        auth_middleware(ReadAuth(api.read_tokens, anonymous=api.anonymous_read),
+                        ReadAuth(api.write_tokens, anonymous=False)),
     ])
     add_routes(app)
 
@@ -104,8 +107,10 @@ def create_app(settings: Settings, stores: Stores | None = None) -> web.Applicat
         own = stores is None
         used = stores or Stores.connect(settings)
         hub = LiveHub(used.redis)
-        app[CONTEXT] = ApiContext(settings, used, hub)
+        calls = RobotCalls(settings)
+        app[CONTEXT] = ApiContext(settings, used, hub, calls)
         yield
+        await calls.close()
         await hub.close()
         if own:
             await used.close()

@@ -1,9 +1,11 @@
-"""Read access: bearer tokens stored only as SHA-256 hex digests (``api.read_tokens``).
+"""Access: bearer tokens stored only as SHA-256 hex digests, ``api.read_tokens`` for reads and
+``api.write_tokens`` for the routes that act on robots (:data:`WRITE_ROUTES`).
 
 ``Authorization: Bearer <token>`` on HTTP requests; browsers cannot set headers on a WebSocket,
 so ``/v1/live`` also takes ``?access_token=<token>``. The viewer page, its static files,
 ``/openapi.json`` and ``/healthz`` are public. ``api.anonymous_read`` (local demos) lets every
-request read.
+request read. Write routes always need a write token (a read token alone is ``403``); they
+never fall back to anonymous access.
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/healthz", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
 TOKEN_QUERY = "access_token"  # noqa: S105 (a parameter name)
 TOKEN_QUERY_PATHS = frozenset({"/v1/live"})
+#: (method, route) of the routes that need a write token.
+WRITE_ROUTES = frozenset({("POST", "/v1/robots/{id}/rpc")})
 
 
 def hash_token(token: str) -> str:
-    """The SHA-256 hex digest stored in ``api.read_tokens`` for ``token``."""
+    """The SHA-256 hex digest stored in ``api.read_tokens``/``api.write_tokens`` for ``token``."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
 class ReadAuth:
-    """Checks read tokens in constant time against the configured digests."""
+    """Checks tokens in constant time against the configured digests (read or write tokens)."""
 
     def __init__(self, digests: Iterable[str], *, anonymous: bool) -> None:
         self._digests = [d.encode() for d in digests]
@@ -62,12 +66,35 @@ def request_token(request: web.Request) -> str | None:
     return None
 
 
-def auth_middleware(auth: ReadAuth) -> Middleware:
-    """Refuse ``401 unauthorized`` to non-public requests without a valid read token."""
+def is_write(request: web.Request) -> bool:
+    """Whether the request is for a route of :data:`WRITE_ROUTES`."""
+    resource = request.match_info.route.resource
+    return resource is not None and (request.method, resource.canonical) in WRITE_ROUTES
+
+
+def check_write(auth: ReadAuth, token: str | None) -> None:
+    """``401`` without a token, ``403`` with one that is not a write token."""
+    if not token:
+        raise ApiError(401, "unauthorized", "a write token is required to call robots (Authorization: "
+                       "Bearer <write token>)", {"WWW-Authenticate": 'Bearer realm="robostream"'})
+    if not auth.allows(token):
+        raise ApiError(403, "forbidden", "this token may not call robots: a write token (api.write_tokens) "
+                       "is required")
+
+
+def auth_middleware(auth: ReadAuth, write: ReadAuth | None = None) -> Middleware:
+    """Refuse ``401 unauthorized`` to non-public requests without a valid read token, and write
+    routes without a write token (``401`` none, ``403`` another)."""
+    writers = write or ReadAuth((), anonymous=False)
 
     @web.middleware
     async def check_token(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.method == "OPTIONS" or is_public(request.path) or auth.allows(request_token(request)):
+        if request.method == "OPTIONS" or is_public(request.path):
+            return await handler(request)
+        if is_write(request):
+            check_write(writers, request_token(request))
+            return await handler(request)
+        if auth.allows(request_token(request)):
             return await handler(request)
         raise ApiError(401, "unauthorized", "a valid read token is required (Authorization: Bearer "
                        "<token>)", {"WWW-Authenticate": 'Bearer realm="robostream"'})

@@ -1,4 +1,5 @@
-"""What every handler reaches through ``request.app[CONTEXT]``: settings, stores, the live hub."""
+"""What every handler reaches through ``request.app[CONTEXT]``: settings, stores, the live hub,
+the robot caller."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from robostream.config import Settings
 
 if TYPE_CHECKING:
     from robostream.api.live import LiveHub
+    from robostream.api.rpc import RobotCalls
     from robostream.api.stores import Stores
 
 
@@ -32,6 +34,7 @@ class ApiContext:
     settings: Settings
     stores: Stores
     hub: LiveHub
+    robot_calls: RobotCalls
     history: HistoryStats = field(default_factory=HistoryStats)
 
 

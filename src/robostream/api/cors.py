@@ -15,7 +15,7 @@ from aiohttp.typedefs import Middleware
 
 from robostream.api.errors import Handler
 
-ALLOW_METHODS = "GET, HEAD, OPTIONS"
+ALLOW_METHODS = "GET, HEAD, POST, OPTIONS"
 ALLOW_HEADERS = "Authorization, Accept, Content-Type"
 EXPOSE_HEADERS = "X-Robostream-Source, X-Robostream-Resolution, X-Robostream-Bucket-Us, Location"
 MAX_AGE_S = "600"

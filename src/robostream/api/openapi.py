@@ -1,8 +1,9 @@
 """The OpenAPI 3 document of the ML-Dash API (``GET /openapi.json``).
 
 Query parameters come from each route's :class:`~robostream.api.params.QueryParams` model (what
-the route accepts, see :data:`QUERIES`); paths, responses and the ``{code, message}`` error
-shape are written here. Tests check that the document names exactly the routes the app serves
+the route accepts, see :data:`QUERIES`), the robot call's body from
+:class:`~robostream.api.rpc.RpcBody`; paths, responses and the ``{code, message}`` error shape
+are written here. Tests check that the document names exactly the routes the app serves
 and run schemathesis against it.
 """
 
@@ -14,7 +15,8 @@ from robostream import __version__
 from robostream.api.frames import FrameParams, FramesParams
 from robostream.api.history import COLUMNS, TelemetryParams
 from robostream.api.live import LiveParams
-from robostream.api.params import NoParams, QueryParams
+from robostream.api.params import ID_SCHEMA, NoParams, QueryParams
+from robostream.api.rpc import RpcBody
 from robostream.api.sessions import RobotsParams, SessionParams, SessionsParams
 from robostream.api.stats import StatsParams
 
@@ -29,7 +31,7 @@ QUERIES: dict[str, type[QueryParams]] = {
     "/healthz": NoParams, "/openapi.json": NoParams, "/v1/live": LiveParams,
     "/v1/robots": RobotsParams, "/v1/sessions": SessionsParams, "/v1/sessions/{id}": SessionParams,
     "/v1/telemetry": TelemetryParams, "/v1/frames": FramesParams, "/v1/frames/{id}": FrameParams,
-    "/v1/stats/{metric}": StatsParams,
+    "/v1/stats/{metric}": StatsParams, "/v1/robots/{id}/rpc": NoParams,
 }
 
 
@@ -123,6 +125,19 @@ SCHEMAS: dict[str, Schema] = {
                        "metric": {"type": "string"}, "resolution": {"type": "string"},
                        "source": {"type": "string", "enum": ["redis", "mongo"]},
                        "windows": {"type": "array", "items": _ref("StatsWindow")}},
+    },
+    "RpcReply": {
+        "type": "object", "required": ["robot_id", "method", "correlation_id", "status", "elapsed_ms"],
+        "description": "The robot's answer: status ok with its result, or error with its {code, message}.",
+        "properties": {
+            "robot_id": {"type": "string"}, "method": {"type": "string"},
+            "correlation_id": {"type": "string", "description": "pairs the request and response records"},
+            "status": {"type": "string", "enum": ["ok", "error"]},
+            "result": {"description": "what the method returned (any JSON value)", "nullable": True},
+            "error": {"allOf": [_ref("Error")], "nullable": True,
+                      "description": "status error: the robot's code (e.g. unknown_method, invalid_params)"},
+            "elapsed_ms": {"type": "number", "description": "from writing the request to the answer"},
+        },
     },
     "Frame": {
         "type": "object", "required": ["id", "frame_id", "camera_id", "timestamp_us", "urls"],
@@ -234,6 +249,28 @@ def _paths(limits: dict[str, int]) -> dict[str, Schema]:
                            *query["/v1/stats/{metric}"]],
             "responses": {"200": _json("windows, oldest first", _ref("Stats")), **COMMON_ERRORS},
         }},
+        "/v1/robots/{id}/rpc": {"post": {
+            "summary": "Call a method on a robot and wait for its answer (needs a write token)",
+            "description": (
+                "The request goes to the RPC requests topic; the gateway sends it over the robot's "
+                "WebSocket (or holds it until the robot connects) and the robot's answer comes back "
+                "through the responses topic. Authorization: Bearer <write token> (api.write_tokens; "
+                "a read token is not enough)."),
+            "security": [{"write": []}],
+            "parameters": [_path_param("id", {**ID_SCHEMA, "example": "robot_001"}, "the robot to call"),
+                           *query["/v1/robots/{id}/rpc"]],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": RpcBody.openapi()}}},
+            "responses": {
+                "200": _json("the robot answered (status ok or error)", _ref("RpcReply")),
+                "400": _error("the robot id, the JSON body, the method or timeout_s is malformed"),
+                "401": _error("a write token is required (Authorization: Bearer <write token>)"),
+                "403": _error("the token is not a write token"),
+                "404": _error("the gateway does not know this robot (unknown_robot)"),
+                "413": _error("the body is too large"),
+                "503": _error("Kafka, the schema registry or the gateway could not take the call; retry"),
+                "504": _error("no answer before the deadline: the robot is offline, busy or answered late"),
+            },
+        }},
         "/healthz": {"get": {
             "summary": "Health of the API and its stores",
             "security": [], "parameters": query["/healthz"],
@@ -257,15 +294,18 @@ def openapi_document(*, frames_limit: int = 1000, stats_limit: int = 10_000,
         "openapi": "3.0.3",
         "info": {"title": "robostream ML-Dash API", "version": __version__,
                  "description": "Live and historical robot data: WebSocket live view, telemetry time "
-                                "ranges, frames with presigned URLs, aggregations. Errors are JSON "
-                                "{code, message}."},
+                                "ranges, frames with presigned URLs, aggregations; calls to robots (RPC). "
+                                "Errors are JSON {code, message}."},
         "servers": [{"url": "/"}],
         "security": [{"bearer": []}],
         "paths": _paths({"frames_limit": frames_limit, "stats_limit": stats_limit,
                          "max_points_limit": max_points}),
         "components": {
             "schemas": SCHEMAS,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "description": "a read token (api.read_tokens holds its sha256)"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer",
+                           "description": "a read token (api.read_tokens holds its sha256)"},
+                "write": {"type": "http", "scheme": "bearer",
+                          "description": "a write token (api.write_tokens holds its sha256): calls robots"}},
         },
     }

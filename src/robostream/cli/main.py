@@ -19,6 +19,7 @@ from robostream.cli import (
     offsets_cmd,
     process_cmd,
     replay_cmd,
+    rpc_cmd,
     schema_registry_cmd,
     simulate_cmd,
     sink_cmd,
@@ -47,6 +48,7 @@ app.add_typer(export_cmd.app, name="export")
 app.add_typer(offsets_cmd.app, name="offsets")
 app.add_typer(kafka_cmd.app, name="kafka")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(rpc_cmd.app, name="rpc")
 
 err = Console(stderr=True)
 

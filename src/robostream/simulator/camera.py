@@ -23,6 +23,7 @@ CAMERA_HEIGHT_M = 1.2  # above the floor
 WALL_M = 3.6  # distance of the back wall
 TABLE_TOP_M = 0.75
 _BALL_RADIUS_M = 0.07
+DEFAULT_EXPOSURE_MS = 10.0  # frames at this exposure look as the scene was lit; longer: brighter
 _TILT = 0.35  # principal point above the image centre: the camera looks down
 _DEPTH_NOISE = 0.0008  # depth noise std (m) per m² of distance, like a stereo depth camera
 _PLY_DTYPE = np.dtype([("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("red", "u1"), ("green", "u1"),
@@ -128,7 +129,8 @@ class _Scene:
 
 
 class SceneCamera:
-    """Renders and encodes frames of one camera at session time ``t``."""
+    """Renders and encodes frames of one camera at session time ``t``; ``exposure_ms`` scales the
+    brightness (``DEFAULT_EXPOSURE_MS``: as lit; twice as long: twice as bright, clipped)."""
 
     def __init__(self, camera_id: str, width: int = 640, height: int = 360, *, seed: int = 0,
                  fov_deg: float = 70.0, jpeg_quality: int = 85, png_level: int = 1,
@@ -145,6 +147,7 @@ class SceneCamera:
         self.grain = rng.integers(-6, 7, size=(height + 16, width + 16, 3), dtype=np.int16)
         self.depth_grain = rng.standard_normal((height + 16, width + 16)).astype(np.float32)
         self.phase = float(rng.uniform(0, 2 * math.pi))
+        self.exposure_ms = DEFAULT_EXPOSURE_MS
 
     def _pan(self, t: float) -> tuple[int, int]:
         ox = self.margin_x * (1 + 0.8 * math.sin(2 * math.pi * 0.06 * t + self.phase))
@@ -164,6 +167,8 @@ class SceneCamera:
         rgb = scene.rgb[oy:oy + self.height, ox:ox + self.width].copy()
         depth = scene.depth[oy:oy + self.height, ox:ox + self.width].copy()
         self._ball(t, rgb, depth, ox, oy)
+        if self.exposure_ms != DEFAULT_EXPOSURE_MS:
+            rgb *= self.exposure_ms / DEFAULT_EXPOSURE_MS
         k = int(t * 30) % 16
         noisy = rgb.astype(np.int16) + self.grain[k:k + self.height, k:k + self.width]
         rgb8 = np.clip(noisy, 0, 255).astype(np.uint8)

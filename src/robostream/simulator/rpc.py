@@ -9,22 +9,27 @@ from typing import Any
 import numpy as np
 
 from robostream.producers import RpcError
+from robostream.simulator.camera import DEFAULT_EXPOSURE_MS
 from robostream.simulator.robot import JOINT_NAMES, RobotModel
 
-METHODS = ("ping", "get_status", "get_joint_state", "set_parameter", "get_parameters")
+METHODS = ("ping", "get_status", "get_joint_state", "set_parameter", "get_parameters",
+           "camera.set_exposure")
+EXPOSURE_RANGE_MS = (0.05, 1000.0)
 
 
 class RobotRpc:
     """RPC methods of one simulated robot: ``ping``, ``get_status``, ``get_joint_state``,
-    ``set_parameter`` and ``get_parameters``; anything else is an ``unknown_method`` error."""
+    ``set_parameter``, ``get_parameters`` and ``camera.set_exposure``; anything else is an
+    ``unknown_method`` error. ``exposure_ms`` (per camera) is read by the robot's renderers."""
 
     def __init__(self, robot_id: str, model: RobotModel, session_time: Callable[[], float],
-                 status: Callable[[], dict[str, Any]]) -> None:
+                 status: Callable[[], dict[str, Any]], cameras: tuple[str, ...] = ("front",)) -> None:
         self.robot_id = robot_id
         self.model = model
         self.session_time = session_time
         self.status = status
         self.parameters: dict[str, Any] = {"speed_scale": 1.0, "gripper_force_n": 20.0}
+        self.exposure_ms: dict[str, float] = dict.fromkeys(cameras, DEFAULT_EXPOSURE_MS)
         self.calls = 0
 
     async def __call__(self, method: str, params: Any) -> Any:
@@ -41,6 +46,8 @@ class RobotRpc:
             return self._set(params)
         if method == "get_parameters":
             return dict(self.parameters)
+        if method == "camera.set_exposure":
+            return self._set_exposure(params)
         raise RpcError("unknown_method", f"{self.robot_id} knows {', '.join(METHODS)}; not {method!r}")
 
     def _set(self, params: Any) -> dict[str, Any]:
@@ -49,3 +56,21 @@ class RobotRpc:
         previous = self.parameters.get(params["name"])
         self.parameters[params["name"]] = params["value"]
         return {"ok": True, "name": params["name"], "value": params["value"], "previous": previous}
+
+    def _set_exposure(self, params: Any) -> dict[str, Any]:
+        """``{exposure_ms: number, camera?: id}`` (default camera: the first) -> the new exposure."""
+        low, high = EXPOSURE_RANGE_MS
+        cameras = ", ".join(self.exposure_ms) or "none"
+        usage = f"camera.set_exposure takes {{exposure_ms: {low:g}..{high:g}, camera: {cameras}}}"
+        if not isinstance(params, dict) or set(params) - {"exposure_ms", "camera"}:
+            raise RpcError("invalid_params", usage)
+        camera = params.get("camera", next(iter(self.exposure_ms), None))
+        exposure = params.get("exposure_ms")
+        if camera not in self.exposure_ms:
+            raise RpcError("invalid_params", f"{self.robot_id} has no camera {camera!r}; {usage}")
+        if isinstance(exposure, bool) or not isinstance(exposure, int | float) or not low <= exposure <= high:
+            raise RpcError("invalid_params", f"exposure_ms must be a number from {low:g} to {high:g}, "
+                           f"got {exposure!r:.40}")
+        previous = self.exposure_ms[camera]
+        self.exposure_ms[camera] = float(exposure)
+        return {"camera": camera, "exposure_ms": float(exposure), "previous_ms": previous}

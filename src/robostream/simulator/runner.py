@@ -95,7 +95,7 @@ class SimulatedRobot:
         self.model = RobotModel(plan.seed)
         self.extras = Extras(plan.robot_id, self.model, seed=plan.seed,
                              camera_id=plan.cameras[0] if plan.cameras else "front")
-        self.rpc = RobotRpc(plan.robot_id, self.model, self.elapsed, self._status)
+        self.rpc = RobotRpc(plan.robot_id, self.model, self.elapsed, self._status, cameras=plan.cameras)
         self.session_id = ""
         self.t0: float | None = None
         self.wall0 = 0.0
@@ -268,6 +268,7 @@ class SimulatedRobot:
                                 "are skipped", self.plan.robot_id, camera.camera_id, MAX_LAG_S)
                 self.skipped_frames += 1
                 continue
+            camera.exposure_ms = self.rpc.exposure_ms.get(camera.camera_id, camera.exposure_ms)
             await out.put((moment, await asyncio.to_thread(camera.frame, moment)))
         await out.put(None)
 

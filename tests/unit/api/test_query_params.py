@@ -27,8 +27,8 @@ async def client() -> AsyncIterator[TestClient]:
 
 
 def documented(path: str) -> list[dict[str, Any]]:
-    """The query parameters ``openapi.json`` lists for ``GET path``."""
-    operation = openapi_document()["paths"][path]["get"]
+    """The query parameters ``openapi.json`` lists for ``path`` (its one operation: GET, or POST)."""
+    (operation,) = openapi_document()["paths"][path].values()
     return [p for p in operation.get("parameters", []) if p["in"] == "query"]
 
 

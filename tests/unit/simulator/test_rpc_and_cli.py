@@ -12,6 +12,7 @@ from robostream.cli.simulate_cmd import app
 from robostream.config import Settings
 from robostream.producers import RpcError
 from robostream.simulator import SimulationOptions
+from robostream.simulator.camera import SceneCamera
 from robostream.simulator.robot import RobotModel
 from robostream.simulator.rpc import RobotRpc
 
@@ -29,6 +30,24 @@ def test_rpc_methods() -> None:
     with pytest.raises(RpcError):
         asyncio.run(rpc("set_parameter", {"value": 1}))
     assert np.isfinite(asyncio.run(rpc("get_joint_state", None))["torque"]).all()
+
+
+def test_camera_set_exposure_validates_and_applies_to_the_frames() -> None:
+    rpc = RobotRpc("robot_001", RobotModel(1), lambda: 0.0, dict, cameras=("front", "wrist"))
+    answer = asyncio.run(rpc("camera.set_exposure", {"camera": "wrist", "exposure_ms": 20}))
+    assert answer == {"camera": "wrist", "exposure_ms": 20.0, "previous_ms": 10.0}
+    assert asyncio.run(rpc("camera.set_exposure", {"exposure_ms": 5}))["camera"] == "front"
+    assert rpc.exposure_ms == {"front": 5.0, "wrist": 20.0}
+    for bad in ({"exposure_ms": 0}, {"exposure_ms": "8"}, {"exposure_ms": True}, {"camera": "rear",
+                "exposure_ms": 8}, {"exposure_ms": 8, "gain": 2}, [8], None):
+        with pytest.raises(RpcError) as refused:
+            asyncio.run(rpc("camera.set_exposure", bad))
+        assert refused.value.code == "invalid_params"
+    assert rpc.exposure_ms == {"front": 5.0, "wrist": 20.0}  # refused calls change nothing
+    camera = SceneCamera("front", 160, 90, seed=1)
+    normal = camera.render(1.0)[0].mean()
+    camera.exposure_ms = 5.0
+    assert camera.render(1.0)[0].mean() < 0.7 * normal  # half the exposure: a darker frame
 
 
 def test_options_come_from_config_and_the_command_line(tmp_path: object) -> None:
