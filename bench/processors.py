@@ -261,8 +261,8 @@ async def status():
     os.replace(tmp, sys.argv[1])
 
 if __name__ == "__main__":
-    from faust.worker import Worker
-    Worker(app, loglevel="warning", quiet=True, redirect_stdouts=False).execute_from_commandline()
+    from robostream.processors.worker import faust_worker   # the worker's own Worker settings
+    faust_worker(app, "warning").execute_from_commandline()
 '''
 
 #: name -> (samples per record, sessions, batch_max or None for processors.batch_max)
