@@ -1,0 +1,129 @@
+"""Calling robots end to end on the real test stack: ``POST /v1/robots/{id}/rpc`` and
+``robostream rpc call`` write the request to Kafka, the real gateway delivers it to a simulated
+robot over its WebSocket, and its answer comes back. An offline robot and one that answers after
+the deadline give a clear timeout at the deadline; a call needs the write token."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import msgpack
+import requests
+
+from robostream.simulator import SimulatedRobot
+from tests.integration.api.helpers import RunningApi
+from tests.integration.gateway.clients import WsRobot
+
+from .conftest import READ_TOKEN, TOKENS, WRITE_TOKEN, RunningGateway
+
+WRITE = {"Authorization": f"Bearer {WRITE_TOKEN}"}
+
+
+def call(api: RunningApi, robot_id: str, body: dict[str, Any], headers: dict[str, str] | None = None
+         ) -> tuple[int, dict[str, Any], float]:
+    """Status, JSON body and seconds taken of one robot call through the API."""
+    started = time.monotonic()
+    response = requests.post(f"{api.url}/v1/robots/{robot_id}/rpc", json=body,
+                             headers=WRITE if headers is None else headers, timeout=60)
+    return response.status_code, response.json(), time.monotonic() - started
+
+
+def cli(env: dict[str, str], *args: str) -> tuple[subprocess.CompletedProcess[str], float]:
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "robostream", "rpc", "call", *args], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    return done, time.monotonic() - started
+
+
+def test_a_simulated_robot_answers_ping_and_set_exposure_through_the_api(
+        api: RunningApi, robot: SimulatedRobot) -> None:
+    status, body, _ = call(api, "robot_001", {"method": "ping", "timeout_s": 15})
+    assert status == 200, body
+    assert body["status"] == "ok" and body["result"]["pong"] is True
+    assert body["result"]["robot_id"] == "robot_001" and body["error"] is None
+
+    status, body, _ = call(api, "robot_001", {"method": "camera.set_exposure",
+                                              "params": {"camera": "front", "exposure_ms": 8}})
+    assert status == 200, body
+    assert body["result"] == {"camera": "front", "exposure_ms": 8.0, "previous_ms": 10.0}
+    assert robot.rpc.exposure_ms["front"] == 8.0  # the robot's camera now renders at 8 ms
+
+
+def test_the_robots_errors_come_back_as_its_answer(api: RunningApi, robot: SimulatedRobot) -> None:
+    status, body, _ = call(api, "robot_001", {"method": "camera.set_exposure", "params": {"exposure_ms": -3}})
+    assert status == 200 and body["status"] == "error", body
+    assert body["error"]["code"] == "invalid_params" and "exposure_ms" in body["error"]["message"]
+    status, body, _ = call(api, "robot_001", {"method": "self_destruct"})
+    assert status == 200 and body["error"]["code"] == "unknown_method", body
+
+
+def test_the_cli_calls_a_robot_and_prints_its_answer(cli_env: dict[str, str], robot: SimulatedRobot) -> None:
+    before = robot.rpc.exposure_ms["front"]
+    done, _ = cli(cli_env, "--robot", "robot_001", "camera.set_exposure", "--params",
+                  '{"exposure_ms": 12.5}', "--timeout", "15")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"camera": "front", "exposure_ms": 12.5, "previous_ms": before}
+    assert robot.rpc.exposure_ms["front"] == 12.5
+    done, _ = cli(cli_env, "--robot", "robot_001", "ping")
+    assert done.returncode == 0 and json.loads(done.stdout)["pong"] is True, done.stderr
+    done, _ = cli(cli_env, "--robot", "robot_001", "self_destruct")
+    assert done.returncode == 1 and done.stdout == ""
+    assert "unknown_method" in done.stderr and "robot robot_001 answered self_destruct" in done.stderr
+
+
+def test_an_offline_robot_is_a_timeout_at_the_deadline(api: RunningApi, cli_env: dict[str, str],
+                                                       gateway: RunningGateway) -> None:
+    status, body, took = call(api, "robot_off", {"method": "ping", "timeout_s": 2})
+    assert status == 504, body
+    assert body == {"code": "timeout", "message": "no answer from robot robot_off to ping within 2 s: "
+                                                  "robot robot_off was not connected before the deadline"}
+    assert 2 <= took < 4.5  # the deadline plus the gateway's turn, never the caller's 2 s grace on top
+
+    done, took = cli(cli_env, "--robot", "robot_off", "ping", "--timeout", "2")
+    assert done.returncode == 3 and done.stdout == ""
+    assert "timeout: no answer from robot robot_off to ping within 2 s" in done.stderr
+    assert "was not connected before the deadline" in done.stderr
+    assert took < 15  # interpreter start + Kafka metadata + the 2 s
+
+
+def test_a_late_answer_is_a_504_and_the_next_call_still_works(api: RunningApi,
+                                                              gateway: RunningGateway) -> None:
+    late = WsRobot(gateway.ws_url, TOKENS["robot_late"], None)
+    try:
+        with ThreadPoolExecutor(1) as pool:
+            first = pool.submit(call, api, "robot_late", {"method": "arm.home", "timeout_s": 2})
+            request, _ = late.until("rpc_request")
+            while time.time() < request["deadline"] + 0.5:  # answer half a second after the deadline
+                time.sleep(0.1)
+            late.send(msgpack.packb({"type": "rpc_response", "correlation_id": request["correlation_id"],
+                                     "status": "ok", "result": {"homed": "late"}}))
+            refused, _ = late.until("rpc_nack")
+            status, body, _ = first.result(30)
+
+            second = pool.submit(call, api, "robot_late", {"method": "arm.home", "timeout_s": 10})
+            request2, _ = late.until("rpc_request")
+            late.send(msgpack.packb({"type": "rpc_response", "correlation_id": request2["correlation_id"],
+                                     "status": "ok", "result": {"homed": "on time"}}))
+            status2, body2, _ = second.result(30)
+    finally:
+        late.close()
+    assert status == 504 and "robot robot_late did not answer before the deadline" in body["message"], body
+    assert refused["code"] == "rpc_unknown"  # the gateway tells the robot it was too late
+    assert status2 == 200 and body2["result"] == {"homed": "on time"}, body2
+    assert body2["correlation_id"] == request2["correlation_id"] != request["correlation_id"]
+
+
+def test_a_call_needs_the_write_token(api: RunningApi, robot: SimulatedRobot) -> None:
+    calls = robot.rpc.calls
+    status, body, _ = call(api, "robot_001", {"method": "ping"}, headers={})
+    assert (status, body["code"]) == (401, "unauthorized")
+    reader = {"Authorization": f"Bearer {READ_TOKEN}"}
+    status, body, _ = call(api, "robot_001", {"method": "ping"}, headers=reader)
+    assert (status, body["code"]) == (403, "forbidden") and "write token" in body["message"]
+    assert robot.rpc.calls == calls  # nothing reached the robot
+    assert requests.get(f"{api.url}/v1/robots", headers=reader, timeout=30).status_code == 200  # it reads
