@@ -2,6 +2,7 @@
  * newest frames, scrub and play history, or explore a whole session (History: min/max bands of
  * the level-of-detail pyramid, mouse wheel zooms, dragging pans, down to raw points).
  * Plain JavaScript, no dependencies, no network but the API.
+ * A small form calls a method on the robot (POST /v1/robots/{id}/rpc) with a write token.
  * window.robostreamViewer exposes counters and the history view's state (tests read them) and
  * zoomTo(fromUs, toUs). */
 (() => {
@@ -28,6 +29,7 @@
     frames: 0,
     dropped: 0,
     messages: 0,
+    calls: 0,              // robot calls answered (the "Call the robot" form)
     sessionInfo: null,
     ws: null,
     playback: null,
@@ -690,6 +692,47 @@
     if (historyPoints() !== explore.points) scheduleHistoryLoad();
   });
   state.zoomTo = zoomTo;
+
+  // -- calling the robot: POST /v1/robots/{id}/rpc with the write token typed in the form ---------
+
+  function showCall(text, kind) {
+    const out = $("call-result");
+    out.textContent = text;
+    out.className = `call-result ${kind}`;
+  }
+
+  async function callRobot(event) {
+    event.preventDefault();
+    const method = $("call-method").value.trim();
+    let params;
+    try { params = JSON.parse($("call-params").value.trim() || "null"); } catch (error) {
+      showCall(`params are not JSON: ${error.message}`, "error");
+      return;
+    }
+    if (!state.robot) { showCall("pick a robot first", "error"); return; }
+    const token = $("write-token").value;
+    sessionStorage.setItem("robostream.writeToken", token);
+    showCall(`calling ${method} on ${state.robot}…`, "");
+    const response = await fetch(`/v1/robots/${encodeURIComponent(state.robot)}/rpc`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+      body: JSON.stringify({ method, params, timeout_s: Number($("call-timeout").value) || null }),
+    });
+    const body = await response.json().catch(() => ({ code: "http_error", message: response.statusText }));
+    state.calls += 1;
+    if (response.ok && body.status === "ok") {
+      showCall(`${method} → ${JSON.stringify(body.result, null, 2)}  (${body.elapsed_ms} ms)`, "ok");
+    } else if (response.ok) {
+      showCall(`${state.robot} answered with an error: ${body.error.code}: ${body.error.message}`, "error");
+    } else {
+      showCall(`${response.status} ${body.code}: ${body.message}`, "error");
+    }
+  }
+
+  $("write-token").value = sessionStorage.getItem("robostream.writeToken") || "";
+  $("call-form").addEventListener("submit", (event) => {
+    callRobot(event).catch((error) => showCall(error.message, "error"));
+  });
 
   // -- pickers ---------------------------------------------------------------------------------
 
