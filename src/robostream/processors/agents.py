@@ -41,6 +41,7 @@ from robostream.processors.compaction.jobs import (
     SourceFrame,
     run_job,
 )
+from robostream.processors.compaction.pool import EncoderPool
 from robostream.processors.ordering import OffsetOrder
 from robostream.processors.records import (
     HOUR_US,
@@ -53,12 +54,11 @@ from robostream.processors.records import (
     WindowStats,
 )
 from robostream.processors.throughput import Throughput
-from robostream.schemas import DataType, SchemaIdResolver, ValidationError, decode_record
+from robostream.schemas import WIRE_HEADER, DataType, SchemaIdResolver, ValidationError, decode_record
 
 log = logging.getLogger("robostream.processors")
 
 _PARTITION = struct.Struct(">i")
-_SCHEMA_ID = struct.Struct(">bI")
 DLQ_PREFIX = "__connect.errors."
 
 
@@ -314,8 +314,8 @@ class TelemetryProcessor:
         unknown = set()
         for message in messages:
             value = message.value or b""
-            if len(value) >= _SCHEMA_ID.size:
-                schema_id = _SCHEMA_ID.unpack_from(value)[1]
+            if len(value) >= WIRE_HEADER.size:
+                schema_id = WIRE_HEADER.unpack_from(value)[1]
                 if schema_id not in self._known_ids:
                     unknown.add(schema_id)
         loop = asyncio.get_running_loop()
@@ -440,7 +440,7 @@ class FrameCompactor:
 
     def __init__(
         self, *, resolver: SchemaIdResolver, outputs: Outputs, metrics: Throughput,
-        params: CompactionParams, pool: Executor, ack: Ack, segment_frames: int,
+        params: CompactionParams, pool: EncoderPool, ack: Ack, segment_frames: int,
         segment_gap_s: float, lateness_us: int, idle_s: float, max_inflight: int,
         caught_up: CaughtUp | None = None,
     ) -> None:
@@ -554,8 +554,7 @@ class FrameCompactor:
 
     async def _run(self, job: CompactionJob, events: list[Any]) -> None:
         try:
-            loop = asyncio.get_running_loop()
-            result: CompactionResult = await loop.run_in_executor(self.pool, run_job, job)
+            result: CompactionResult = await self.pool.run(run_job, job)
             await self._deliver(job, result)
             self._count(job, result)
         except Exception as exc:  # a job that cannot be encoded: its records go to the DLQ

@@ -12,7 +12,6 @@ reference the fast path is tested against.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -22,10 +21,16 @@ import numpy as np
 from fastavro.schema import to_parsing_canonical_form
 
 from robostream.config import validate_id
-from robostream.schemas import DataType, SchemaIdResolver, ValidationError, decode_record, parsed_schema
+from robostream.schemas import (
+    WIRE_HEADER,
+    DataType,
+    SchemaIdResolver,
+    ValidationError,
+    decode_record,
+    parsed_schema,
+)
 from robostream.schemas.validation import ErrorCode
 
-_HEADER = struct.Struct(">bI")
 _VECTOR = ("x", "y", "z")
 _QUATERNION = ("x", "y", "z", "w")
 _METRICS = ("cpu_percent", "memory_mb", "network_latency_ms")
@@ -373,9 +378,9 @@ class TimeSeriesReader:
 
     def read(self, value: bytes) -> TelemetryColumns:
         """Decode one record value; raises :class:`ValidationError` when it is not valid."""
-        if len(value) < _HEADER.size:
+        if len(value) < WIRE_HEADER.size:
             raise _bad("value too short for the Confluent wire format")
-        magic, schema_id = _HEADER.unpack_from(value)
+        magic, schema_id = WIRE_HEADER.unpack_from(value)
         if magic != 0 or not self._is_fast(schema_id):
             return self._slow(value)
         try:
@@ -397,7 +402,7 @@ class TimeSeriesReader:
         return fast
 
     def _fast_read(self, value: bytes) -> TelemetryColumns:
-        body = _Body(value, _HEADER.size)
+        body = _Body(value, WIRE_HEADER.size)
         timestamp = body.long()
         robot_id = self._checked_id(body.string(), "robot_id")
         session_id = self._checked_id(body.string(), "session_id")

@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import io
 import json
-import struct
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -40,12 +39,13 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import fastavro
 import numpy as np
 
+from robostream.errors import RobostreamError
+from robostream.schemas.codec import WIRE_HEADER
 from robostream.schemas.resolver import SchemaIdResolver
 from robostream.topics import StatsResolution
 
 NAMESPACE = "io.robostream.derived"
 MAGIC_BYTE = 0
-_HEADER = struct.Struct(">bI")
 #: Timestamps: microseconds since the Unix epoch, UTC, as plain ``long`` (no logical type, so
 #: readers get integers without a datetime per array element).
 _TS = "long"
@@ -61,7 +61,7 @@ RESOLUTION_US: dict[StatsResolution, int] = {
 }
 
 
-class DerivedRecordError(ValueError):
+class DerivedRecordError(RobostreamError, ValueError):
     """A derived record value that is not in the wire format or names an unknown schema."""
 
 
@@ -644,20 +644,20 @@ class DerivedCodec:
         """The record value for ``topic``: magic byte, schema id, Avro binary."""
         record_type = type(record)
         buffer = io.BytesIO()
-        buffer.write(_HEADER.pack(MAGIC_BYTE, self.schema_id(topic, record_type)))
+        buffer.write(WIRE_HEADER.pack(MAGIC_BYTE, self.schema_id(topic, record_type)))
         fastavro.schemaless_writer(buffer, _parsed(record_type), record.to_avro())
         return buffer.getvalue()
 
     def decode(self, value: bytes) -> TelemetryBucket | WindowStats | FrameBatch:
         """Decode any derived record value (schema resolution when the writer schema differs)."""
-        if len(value) < _HEADER.size:
+        if len(value) < WIRE_HEADER.size:
             raise DerivedRecordError("value too short for the Confluent wire format")
-        magic, schema_id = _HEADER.unpack_from(value)
+        magic, schema_id = WIRE_HEADER.unpack_from(value)
         if magic != MAGIC_BYTE:
             raise DerivedRecordError(f"not the Confluent wire format (magic byte {magic})")
         record_type, writer, reader = self._reader(schema_id)
         datum = fastavro.schemaless_reader(
-            io.BytesIO(memoryview(value)[_HEADER.size:]), writer, reader
+            io.BytesIO(memoryview(value)[WIRE_HEADER.size:]), writer, reader
         )
         result: TelemetryBucket | WindowStats | FrameBatch = record_type.from_avro(datum)
         return result

@@ -8,7 +8,6 @@ little-endian bytes, longs as vectorised zigzag varints.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 
@@ -17,8 +16,8 @@ import numpy as np
 from robostream.processors.aggregations import ClosedWindow
 from robostream.processors.records import TelemetryBucket
 from robostream.schemas.avro_columns import write_long
+from robostream.schemas.codec import wire_header
 
-_HEADER = struct.Struct(">bI")
 _SHIFTS = np.arange(0, 70, 7, dtype=np.uint64)  # ten 7-bit groups cover 64 bits
 
 
@@ -101,7 +100,7 @@ def _string_map(items: Mapping[str, str]) -> bytes:
 def telemetry_bucket(schema_id: int, bucket: TelemetryBucket) -> bytes:
     """The wire value of a :class:`TelemetryBucket` whose columns may be NumPy arrays."""
     return b"".join((
-        _HEADER.pack(0, schema_id),
+        wire_header(schema_id),
         string(bucket.robot_id), string(bucket.session_id), string(bucket.data_type),
         varint(bucket.bucket_hour), varint(bucket.bucket_minute),
         _long_array(np.asarray(bucket.timestamps)), _long_array(np.asarray(bucket.seqs)),
@@ -124,7 +123,7 @@ def window_stats(schema_id: int, window: ClosedWindow) -> bytes:
     counts = window.count.tolist()
     stamps = varint_list(window.last_ts)
     parts = [
-        _HEADER.pack(0, schema_id), string(window.robot_id), string(window.session_id),
+        wire_header(schema_id), string(window.robot_id), string(window.session_id),
         string(window.resolution.value), varint(window.start), varint(window.end),
     ]
     if m:

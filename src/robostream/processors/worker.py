@@ -13,13 +13,14 @@ from types import FrameType
 from typing import Any
 
 from robostream.config import Settings
+from robostream.errors import RobostreamError
 from robostream.schemas import DataType
 from robostream.topics import TopicAdminError, create_topics, list_topics, topic_for
 
 log = logging.getLogger("robostream.processors")
 
 
-class ProcessorStartError(Exception):
+class ProcessorStartError(RobostreamError):
     """The processors cannot start (Kafka, topics or the schema registry); says why."""
 
 

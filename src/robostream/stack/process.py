@@ -15,8 +15,10 @@ from pathlib import Path
 
 import psutil
 
+from robostream.errors import RobostreamError
 
-class StackError(Exception):
+
+class StackError(RobostreamError):
     """A server of the local stack could not be installed, started, checked or stopped."""
 
 
