@@ -22,6 +22,8 @@ class Sizes:
     outage_messages: int  # streamed while MongoDB, S3 and Redis are each stopped
     outage_s: float  # how long each store stays down
     broker_messages: int  # streamed while the Kafka broker restarts
+    cluster_messages: int  # streamed to the 3-broker cluster while a broker is killed
+    cluster_down_s: float  # how long a killed broker of the cluster stays down (at least until failover)
     fuzz_cases: int  # in-process decode + validate cases (hypothesis)
     live_fuzz_cases: int  # generated bad envelopes sent through the live gateway
     big_frame_bytes: int  # the oversized frame
@@ -32,7 +34,9 @@ class Sizes:
 
 
 CI = Sizes(crash_messages=100_000, outage_messages=15_000, outage_s=10.0, broker_messages=15_000,
+           cluster_messages=15_000, cluster_down_s=10.0,
            fuzz_cases=100_000, live_fuzz_cases=2_000, big_frame_bytes=100 * 1024 * 1024)
 BIG = Sizes(crash_messages=300_000, outage_messages=90_000, outage_s=20.0, broker_messages=90_000,
+            cluster_messages=90_000, cluster_down_s=20.0,
             fuzz_cases=300_000, live_fuzz_cases=10_000, big_frame_bytes=100 * 1024 * 1024)
 SIZES = BIG if FULL else CI

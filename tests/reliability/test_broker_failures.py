@@ -1,0 +1,199 @@
+"""Broker failures on a real 3-broker Apache Kafka cluster (replication factor 3, min.insync.replicas
+2) while three robots stream through the gateway: what Kafka promises, checked the way Kafka's own
+system tests and Jepsen do — every record acked to a robot is in Kafka, once, in order.
+
+The cluster is ``robostream stack up --kafka-brokers 3`` on its own ports (tests/reliability/cluster.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import zlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import aiohttp
+import msgpack
+import pytest
+
+from tests.reliability.badinput import envelope
+from tests.reliability.checks import kafka_seqs
+from tests.reliability.cluster import IMPATIENT_ENV, NODES, ClusterStack, cluster_settings, session_id, start
+from tests.reliability.report import FIGURES, FaultRow
+from tests.reliability.sizes import FULL, ROWS_PER_ENVELOPE, SIZES
+from tests.reliability.stack import TOKENS
+from tests.reliability.streaming import Streamer
+
+STREAM_S = 60 if FULL else 15  # how long the robots stream at their fixed rate
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[ClusterStack]:
+    stack = start()
+    try:
+        yield stack
+    finally:
+        stack.kill_all()  # every JVM and service of the cluster, whatever the outcome
+
+
+@pytest.fixture(autouse=True)
+def _all_brokers_up(cluster: ClusterStack) -> None:
+    cluster.up(NODES)  # a test that left a broker down does not weaken the next one
+
+
+def wait_for(check: Callable[[], bool], timeout_s: float, what: str) -> float:
+    """Seconds until ``check()`` holds; fails naming ``what`` after ``timeout_s``."""
+    started = time.monotonic()
+    while not check():
+        assert time.monotonic() - started < timeout_s, f"{what} not within {timeout_s:.0f} s"
+        time.sleep(0.2)
+    return time.monotonic() - started
+
+
+def assert_every_envelope_acked(streamer: Streamer) -> None:
+    for run in streamer.runs:
+        assert run.rejected == 0, f"{run.robot_id}: {run.rejected} envelopes rejected"
+        assert run.counters["lost"] == 0 and run.counters["dropped"] == 0, run.counters
+        assert len(run.acked_seqs) == run.sent_envelopes, (
+            f"{run.robot_id}: {len(run.acked_seqs)} of {run.sent_envelopes} envelopes acked")
+
+
+def in_kafka(cluster: ClusterStack, streamer: Streamer) -> dict[str, tuple[set[int], list[int]]]:
+    """Per session key: (the seqs acked to the robot, the seqs in Kafka in partition order)."""
+    runs = {f"{run.robot_id}/{run.session_id}": run for run in streamer.runs}
+    found = kafka_seqs(cluster.settings, "time_series", set(runs))
+    return {key: (run.acked_seqs, found.by_key.get(key, [])) for key, run in runs.items()}
+
+
+def row(fault: str, landed: dict[str, tuple[set[int], list[int]]], recovery_s: float, note: str) -> FaultRow:
+    """Counts in messages (rows); landed = in Kafka, read back from the brokers."""
+    acked = sum(len(a) for a, _ in landed.values())
+    present = sum(len(a & set(k)) for a, k in landed.values())
+    return FaultRow(
+        fault=fault, sent=acked * ROWS_PER_ENVELOPE, acked=acked * ROWS_PER_ENVELOPE,
+        landed=present * ROWS_PER_ENVELOPE, lost=(acked - present) * ROWS_PER_ENVELOPE,
+        duplicated=sum(len(k) - len(set(k)) for _, k in landed.values()) * ROWS_PER_ENVELOPE,
+        envelopes=acked, kafka_redelivered=sum(len(k) - len(set(k)) for _, k in landed.values()),
+        recovery_s=recovery_s, note=note)
+
+
+@pytest.mark.timeout(900 if FULL else 300)
+def test_kill9_of_the_leading_broker_loses_duplicates_and_reorders_nothing(cluster: ClusterStack) -> None:
+    settings = cluster.settings
+    node, led = cluster.leaders("time_series").most_common(1)[0]
+    victim = f"kafka-{node}"
+    per_robot = math.ceil(SIZES.cluster_messages / ROWS_PER_ENVELOPE / 3)
+    streamer = Streamer(settings, per_robot, rate_per_robot=per_robot / STREAM_S).start()
+    streamer.wait_sent(0.3)
+
+    cluster.kill9(victim)
+    killed = time.monotonic()
+    # the two survivors elect new leaders for the victim's partitions ...
+    failover_s = wait_for(lambda: node not in cluster.leaders("time_series")
+                          and -1 not in cluster.leaders("time_series"), 60, "new partition leaders")
+    # ... and every robot's session gets acks again while the broker is still down
+    before = [len(run.acked_seqs) for run in streamer.runs]
+    wait_for(lambda: streamer.finished.is_set() or all(
+        len(run.acked_seqs) > n for run, n in zip(streamer.runs, before, strict=True)),
+        60, "acks for every robot with one broker down")
+    assert cluster.record(victim) is None, f"{victim} came back by itself"
+    time.sleep(max(0.0, SIZES.cluster_down_s - (time.monotonic() - killed)))
+    down_s = time.monotonic() - killed
+    cluster.restart(victim)
+    streamer.join(timeout_s=600)
+    in_sync_s = cluster.wait_in_sync("time_series")
+
+    assert_every_envelope_acked(streamer)
+    landed = in_kafka(cluster, streamer)
+    result = row(f"kill -9 of the broker leading most partitions (3 brokers), {down_s:.0f} s down",
+                 landed, failover_s,
+                 f"{victim} led {led} of {sum(cluster.leaders('time_series').values())} robot.time_series "
+                 f"partitions; new leaders {failover_s:.1f} s after the kill, every robot acked again "
+                 f"with 2 of 3 brokers; back in sync {in_sync_s:.1f} s after restart; landed = records "
+                 "read back from Kafka")
+    FIGURES.faults.append(result)
+    for key, (acked, seqs) in landed.items():
+        missing = sorted(acked - set(seqs))
+        assert not missing, f"{key}: {len(missing)} acked seqs missing from Kafka, e.g. {missing[:10]}"
+        assert len(seqs) == len(set(seqs)), f"{key}: {len(seqs) - len(set(seqs))} records twice in Kafka"
+        assert seqs == sorted(seqs), f"{key}: records out of order in Kafka"
+
+
+async def exchange(port: int, frame: bytes, timeout_s: float = 60) -> list[dict[str, Any]]:
+    """One robot connection: send a batch, return every reply up to and with its ack."""
+    robot = "robot_001"
+    headers = {"Authorization": f"Bearer {TOKENS[robot]}", "X-Robot-Id": robot}
+    replies: list[dict[str, Any]] = []
+    async with aiohttp.ClientSession() as http, http.ws_connect(
+            f"ws://127.0.0.1:{port}/v1/stream?format=msgpack", headers=headers) as ws:
+        await ws.send_bytes(frame)
+        while not replies or replies[-1].get("type") != "ack":
+            msg = await ws.receive(timeout=timeout_s)
+            assert msg.type == aiohttp.WSMsgType.BINARY, f"gateway closed: {msg.type} {msg.data}"
+            replies.append(msgpack.unpackb(msg.data, raw=False))
+    return replies
+
+
+def session_led_by(cluster: ClusterStack, node: int) -> str:
+    """A session id whose records go to a partition ``node`` leads (the gateway's producer keeps
+    librdkafka's default partitioner: CRC32 of the key ``robot/session``)."""
+    partitions = cluster.partitions("time_series")
+    while True:
+        session = session_id()
+        if partitions[zlib.crc32(f"robot_001/{session}".encode()) % len(partitions)].leader == node:
+            return session
+
+
+@pytest.mark.timeout(900 if FULL else 300)
+def test_two_brokers_down_nothing_is_acked_robots_get_retriable_nacks_and_keep_every_record(
+    cluster: ClusterStack,
+) -> None:
+    """Below min.insync.replicas Kafka takes no write: the robot gets a retriable ``kafka_error``
+    nack (never an ack), keeps the batch, and once one broker is back nothing acked is missing."""
+    settings = cluster_settings(**IMPATIENT_ENV)  # robots stream to the gateway with a 6 s delivery timeout
+    delivery_timeout_s = settings.gateway.delivery_timeout_s
+    per_robot = math.ceil(SIZES.cluster_messages / ROWS_PER_ENVELOPE / 3 / 2)
+    streamer = Streamer(settings, per_robot, rate_per_robot=per_robot / (STREAM_S / 2)).start()
+    # the survivor leads partitions: with acks=1 it would ack what it alone holds, and this fails
+    survivor = cluster.leaders("time_series").most_common(1)[0][0]
+    first_back, second = (f"kafka-{n}" for n in (1, 2, 3) if n != survivor)
+    session = session_led_by(cluster, survivor)
+    streamer.wait_sent(0.3)
+    cluster.kill9(first_back)
+    cluster.kill9(second)
+    killed = time.monotonic()
+    time.sleep(1.0)  # acks for records both followers had already taken may still be on the wire
+    acked_when_down = streamer.acked
+
+    frame = msgpack.packb([envelope("time_series", seq, "robot_001", session) for seq in range(5)])
+    first = asyncio.run(exchange(settings.gateway.port, frame))
+    time.sleep(max(0.0, SIZES.cluster_down_s - (time.monotonic() - killed)))
+    assert streamer.acked == acked_when_down, "an ack while two of three brokers were down"
+    nacks, ack = first[:-1], first[-1]
+    assert ack["count"] == 0 and ack["seq"] is None, f"acked with two brokers down: {ack}"
+    assert sorted(n["index"] for n in nacks) == list(range(5)), nacks
+    assert {(n["code"], n["retriable"], n["dlq"]) for n in nacks} == {("kafka_error", True, False)}
+    assert all("Kafka did not take the record" in n["message"] for n in nacks), nacks[0]
+
+    back_s = cluster.restart(first_back)
+    retried = 0
+    while (replies := asyncio.run(exchange(settings.gateway.port, frame)))[-1]["count"] < 5:
+        retried += 1  # as the SDK does: the batch stays in the spool and goes again
+        assert retried < 20, f"the batch is still refused with a broker back: {replies}"
+    streamer.join(timeout_s=600)
+
+    assert_every_envelope_acked(streamer)
+    assert sum(run.retried for run in streamer.runs) > 0, "no robot was told to resend"
+    landed = in_kafka(cluster, streamer)
+    key = f"robot_001/{session}"
+    landed[key] = (set(range(5)), kafka_seqs(cluster.settings, "time_series", {key}).by_key.get(key, []))
+    FIGURES.faults.append(row(
+        "kill -9 of 2 of 3 brokers (below min.insync.replicas 2)", landed, back_s,
+        f"no ack while both were down; robots got retriable kafka_error nacks after the gateway's "
+        f"{delivery_timeout_s:.0f} s delivery timeout and resent from their spool; one broker back in "
+        f"{back_s:.0f} s; records sent before a nack may be in Kafka twice (sinks dedupe by seq)"))
+    for key, (acked, seqs) in landed.items():
+        missing = sorted(acked - set(seqs))
+        assert not missing, f"{key}: {len(missing)} acked seqs missing from Kafka, e.g. {missing[:10]}"
