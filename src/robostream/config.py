@@ -117,10 +117,20 @@ class S3Settings(Section):
     secret_key: SecretStr = SecretStr("robostream-secret")
     presign_expiry_s: int = Field(3600, ge=1, le=7 * 24 * 3600)
     multipart_threshold_bytes: int = Field(8 * 1024 * 1024, ge=5 * 1024 * 1024)
+    public_endpoint: str | None = Field(
+        None, pattern=r"^https?://",
+        description="the endpoint browsers reach, used only to presign URLs (null: endpoint); SigV4 "
+        "signs the Host, so it must be the host:port the browser calls",
+    )
 
     @property
     def port(self) -> int:
         return _port_of(self.endpoint, 8333)
+
+    @property
+    def presign_endpoint(self) -> str:
+        """The endpoint presigned URLs point at: ``public_endpoint``, else ``endpoint``."""
+        return self.public_endpoint or self.endpoint
 
 
 class RedisSettings(Section):

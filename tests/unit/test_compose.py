@@ -14,6 +14,7 @@ import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import jsonschema
 import pytest
@@ -196,6 +197,18 @@ def test_mongo_runs_as_a_replica_set_and_the_bucket_is_created(
     for name, svc in robostream_services(compose).items():
         if name not in ("topics", "schema-registry"):
             assert svc["depends_on"]["minio-bucket"]["condition"] == "service_completed_successfully"
+
+
+def test_presigned_urls_are_signed_for_the_s3_port_the_host_reaches(compose: dict[str, Any]) -> None:
+    """Services reach MinIO as minio:9000; browsers on the host only through its published port."""
+    published = {p.rsplit(":", 1)[-1]: p for p in compose["services"]["minio"]["ports"]}
+    host_port = published["9000"].split(":")[-2]
+    for name, svc in robostream_services(compose).items():
+        env = svc["environment"]
+        internal = urlsplit(env["ROBOSTREAM_S3__ENDPOINT"])
+        public = urlsplit(env["ROBOSTREAM_S3__PUBLIC_ENDPOINT"])
+        assert (internal.hostname, internal.port) == ("minio", 9000), name
+        assert public.hostname in ("127.0.0.1", "localhost") and str(public.port) == host_port, name
 
 
 # -- configuration through ROBOSTREAM_* variables ----------------------------------------------

@@ -1,7 +1,8 @@
 """The clients the API reads with: Redis (``redis.asyncio``), MongoDB (``AsyncMongoClient``) and
 an S3 presigner (boto3 presigning is local CPU work: no network call, no executor needed).
 
-URLs are presigned against ``s3.endpoint``, the endpoint the client will call.
+URLs are presigned (SigV4) for ``s3.public_endpoint`` (default ``s3.endpoint``), the endpoint the
+client will call.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from robostream.config import Settings
-from robostream.sinks.s3 import s3_client
+from robostream.sinks.s3 import presign_client
 
 _AMZ_DATE = "%Y%m%dT%H%M%SZ"
 
@@ -48,7 +49,7 @@ class Presigner:
 
     def __init__(self, settings: Settings) -> None:
         self.expiry_s = settings.s3.presign_expiry_s
-        self._client: Any = s3_client(settings)
+        self._client: Any = presign_client(settings)
 
     def get_url(self, bucket: str, key: str) -> str:
         url: str = self._client.generate_presigned_url(

@@ -75,7 +75,8 @@ class ClaimCheckStore:
                 "s3", endpoint_url=s3.endpoint, region_name=s3.region,
                 aws_access_key_id=s3.access_key,
                 aws_secret_access_key=s3.secret_key.get_secret_value(),
-                config=Config(s3={"addressing_style": "path"}, retries={"mode": "standard"},
+                config=Config(signature_version="s3v4", s3={"addressing_style": "path"},
+                              retries={"mode": "standard"},
                               max_pool_connections=max(10, self.settings.gateway.claim_check_workers * 4)),
             )
             self._transfer = TransferConfig(

@@ -45,7 +45,7 @@ from robostream.schemas import DataType, Envelope
 from robostream.sinks import keys
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SinkContext, SinkRecord
 from robostream.sinks.points import Telemetry, point_members, single_record
-from robostream.sinks.s3 import s3_client
+from robostream.sinks.s3 import presign_client
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,7 @@ class RedisSink:
             )
         self._frame = self._client.register_script(FRAME_LUA)
         self._stats = self._client.register_script(STATS_LUA)
-        self._s3 = s3_client(self.settings)  # presigning only: no network calls
+        self._s3 = presign_client(self.settings)  # presigning only: no network calls
 
     @property
     def client(self) -> redis_lib.Redis:

@@ -154,8 +154,9 @@ def is_retriable(exc: BaseException) -> bool:
     return isinstance(exc, BotoCoreError | OSError)
 
 
-def s3_client(settings: Settings) -> Any:
-    """A boto3 S3 client for ``settings.s3`` (path-style, short timeouts, few retries).
+def s3_client(settings: Settings, endpoint: str | None = None) -> Any:
+    """A boto3 S3 client for ``settings.s3`` (path-style, short timeouts, few retries), talking to
+    ``endpoint`` (default ``s3.endpoint``).
 
     Requests and presigned URLs use Signature Version 4 (``X-Amz-Algorithm=AWS4-HMAC-SHA256``):
     botocore presigns with the deprecated version 2 unless told, which AWS refuses for buckets
@@ -163,7 +164,7 @@ def s3_client(settings: Settings) -> Any:
     """
     return boto3.client(
         "s3",
-        endpoint_url=settings.s3.endpoint,
+        endpoint_url=endpoint or settings.s3.endpoint,
         region_name=settings.s3.region,
         aws_access_key_id=settings.s3.access_key,
         aws_secret_access_key=settings.s3.secret_key.get_secret_value(),
@@ -176,6 +177,15 @@ def s3_client(settings: Settings) -> Any:
             response_checksum_validation="when_required",
         ),
     )
+
+
+def presign_client(settings: Settings) -> Any:
+    """The client that presigns GET URLs, for ``s3.public_endpoint`` (the host browsers reach).
+
+    SigV4 signs the Host header, so a URL must be signed for the host:port its user will call;
+    presigning is local work, this client never calls the endpoint.
+    """
+    return s3_client(settings, settings.s3.presign_endpoint)
 
 
 class _ChunkedWriter:
