@@ -15,10 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
-import os
 from collections.abc import Awaitable, Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -29,7 +26,8 @@ from faust.types import TP
 from robostream.config import Settings
 from robostream.processors.agents import CaughtUp, FrameCompactor, Outputs, TelemetryProcessor
 from robostream.processors.columns import TimeSeriesReader
-from robostream.processors.compaction.jobs import CompactionParams, S3Access, pool_initializer
+from robostream.processors.compaction.jobs import CompactionParams, S3Access
+from robostream.processors.compaction.pool import EncoderPool
 from robostream.processors.consumer import RewindingApp
 from robostream.processors.ordering import OffsetOrder
 from robostream.processors.records import DerivedCodec, FrameBatch, TelemetryBucket, WindowStats
@@ -153,7 +151,7 @@ class ProcessorApp:
         self.codec = DerivedCodec(self.resolver)
         self.metrics = Throughput(worker_name)
         self.status_file = status_file
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: EncoderPool | None = None
         self.app = self._faust_app()
         self.time_series_topic = topic_for(DataType.TIME_SERIES, settings)
         self.images_topic = topic_for(DataType.IMAGES, settings)
@@ -226,10 +224,7 @@ class ProcessorApp:
     def _compactor(self, ack: Any) -> FrameCompactor:
         p = self.settings.processors
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(
-                p.pool_workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=pool_initializer, initargs=(os.getpid(),),
-            )
+            self.pool = EncoderPool(p.pool_workers, on_restart=lambda: self.metrics.add("pool_restarts"))
         self.frames = FrameCompactor(
             resolver=self.resolver, outputs=self.outputs, metrics=self.metrics,
             params=compaction_params(self.settings), pool=self.pool, ack=ack,
@@ -303,5 +298,5 @@ class ProcessorApp:
     def close(self) -> None:
         """Stop the process pool (after the worker stopped)."""
         if self.pool is not None:
-            self.pool.shutdown(wait=True, cancel_futures=True)
+            self.pool.shutdown()
             self.pool = None
