@@ -15,6 +15,7 @@ from robostream.config import Settings, load_settings
 from robostream.stack import ServerStatus, Stack, StackError
 from robostream.stack.process import ProcessRecord
 from robostream.stack.report import landed as landed_report
+from robostream.stack.servers import ProcessorService
 
 app = typer.Typer(
     help="Run the local stack (Apache Kafka, SecantusDB, SeaweedFS S3, Redis, the schema registry) "
@@ -80,6 +81,16 @@ def print_status(rows: list[ServerStatus]) -> None:
     console.print(table)
 
 
+def print_problems(stack: Stack, rows: list[ServerStatus]) -> None:
+    """Under the table: why an unhealthy service that can tell (the processors) is unhealthy."""
+    unhealthy = {r.name for r in rows if r.state == "unhealthy"}
+    for server in stack.servers:
+        if server.name in unhealthy and isinstance(server, ProcessorService):
+            reason = server.problem()
+            if reason:
+                err.print(f"[red]{server.name}:[/] {reason}", highlight=False)
+
+
 def _fail(exc: StackError) -> typer.Exit:
     err.print(f"[red]error:[/] {exc}", highlight=False)
     return typer.Exit(1)
@@ -133,8 +144,10 @@ def down(names: Names = None) -> None:
 @app.command()
 def status() -> None:
     """Show each server's health, port, PID, version and data size; exit 1 if any is down."""
-    rows = _stack().status()
+    stack = _stack()
+    rows = stack.status()
     print_status(rows)
+    print_problems(stack, rows)
     if not all(r.ok for r in rows):
         raise typer.Exit(1)
 

@@ -514,11 +514,20 @@ class SinkService(RobostreamService):
 
 
 class ProcessorService(RobostreamService):
-    """The Faust stream processors (``robostream process``)."""
+    """The Faust stream processors (``robostream process``).
+
+    Healthy while its status file is fresh: the worker rewrites it from its event loop every
+    ``processors.status_interval_s`` (first when it gets its partitions), so a worker that is
+    stuck, stopped, dead or not through start-up lets it go stale.
+    """
 
     name = "processors"
     after = ("kafka", "schema-registry")
     service = True
+    #: the status file is stale after this many missed writes ...
+    STALE_INTERVALS = 3
+    #: ... and never after less than this many seconds
+    STALE_MIN_S = 5.0
 
     @property
     def port(self) -> int:
@@ -527,8 +536,40 @@ class ProcessorService(RobostreamService):
     def ports(self) -> list[int]:
         return [self.port] if self.port else []
 
+    @property
+    def status_file(self) -> Path:
+        return self.home / "status.json"
+
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "robostream", "process"]
+        return [sys.executable, "-m", "robostream", "process", "--status-file", str(self.status_file)]
+
+    def healthy(self) -> bool:
+        return self.problem() is None
+
+    def problem(self) -> str | None:
+        """Why the processors are unhealthy, in a sentence; None when their status file is fresh."""
+        import json
+        import time
+
+        try:
+            status = json.loads(self.status_file.read_text())
+            written, pid = float(status["time"]), int(status["pid"])
+        except FileNotFoundError:
+            return f"no status file {self.status_file}: the worker has not got its partitions yet"
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            return f"unreadable status file {self.status_file}: {exc!r}"
+        interval = self.settings.processors.status_interval_s
+        age = time.time() - written
+        if age > max(self.STALE_INTERVALS * interval, self.STALE_MIN_S):
+            return (f"status file {self.status_file} is stale: last written {age:.0f} s ago, expected "
+                    f"every {interval:g} s (the worker is stuck, stopped or gone)")
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return f"status file {self.status_file} was written by pid {pid}, which is not running"
+        except PermissionError:
+            pass  # alive, someone else's
+        return None
 
 
 class ApiService(RobostreamService):
