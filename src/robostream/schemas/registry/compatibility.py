@@ -3,6 +3,11 @@
 BACKWARD: consumers on the new schema read data written with the old one (new = reader).
 FORWARD: consumers on the old schema read data written with the new one (old = reader).
 FULL: both. ``*_TRANSITIVE``: against every earlier version, not only the latest. NONE: no check.
+
+Avro's checker takes any default as good enough for a reader field the writer lacks; a default
+that is not a value of the field's type (``"type": "int", "default": null``, the usual slip when
+making a field optional) cannot fill it in: fastavro refuses such a reader schema, so every
+consumer on it would fail. Such a field counts as having no default.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Any
 
 import avro.schema
 from avro.compatibility import (
@@ -17,6 +23,9 @@ from avro.compatibility import (
     SchemaCompatibilityResult,
     SchemaCompatibilityType,
     SchemaIncompatibilityType,
+    incompatible,
+    lookup_writer_field,
+    merge,
 )
 
 from robostream.schemas.registry.errors import invalid_compatibility_level
@@ -126,10 +135,78 @@ def reader_writer_issues(
     reader: avro.schema.Schema, writer: avro.schema.Schema, reader_is_new: bool
 ) -> list[Incompatibility]:
     """Why ``reader`` cannot read data written with ``writer`` (empty if it can)."""
-    result = ReaderWriterCompatibilityChecker().get_compatibility(reader, writer)
+    result = _Checker().get_compatibility(reader, writer)
     if result.compatibility is not SchemaCompatibilityType.incompatible:
         return []
     return _describe(result, reader_is_new)
+
+
+class _Checker(ReaderWriterCompatibilityChecker):
+    """Avro's checker, with a reader field's default required to be a value of its type."""
+
+    def check_reader_writer_record_fields(
+        self, reader: avro.schema.RecordSchema, writer: avro.schema.RecordSchema, location: list[str]
+    ) -> SchemaCompatibilityResult:
+        result: SchemaCompatibilityResult = super().check_reader_writer_record_fields(
+            reader, writer, location
+        )
+        for index, reader_field in enumerate(reader.fields):
+            if (
+                reader_field.has_default
+                and lookup_writer_field(writer_schema=writer, reader_field=reader_field) is None
+                and not is_valid_default(reader_field.type, reader_field.default)
+            ):
+                result = merge(
+                    result,
+                    incompatible(
+                        SchemaIncompatibilityType.reader_field_missing_default_value,
+                        reader_field.name,
+                        [*location, "fields", str(index)],
+                    ),
+                )
+        return result
+
+
+_INT_RANGE = {"int": 1 << 31, "long": 1 << 63}
+
+
+def is_valid_default(schema: avro.schema.Schema, value: Any) -> bool:
+    """Whether ``value`` (a field default, as JSON) is a value of ``schema``.
+
+    A union's default may match any branch (what fastavro and Avro 1.12 accept).
+    """
+    kind = schema.type
+    if kind == "null":
+        return value is None
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind in _INT_RANGE:
+        bound = _INT_RANGE[kind]
+        return isinstance(value, int) and not isinstance(value, bool) and -bound <= value < bound
+    if kind in ("float", "double"):
+        if isinstance(value, str):
+            return value in ("NaN", "Infinity", "-Infinity")
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if kind in ("string", "bytes"):
+        return isinstance(value, str)
+    if isinstance(schema, avro.schema.FixedSchema):
+        return isinstance(value, str) and len(value) == schema.size
+    if isinstance(schema, avro.schema.EnumSchema):
+        return isinstance(value, str) and value in schema.symbols
+    if isinstance(schema, avro.schema.ArraySchema):
+        return isinstance(value, list) and all(is_valid_default(schema.items, item) for item in value)
+    if isinstance(schema, avro.schema.MapSchema):
+        return isinstance(value, dict) and all(is_valid_default(schema.values, v) for v in value.values())
+    if isinstance(schema, avro.schema.UnionSchema):
+        return any(is_valid_default(branch, value) for branch in schema.schemas)
+    if isinstance(schema, avro.schema.RecordSchema):
+        if not isinstance(value, dict):
+            return False
+        return all(
+            is_valid_default(f.type, value[f.name]) if f.name in value else f.has_default
+            for f in schema.fields
+        )
+    return False
 
 
 def _describe(result: SchemaCompatibilityResult, reader_is_new: bool) -> list[Incompatibility]:
