@@ -102,7 +102,10 @@ LOCAL_MONGO_URI = "mongodb://127.0.0.1:27017/?directConnection=true&retryWrites=
 class MongoSettings(Section):
     uri: str = Field(LOCAL_MONGO_URI, pattern=r"^mongodb(\+srv)?://")
     database: str = "robostream"
-    hot_retention_days: int = Field(30, ge=1)
+    hot_retention_days: int = Field(
+        30, ge=1, description="the hot tier: TTL of telemetry, telemetry_lod, frames_metadata, "
+        "aggregations and GridFS thumbnails; S3 objects stay in the standard class this long",
+    )
 
     @property
     def port(self) -> int:
@@ -131,6 +134,26 @@ class S3Settings(Section):
     def presign_endpoint(self) -> str:
         """The endpoint presigned URLs point at: ``public_endpoint``, else ``endpoint``."""
         return self.public_endpoint or self.endpoint
+
+
+class RetentionSettings(Section):
+    """Retention tiers after the hot one (``mongo.hot_retention_days``); see docs/retention.md.
+
+    S3 objects under ``raw/`` move to ``warm_storage_class`` after the hot days, to
+    ``cold_storage_class`` after ``warm_days`` and expire after ``cold_days``; ``processed/``
+    (thumbnails) expire after ``processed_days``. Sessions' summaries live ``cold_days``.
+    """
+
+    warm_days: int = Field(90, ge=1, description="raw S3 objects leave the warm class after this many days")
+    cold_days: int = Field(365, ge=1, description="raw S3 objects and sessions' summaries expire then")
+    processed_days: int = Field(30, ge=1, description="processed/ S3 objects (thumbnails) expire then")
+    warm_storage_class: str | None = Field(
+        "STANDARD_IA", pattern=r"^[A-Z][A-Z0-9_]*$",
+        description="S3 class of the warm tier (null: no transition)")
+    cold_storage_class: str | None = Field(
+        "GLACIER_IR", pattern=r"^[A-Z][A-Z0-9_]*$",
+        description="S3 class of the cold tier, also of originals and bundles when written (null: none)")
+    s3_lifecycle: bool = Field(True, description="write the bucket's lifecycle rules at sink start-up")
 
 
 class RedisSettings(Section):
@@ -223,7 +246,20 @@ class TopicSettings(Section):
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
 
-class GatewaySettings(Section):
+class HttpServerSettings(Section):
+    """Read deadlines of an HTTP server (the gateway, the API): slow clients are cut (slowloris)."""
+
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a request's headers must arrive within this from its first byte, "
+        "else 408 and the connection is closed")
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="a request body must arrive within this after the headers, else 408 "
+        "and the connection is closed (the gateway's streaming POST /v1/ingest: idle_timeout_s instead)")
+    keepalive_timeout_s: float = Field(
+        75.0, gt=0, description="a connection with no request under way is closed after this")
+
+
+class GatewaySettings(HttpServerSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_inline_bytes: int = Field(512 * 1024, ge=1024)
@@ -382,7 +418,7 @@ class ProcessorSettings(Section):
                                      description="a worker silent this long loses its partitions")
 
 
-class ApiSettings(Section):
+class ApiSettings(HttpServerSettings):
     """The ML-Dash API (``robostream api``): live WebSocket, history, frames, stats, viewer."""
 
     host: str = "127.0.0.1"
@@ -449,6 +485,7 @@ class Settings(BaseSettings):
     schema_registry: SchemaRegistrySettings = SchemaRegistrySettings()
     mongo: MongoSettings = MongoSettings()
     s3: S3Settings = S3Settings()
+    retention: RetentionSettings = RetentionSettings()
     redis: RedisSettings = RedisSettings()
     stack: StackSettings = StackSettings()
     robots: list[RobotSettings] = Field(
@@ -485,6 +522,16 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         yaml_file = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file))
+
+    @model_validator(mode="after")
+    def _tiers_in_order(self) -> Settings:
+        """Hot, warm and cold tiers end in that order (S3 refuses transitions out of order)."""
+        hot, tiers = self.mongo.hot_retention_days, self.retention
+        if not hot < tiers.warm_days < tiers.cold_days:
+            raise ValueError(f"retention tiers out of order: expected mongo.hot_retention_days ({hot}) < "
+                             f"retention.warm_days ({tiers.warm_days}) < retention.cold_days "
+                             f"({tiers.cold_days})")
+        return self
 
     @model_validator(mode="after")
     def _local_cluster(self) -> Settings:

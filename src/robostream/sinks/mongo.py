@@ -7,18 +7,20 @@ Document shapes and the reasons behind them are in docs/sinks.md. In short:
   written by :class:`~robostream.sinks.bucket_store.BucketStore`): samples already stored are
   skipped, so a redelivered record changes nothing.
 * ``frames_metadata``: one document per frame (camera + timestamp); each image kind or
-  compacted tier ``$set``s its own fields; thumbnails' bytes in GridFS.
+  compacted tier ``$set``s its own fields; ``frame_number`` is the smallest SDK ``seq`` of the
+  frame's records (``$min``: the same whatever order, redelivery or replay brings them);
+  thumbnails' bytes in GridFS, their chunks dated like the frame so both expire together.
 * ``sessions``: upserted from session start/end events; running stats ``$inc``-ed by what a
   write newly created, recounted from the stored documents after a retry, a restart or a replay.
 * ``aggregations``: one document per metric window, replaced (a re-emitted window is equal).
 
-Indexes (compound ``(robot_id, session_id, timestamp)``, TTL from ``mongo.hot_retention_days``)
-are created at start-up, or on the first write if MongoDB is down then.
+Indexes (compound ``(robot_id, session_id, timestamp)``; TTL on every growing collection, see
+:func:`ttl_indexes` and docs/retention.md) are created or adjusted at start-up, or on the first
+write if MongoDB is down then.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Sequence
@@ -26,8 +28,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gridfs import GridFSBucket
-from gridfs.errors import NoFile
 from pymongo import ASCENDING, MongoClient, ReplaceOne, UpdateOne
 from pymongo.database import Database
 from pymongo.errors import (
@@ -52,8 +52,10 @@ from robostream.times import micros_to_datetime
 log = logging.getLogger(__name__)
 
 DUPLICATE_KEY = 11000
-INDEX_OPTIONS_CONFLICT = 85
 THUMBNAILS_BUCKET = "thumbnails"
+#: GridFS's default chunk size (255 KiB): a thumbnail is one chunk.
+GRIDFS_CHUNK_BYTES = 255 * 1024
+DAY_S = 86_400
 _TRANSIENT = (AutoReconnect, ConnectionFailure, ExecutionTimeout, WriteConcernError)
 #: Server error codes that mean "not now" (shutdown, failover, time limits), not "never".
 RETRIABLE_CODES = frozenset({6, 7, 50, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436})
@@ -70,7 +72,51 @@ def is_transient(exc: BaseException) -> bool:
 
 def retention_seconds(settings: Settings) -> int:
     """TTL of the hot collections: ``mongo.hot_retention_days`` in seconds."""
-    return settings.mongo.hot_retention_days * 86_400
+    return settings.mongo.hot_retention_days * DAY_S
+
+
+def ttl_indexes(settings: Settings) -> dict[str, tuple[str, int]]:
+    """Every growing collection: ``{collection: (date field, expireAfterSeconds)}``.
+
+    Hot data expires ``mongo.hot_retention_days`` after its own (robot clock) time, thumbnails
+    by their frame's time like ``frames_metadata``; sessions keep their summary for the cold
+    period after their last sample (``retention.cold_days``).
+    """
+    hot = retention_seconds(settings)
+    return {
+        "telemetry": ("timestamp", hot),
+        LOD: ("timestamp", hot),
+        "frames_metadata": ("timestamp", hot),
+        "aggregations": ("window_start", hot),
+        f"{THUMBNAILS_BUCKET}.files": ("timestamp", hot),
+        f"{THUMBNAILS_BUCKET}.chunks": ("timestamp", hot),
+        "sessions": ("stats.last_seen", settings.retention.cold_days * DAY_S),
+    }
+
+
+def ensure_ttl(db: Database[dict[str, Any]], collection: str, field_name: str, seconds: int) -> str:
+    """Make ``collection`` expire documents ``seconds`` after ``field_name``; idempotent.
+
+    Returns what was done: ``unchanged``, ``created``, ``updated`` (collMod of the index on the
+    field: another TTL, or none) or ``replaced`` (collMod refused: drop + create).
+    """
+    coll = db[collection]
+    existing = next((ix for ix in coll.list_indexes() if list(ix["key"].items()) in
+                     ([(field_name, 1)], [(field_name, -1)])), None)
+    if existing is None:
+        coll.create_index(field_name, name=f"{field_name}_ttl", expireAfterSeconds=seconds)
+        return "created"
+    if existing.get("expireAfterSeconds") == seconds:
+        return "unchanged"
+    try:
+        db.command("collMod", collection, index={"name": existing["name"], "expireAfterSeconds": seconds})
+        return "updated"
+    except OperationFailure as exc:
+        log.warning("collMod of %s.%s refused (%s): dropping and creating it", collection,
+                    existing["name"], exc)
+    coll.drop_index(existing["name"])
+    coll.create_index(field_name, name=f"{field_name}_ttl", expireAfterSeconds=seconds)
+    return "replaced"
 
 
 # -- documents -----------------------------------------------------------------------------------
@@ -100,6 +146,7 @@ class FrameUpdate:
     fields: dict[str, Any]
     metadata: dict[str, Any]
     metadata_wins: bool
+    seq: int
     thumbnail: bytes | None = None
 
 
@@ -124,7 +171,7 @@ def frame_update_from_image(envelope: Envelope, settings: Settings) -> FrameUpda
         timestamp_us=envelope.timestamp_us, kind=kind, fields=fields,
         metadata={"width": payload["width"], "height": payload["height"], "format": blob["format"],
                   "size_bytes": blob["size_bytes"], "compression": blob["format"]},
-        metadata_wins=kind == "rgb", thumbnail=thumbnail,
+        metadata_wins=kind == "rgb", seq=envelope.seq, thumbnail=thumbnail,
     )
 
 
@@ -166,7 +213,7 @@ def frame_updates_from_batch(batch: FrameBatch, settings: Settings) -> list[Fram
             metadata={"width": frame.width, "height": frame.height, "format": frame.source_format,
                       "size_bytes": frame.source_size_bytes,
                       "compression": original.compression if original else None},
-            metadata_wins=False, thumbnail=frame.thumbnail,
+            metadata_wins=False, seq=frame.seq, thumbnail=frame.thumbnail,
         ))
     return updates
 
@@ -175,7 +222,10 @@ def frame_operation(update: FrameUpdate, *, cached: bool, cache_ttl_s: int, now:
     """Upsert of a ``frames_metadata`` document (idempotent: ``$set`` of what this record adds).
 
     ``metadata`` (width, height, format, size_bytes, compression) comes from the raw RGB image
-    when there is one, else from whichever record created the document.
+    when there is one, else from whichever record created the document. ``frame_number`` is the
+    smallest SDK ``seq`` among the frame's records: it increases per camera (the SDK numbers a
+    session's envelopes in send order) and is a function of the records alone, so arrival order,
+    redelivery, a second task or a replay of the records cannot change it.
     """
     on_insert: dict[str, Any] = {
         "robot_id": update.robot_id, "session_id": update.session_id,
@@ -190,12 +240,42 @@ def frame_operation(update: FrameUpdate, *, cached: bool, cache_ttl_s: int, now:
         "cache_expiry": now + timedelta(seconds=cache_ttl_s) if cached else None,
     }
     (to_set if update.metadata_wins else on_insert)["metadata"] = update.metadata
-    return UpdateOne({"_id": update.doc_id}, {"$set": to_set, "$setOnInsert": on_insert}, upsert=True)
+    return UpdateOne({"_id": update.doc_id},
+                     {"$set": to_set, "$setOnInsert": on_insert, "$min": {"frame_number": update.seq}},
+                     upsert=True)
 
 
 def thumbnail_file_id(frame_doc_id: str, kind: str) -> str:
     """GridFS ``_id`` of a frame's thumbnail (per image kind)."""
     return f"{frame_doc_id}/{kind}/thumbnail"
+
+
+def thumbnail_operations(
+    update: FrameUpdate, source: str, now: datetime,
+) -> tuple[UpdateOne, list[UpdateOne]]:
+    """The GridFS ``files`` document and ``chunks`` of a thumbnail, as insert-once upserts.
+
+    Written as GridFS lays them out (any GridFS reader opens them), plus a ``timestamp`` -- the
+    frame's time, the date ``frames_metadata`` expires by -- on the file *and* on each chunk, so
+    the TTL monitor deletes the bytes with their metadata (GridFS chunks have no date of their
+    own). Chunk ids are deterministic: a redelivery finds every document already there.
+    """
+    file_id = thumbnail_file_id(update.doc_id, update.kind)
+    data = update.thumbnail or b""
+    moment = micros_to_datetime(update.timestamp_us)
+    chunks = [UpdateOne({"_id": f"{file_id}/{n}"}, {"$setOnInsert": {
+        "files_id": file_id, "n": n, "data": data[offset:offset + GRIDFS_CHUNK_BYTES],
+        "timestamp": moment}}, upsert=True)
+        for n, offset in enumerate(range(0, max(len(data), 1), GRIDFS_CHUNK_BYTES))]
+    file_doc = {
+        "length": len(data), "chunkSize": GRIDFS_CHUNK_BYTES, "uploadDate": now, "timestamp": moment,
+        "filename": f"{update.camera_id}-{update.kind}-{update.timestamp_us}.jpg",
+        "metadata": {"robot_id": update.robot_id, "session_id": update.session_id,
+                     "camera_id": update.camera_id, "kind": update.kind,
+                     "timestamp_us": update.timestamp_us, "content_type": "image/jpeg",
+                     "source": source},
+    }
+    return UpdateOne({"_id": file_id}, {"$setOnInsert": file_doc}, upsert=True), chunks
 
 
 def session_operation(event: SessionEvent, now: datetime) -> UpdateOne:
@@ -204,6 +284,7 @@ def session_operation(event: SessionEvent, now: datetime) -> UpdateOne:
     doc_id = keys.session_doc_id(event.robot_id, event.session_id)
     moment = micros_to_datetime(int(datum["timestamp"]))
     base = {"robot_id": event.robot_id, "session_id": event.session_id}
+    # every session document carries stats.last_seen, the date its summary expires by
     if datum["kind"] == "start":
         config = datum.get("config") or {}
         to_set: dict[str, Any] = {
@@ -220,7 +301,8 @@ def session_operation(event: SessionEvent, now: datetime) -> UpdateOne:
     else:
         to_set = {"status": "ended", "ended_at": moment, "updated_at": now,
                   "end": datum.get("stats")}
-    return UpdateOne({"_id": doc_id}, {"$set": to_set, "$setOnInsert": base}, upsert=True)
+    return UpdateOne({"_id": doc_id}, {"$set": to_set, "$setOnInsert": base,
+                                       "$max": {"stats.last_seen": moment}}, upsert=True)
 
 
 def aggregation_operations(stats: WindowStats) -> list[ReplaceOne]:
@@ -338,13 +420,12 @@ class MongoSink:
     # -- indexes -------------------------------------------------------------------------------
 
     def ensure_indexes(self) -> None:
-        """Compound ``(robot_id, session_id[, group, level], timestamp)`` indexes and TTL for retention."""
+        """Compound ``(robot_id, session_id[, group, level], timestamp)`` indexes, GridFS's own
+        indexes, and the TTL of every growing collection (:func:`ttl_indexes`)."""
         db = self.db
-        ttl = retention_seconds(self.settings)
         for name in ("telemetry", "frames_metadata", LOD):
             db[name].create_index([("robot_id", ASCENDING), ("session_id", ASCENDING),
                                    ("timestamp", ASCENDING)], name="robot_session_time")
-            self._ensure_ttl(name, "timestamp", ttl)
         # history reads: one channel group (fields=pose), or one pyramid level, by time range; an
         # index on them keeps the server from decoding the other groups' documents to filter them
         db["telemetry"].create_index([("robot_id", ASCENDING), ("session_id", ASCENDING),
@@ -362,16 +443,14 @@ class MongoSink:
              ("resolution", ASCENDING), ("window_start", ASCENDING)], name="robot_session_metric_window")
         db["sessions"].create_index([("robot_id", ASCENDING), ("started_at", ASCENDING)],
                                     name="robot_started")
-
-    def _ensure_ttl(self, collection: str, field_name: str, seconds: int) -> None:
-        name = f"{field_name}_ttl"
-        try:
-            self.db[collection].create_index(field_name, name=name, expireAfterSeconds=seconds)
-        except OperationFailure as exc:
-            if exc.code != INDEX_OPTIONS_CONFLICT and "already exists" not in str(exc):
-                raise
-            # hot_retention_days changed: adjust the TTL in place.
-            self.db.command("collMod", collection, index={"name": name, "expireAfterSeconds": seconds})
+        # what GridFSBucket creates on its first upload (thumbnails are written without it)
+        db[f"{THUMBNAILS_BUCKET}.files"].create_index([("filename", ASCENDING), ("uploadDate", ASCENDING)])
+        db[f"{THUMBNAILS_BUCKET}.chunks"].create_index([("files_id", ASCENDING), ("n", ASCENDING)],
+                                                       unique=True)
+        for collection, (field_name, seconds) in ttl_indexes(self.settings).items():
+            done = ensure_ttl(db, collection, field_name, seconds)
+            if done != "unchanged":
+                log.info("TTL of %s by %s: %d s (%s)", collection, field_name, seconds, done)
 
     # -- write ---------------------------------------------------------------------------------
 
@@ -478,9 +557,7 @@ class MongoSink:
         if not plan.frames:
             return
         now = datetime.now(UTC)
-        for update, record in plan.frames:
-            if update.thumbnail is not None:
-                self._store_thumbnail(update, record)
+        self._store_thumbnails(plan, now)
         operations = [frame_operation(u, cached=self._lands_frames_in_redis,
                                       cache_ttl_s=self.settings.redis.frame_ttl_s, now=now)
                       for u, _ in plan.frames]
@@ -493,22 +570,24 @@ class MongoSink:
                 tally.data_bytes += int(update.metadata.get("size_bytes") or 0)
             tally.last_seen_us = max(tally.last_seen_us, update.timestamp_us)
 
-    def _store_thumbnail(self, update: FrameUpdate, record: SinkRecord) -> None:
-        """Put a thumbnail in GridFS under a deterministic id (skipped if already there)."""
-        file_id = thumbnail_file_id(update.doc_id, update.kind)
-        bucket = GridFSBucket(self.db, THUMBNAILS_BUCKET)
-        if self.db[f"{THUMBNAILS_BUCKET}.files"].find_one({"_id": file_id}, {"_id": 1}) is not None:
-            return
-        with contextlib.suppress(NoFile):
-            bucket.delete(file_id)  # chunks of an upload a crash interrupted
-        bucket.upload_from_stream_with_id(
-            file_id, f"{update.camera_id}-{update.kind}-{update.timestamp_us}.jpg",
-            update.thumbnail or b"",
-            metadata={"robot_id": update.robot_id, "session_id": update.session_id,
-                      "camera_id": update.camera_id, "kind": update.kind,
-                      "timestamp_us": update.timestamp_us, "content_type": "image/jpeg",
-                      "source": f"{record.topic}/{record.partition}/{record.offset}"},
-        )
+    def _store_thumbnails(self, plan: Plan, now: datetime) -> None:
+        """The batch's thumbnails in GridFS: all chunks first, then the files documents (a file
+        is never visible without its bytes), two bulk writes per batch."""
+        files: list[UpdateOne] = []
+        chunks: list[UpdateOne] = []
+        file_records: list[SinkRecord] = []
+        chunk_records: list[SinkRecord] = []
+        for update, record in plan.frames:
+            if update.thumbnail is None:
+                continue
+            file_op, chunk_ops = thumbnail_operations(
+                update, f"{record.topic}/{record.partition}/{record.offset}", now)
+            files.append(file_op)
+            file_records.append(record)
+            chunks.extend(chunk_ops)
+            chunk_records.extend([record] * len(chunk_ops))
+        self._bulk(f"{THUMBNAILS_BUCKET}.chunks", chunks, chunk_records)
+        self._bulk(f"{THUMBNAILS_BUCKET}.files", files, file_records)
 
     def _write_sessions(self, plan: Plan) -> None:
         self._bulk("sessions", [op for op, _ in plan.sessions], [r for _, r in plan.sessions])

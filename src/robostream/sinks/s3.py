@@ -15,6 +15,10 @@ sink checks the object is there (HEAD, size) and records nothing else -- the Mon
 sinks point at the referenced key. Objects at or above ``s3.multipart_threshold_bytes`` go up
 in multipart; above 1 MiB a HEAD first skips objects already stored with the same SHA-256 (a
 replay). Uploads of a batch run in parallel threads; ``write`` returns when all are stored.
+
+At start-up (or the first write, if the store is down then) the sink writes the bucket's
+lifecycle rules from config (:mod:`robostream.sinks.lifecycle`); originals and hourly bundles are
+written in the cold storage class, unless the store refuses that class (then standard).
 """
 
 from __future__ import annotations
@@ -40,6 +44,7 @@ from robostream.processors import FrameBatch
 from robostream.schemas import BINARY_TYPES, DataType, Envelope
 from robostream.sinks import keys
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SinkContext, SinkRecord
+from robostream.sinks.lifecycle import apply_lifecycle, storage_class_for
 
 log = logging.getLogger(__name__)
 
@@ -247,6 +252,8 @@ class S3Sink:
             use_threads=False,
         )
         self._counts_lock = threading.Lock()
+        self._lifecycle_pending = settings.retention.s3_lifecycle
+        self._classes_refused = False
         self.uploaded = 0
         self.skipped = 0
         self.claim_checked = 0
@@ -260,6 +267,19 @@ class S3Sink:
         if self._client is None:
             self._client = s3_client(self.settings)
         self._pool = ThreadPoolExecutor(UPLOAD_THREADS, thread_name_prefix=f"s3-{context.connector}")
+        try:
+            self.ensure_lifecycle()
+        except (ClientError, BotoCoreError, OSError) as exc:
+            if not is_retriable(exc):
+                raise
+            log.warning("S3 not reachable at start-up (%s); lifecycle rules on the first write", exc)
+
+    def ensure_lifecycle(self) -> None:
+        """Write the bucket's lifecycle rules once per sink (idempotent: only if they differ)."""
+        if self._lifecycle_pending:
+            done = apply_lifecycle(self.client, self.settings)
+            log.info("s3://%s lifecycle rules: %s", self.settings.s3.bucket, done)
+            self._lifecycle_pending = False
 
     @property
     def client(self) -> Any:
@@ -306,12 +326,16 @@ class S3Sink:
 
     def write(self, batch: Sequence[SinkRecord]) -> None:
         """Upload the batch's blobs in parallel; raise ``RetriableSinkError`` on store trouble."""
+        try:
+            self.ensure_lifecycle()
+        except (ClientError, BotoCoreError, OSError) as exc:
+            raise RetriableSinkError(f"S3: lifecycle rules not written: {exc}") from exc
         uploads, bundles = self.plan(batch)
         if uploads:
             self._upload_all(uploads)
         for bundle in dict.fromkeys(bundles):
             try:
-                self.assemble_bundle(bundle)
+                self._assemble(bundle)
             except (ClientError, BotoCoreError, OSError) as exc:
                 raise RetriableSinkError(f"S3: assembling {bundle} failed: {exc}") from exc
 
@@ -328,6 +352,15 @@ class S3Sink:
             raise RetriableSinkError(f"S3 unavailable ({len(retriable)} upload(s) failed): "
                                      f"{retriable[0]}") from retriable[0]
 
+    def _assemble(self, key: str) -> None:
+        try:
+            self.assemble_bundle(key)
+        except ClientError as exc:
+            if _error_code(exc) != "InvalidStorageClass" or self._classes_refused:
+                raise
+            self._refuse_classes(exc)
+            self.assemble_bundle(key)
+
     def assemble_bundle(self, key: str) -> int:
         """Concatenate the stored parts of a bundle (in part order) into ``key``; returns bytes.
 
@@ -343,7 +376,7 @@ class S3Sink:
         chunk = max(self.settings.s3.multipart_threshold_bytes, 8 * 1024 * 1024)
         writer = _ChunkedWriter(self.client, self.settings.s3.bucket, key, chunk,
                                 {"ContentType": "application/gzip",
-                                 "Metadata": {"parts": str(len(names))}})
+                                 "Metadata": {"parts": str(len(names))}, **self._class_of(key)})
         try:
             for name in names:
                 body = self.client.get_object(Bucket=self.settings.s3.bucket, Key=name)["Body"]
@@ -358,6 +391,16 @@ class S3Sink:
         if self._context is None:
             raise exc
         self._context.report(record, exc)
+
+    def _refuse_classes(self, exc: ClientError) -> None:
+        self._classes_refused = True
+        log.warning("s3://%s refuses the tiers' storage classes (%s): objects are written in the "
+                    "standard class (docs/retention.md)", self.settings.s3.bucket, exc)
+
+    def _class_of(self, key: str) -> dict[str, str]:
+        """``StorageClass`` of an object's tier, unless standard or refused by the store."""
+        cls = None if self._classes_refused else storage_class_for(key, self.settings)
+        return {"StorageClass": cls} if cls else {}
 
     def _attempt(self, upload: Upload) -> BaseException | None:
         try:
@@ -394,21 +437,27 @@ class S3Sink:
         return bool(head.get("Metadata", {}).get("sha256") == upload.sha256
                     and int(head.get("ContentLength", -1)) == upload.size)
 
+    def _send(self, upload: Upload, data: bytes, storage: dict[str, str]) -> None:
+        extra = {"ContentType": upload.content_type, "Metadata": upload.metadata, **storage}
+        if len(data) >= self.settings.s3.multipart_threshold_bytes:
+            self.client.upload_fileobj(io.BytesIO(data), upload.bucket, upload.key, ExtraArgs=extra,
+                                       Config=self._transfer)
+        else:
+            self.client.put_object(Bucket=upload.bucket, Key=upload.key, Body=data, **extra)
+
     def _put(self, upload: Upload) -> None:
         data = upload.data or b""
         if len(data) >= DEDUP_HEAD_ABOVE_BYTES and self._already_stored(upload):
             with self._counts_lock:
                 self.skipped += 1
             return
-        if len(data) >= self.settings.s3.multipart_threshold_bytes:
-            self.client.upload_fileobj(
-                io.BytesIO(data), upload.bucket, upload.key,
-                ExtraArgs={"ContentType": upload.content_type, "Metadata": upload.metadata},
-                Config=self._transfer,
-            )
-        else:
-            self.client.put_object(Bucket=upload.bucket, Key=upload.key, Body=data,
-                                   ContentType=upload.content_type, Metadata=upload.metadata)
+        try:
+            self._send(upload, data, self._class_of(upload.key))
+        except ClientError as exc:
+            if _error_code(exc) != "InvalidStorageClass" or self._classes_refused:
+                raise
+            self._refuse_classes(exc)
+            self._send(upload, data, {})
         with self._counts_lock:
             self.uploaded += 1
             self.bytes_uploaded += len(data)
