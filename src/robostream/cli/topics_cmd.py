@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from robostream.config import KafkaSettings, Settings, load_settings
+from robostream.config import Settings, load_settings
 from robostream.topics import (
     CreateReport,
     CreateStatus,
@@ -47,11 +47,15 @@ Timeout = Annotated[
 
 
 def _settings(bootstrap: str | None) -> Settings:
+    """The settings with ``--bootstrap`` in place of ``kafka.bootstrap``.
+
+    A bad value is a :class:`ConfigError` naming the key, like a bad config.yaml: the CLI's
+    entry point prints it and exits 2.
+    """
     settings = load_settings()
     if bootstrap is None:
         return settings
-    kafka = KafkaSettings.model_validate({**settings.kafka.model_dump(), "bootstrap": bootstrap})
-    return settings.model_copy(update={"kafka": kafka})
+    return load_settings(kafka={**settings.kafka.model_dump(), "bootstrap": bootstrap})
 
 
 def _console() -> Console:

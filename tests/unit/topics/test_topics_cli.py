@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
 
 from robostream.cli.topics_cmd import app, duration, readable, size
+from robostream.config import ConfigError
 
 runner = CliRunner()
 
@@ -42,9 +46,26 @@ def test_unreachable_kafka_exits_2_with_a_hint() -> None:
     assert "stack up" in result.output
 
 
-def test_bad_bootstrap_is_rejected() -> None:
-    result = runner.invoke(app, ["list", "--bootstrap", "no-port"])
-    assert result.exit_code != 0
+def test_bad_bootstrap_is_a_clean_configuration_error() -> None:
+    """Like a bad config.yaml: exit 2, the key, the value and the expected form; no traceback."""
+    result = subprocess.run(
+        [sys.executable, "-m", "robostream", "topics", "list", "--bootstrap", "no-port"],
+        capture_output=True, text=True, check=False, env={**os.environ, "COLUMNS": "300"},
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: invalid configuration (1 problem(s)):")
+    assert "kafka.bootstrap = 'no-port'" in result.stderr
+    assert "expected host:port" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["create", "describe"])
+def test_every_command_reports_a_bad_bootstrap_as_configuration(command: str) -> None:
+    """The error the entry point prints (above) is what every topics command raises."""
+    result = runner.invoke(app, [command, "--bootstrap", "no-port"])
+    assert isinstance(result.exception, ConfigError)
+    assert "kafka.bootstrap = 'no-port'" in str(result.exception)
 
 
 def test_values_read_like_a_human_would_write_them() -> None:
