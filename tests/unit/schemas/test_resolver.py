@@ -7,13 +7,16 @@ from typing import Any
 
 import pytest
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from robostream.schemas import (
     ConfluentSchemaResolver,
     DataType,
+    ErrorCode,
     InMemorySchemaResolver,
     SchemaIdResolver,
+    ValidationError,
     build_envelope,
     decode_record,
     decode_value,
@@ -87,8 +90,9 @@ def test_confluent_client_both_ways() -> None:
 def test_lookup_only_resolver_needs_a_registered_schema() -> None:
     registering = ConfluentSchemaResolver("mock://robostream-lookup")
     looking = ConfluentSchemaResolver(registering.client, auto_register=False)
-    with pytest.raises(Exception):  # noqa: B017 - the client's own error type
+    with pytest.raises(SchemaRegistryError, match=r"Schema Not Found") as missing:
         looking.id_for("robot.log-value", schema_str("log"))
+    assert (missing.value.http_status_code, missing.value.error_code) == (404, 40400)
     schema_id = registering.id_for("robot.log-value", schema_str("log"))
     assert looking.id_for("robot.log-value", schema_str("log")) == schema_id
 
@@ -140,7 +144,8 @@ def test_session_and_rpc_events() -> None:
     name, datum = decode_value(encode_value("rpc_event", request, resolver, "robot.rpc-value"), resolver)
     assert (name, datum["deadline"], datum["status"]) == ("rpc_event", 1718000005000000, None)
 
-    with pytest.raises(Exception) as caught:
+    bad_id = r"field config\.cameras\[0\]\.camera_id; expected 1-64 characters"
+    with pytest.raises(ValidationError, match=bad_id) as caught:
         validate_event(
             "session_event",
             {
@@ -153,4 +158,6 @@ def test_session_and_rpc_events() -> None:
                 },
             },
         )
-    assert getattr(caught.value, "path", "") == "config.cameras[0].camera_id"
+    assert caught.value.path == "config.cameras[0].camera_id"
+    assert caught.value.code is ErrorCode.INVALID_ID
+    assert caught.value.got == "'../x' (str)"
