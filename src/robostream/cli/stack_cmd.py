@@ -29,7 +29,8 @@ err = Console(stderr=True)
 Names = Annotated[
     list[str] | None,
     typer.Argument(help="Servers to act on (kafka, mongo, s3, redis, schema-registry, gateway, sinks, "
-                        "processors, api); default: all.",
+                        "processors, api; on a Kafka cluster kafka means every node, kafka-2 one of "
+                        "them); default: all.",
                    show_default=False),
 ]
 
@@ -189,7 +190,8 @@ def _where_to_look(settings: Settings) -> None:
 
 @app.command()
 def logs(
-    name: Annotated[str, typer.Argument(help="kafka, mongo, s3, redis or schema-registry")],
+    name: Annotated[str, typer.Argument(help="kafka (kafka-1, kafka-2, ... on a cluster), mongo, s3, redis, "
+                                             "schema-registry or a service")],
     lines: Annotated[int, typer.Option("--lines", "-n", help="How many lines to show.")] = 50,
     follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing new lines.")] = False,
 ) -> None:
