@@ -28,7 +28,7 @@ app = typer.Typer(
     no_args_is_help=True,
 )
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)  # one line per message, whatever the width
 
 
 @app.callback()
@@ -106,7 +106,7 @@ def show(reply: RpcReply, timeout: float, as_json: bool) -> None:
     if as_json:
         typer.echo(reply.model_dump_json(indent=2))
     elif reply.outcome == "ok":
-        typer.echo(json.dumps(reply.result, indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(reply.model_dump(mode="json")["result"], indent=2, ensure_ascii=False))
     if reply.outcome == "ok":
         return
     error = reply.error

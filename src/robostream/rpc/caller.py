@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import re
 import threading
 import time
@@ -70,9 +71,9 @@ class RpcErrorBody(BaseModel):
 
 class RpcReply(BaseModel):
     """The outcome of one call: the robot's answer (``ok``/``error``), or what the platform says
-    instead (``timeout``, ``not_found``, ``cancelled``)."""
+    instead (``timeout``, ``not_found``, ``cancelled``). As JSON, bytes in a result are base64."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, ser_json_bytes="base64")
     robot_id: str
     method: str
     correlation_id: str
@@ -104,8 +105,8 @@ def check_request(robot_id: str, method: str, params: Any, timeout_s: float) -> 
     if not isinstance(method, str) or not _METHOD_RE.fullmatch(method):
         raise RpcInputError(f"invalid method {method!r:.140}: expected 1-128 characters of letters, "
                             "digits and '_', '.', ':', '-' (e.g. camera.set_exposure)")
-    if not timeout_s > 0:
-        raise RpcInputError(f"timeout must be more than 0 seconds, got {timeout_s}")
+    if not (math.isfinite(timeout_s) and timeout_s > 0):
+        raise RpcInputError(f"timeout must be a number of seconds more than 0, got {timeout_s}")
     try:
         packed: bytes = msgpack.packb(params, use_bin_type=True)
     except (TypeError, ValueError, OverflowError) as exc:

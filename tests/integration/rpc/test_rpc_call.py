@@ -127,3 +127,14 @@ def test_a_call_needs_the_write_token(api: RunningApi, robot: SimulatedRobot) ->
     assert (status, body["code"]) == (403, "forbidden") and "write token" in body["message"]
     assert robot.rpc.calls == calls  # nothing reached the robot
     assert requests.get(f"{api.url}/v1/robots", headers=reader, timeout=30).status_code == 200  # it reads
+
+
+def test_an_unknown_robot_is_refused_at_once(api: RunningApi, cli_env: dict[str, str],
+                                             gateway: RunningGateway) -> None:
+    status, body, took = call(api, "robot_zz", {"method": "ping", "timeout_s": 20})
+    assert (status, body) == (404, {"code": "unknown_robot", "message": "robot robot_zz is not registered"})
+    assert took < 5  # the gateway answers not_found without waiting for the deadline
+    done, _ = cli(cli_env, "--robot", "robot_zz", "ping", "--timeout", "20")
+    assert done.returncode == 4 and "refused: unknown_robot: robot robot_zz is not registered" in done.stderr
+    done, _ = cli(cli_env, "--robot", "robot_001", "ping", "--params", "{exposure: 8}")
+    assert done.returncode == 2 and "not JSON" in done.stderr
