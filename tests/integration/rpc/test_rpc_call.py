@@ -5,17 +5,23 @@ the deadline give a clear timeout at the deadline; a call needs the write token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import msgpack
 import requests
+from confluent_kafka.admin import AdminClient, NewTopic
 
+from robostream.config import Settings
+from robostream.rpc import RpcCaller, RpcReply
 from robostream.simulator import SimulatedRobot
+from robostream.topics import rpc_requests_topic, rpc_responses_topic
 from tests.integration.api.helpers import RunningApi
 from tests.integration.gateway.clients import WsRobot
 
@@ -138,3 +144,36 @@ def test_an_unknown_robot_is_refused_at_once(api: RunningApi, cli_env: dict[str,
     assert done.returncode == 4 and "refused: unknown_robot: robot robot_zz is not registered" in done.stderr
     done, _ = cli(cli_env, "--robot", "robot_001", "ping", "--params", "{exposure: 8}")
     assert done.returncode == 2 and "not JSON" in done.stderr
+
+
+def test_concurrent_calls_each_get_their_own_answer(api: RunningApi, robot: SimulatedRobot) -> None:
+    values = [1.5, 2.5, 3.5, 4.5, 5.5, 6.5]
+    with ThreadPoolExecutor(len(values)) as pool:
+        answers = list(pool.map(lambda ms: call(api, "robot_001", {
+            "method": "set_parameter", "params": {"name": f"p{ms}", "value": ms}}), values))
+    assert [(status, body["result"]["name"], body["result"]["value"]) for status, body, _ in answers] == [
+        (200, f"p{ms}", ms) for ms in values]
+    assert len({body["correlation_id"] for _, body, _ in answers}) == len(values)
+
+
+def test_without_a_gateway_the_call_ends_soon_after_its_deadline(rpc_settings: Settings,
+                                                                kafka_bootstrap: str) -> None:
+    lonely = rpc_settings.model_copy(update={"topics": rpc_settings.topics.model_copy(
+        update={"prefix": f"rpcnogw{uuid.uuid4().hex[:8]}"})})
+    names = [rpc_requests_topic(lonely), rpc_responses_topic(lonely)]
+    admin = AdminClient({"bootstrap.servers": kafka_bootstrap})
+    for future in admin.create_topics([NewTopic(name, 1, 1) for name in names]).values():
+        future.result()
+    try:
+        reply = asyncio.run(_call_alone(lonely))
+    finally:
+        for future in admin.delete_topics(names, operation_timeout=30).values():
+            future.result()
+    assert reply.status == "timeout" and reply.error is not None and reply.error.code == "no_answer"
+    assert "is a gateway running" in reply.error.message
+    assert 1000 + 500 <= reply.elapsed_ms < 1000 + 500 + 1500  # the deadline, then the 0.5 s grace
+
+
+async def _call_alone(settings: Settings) -> RpcReply:
+    async with RpcCaller(settings, grace_s=0.5) as caller:
+        return await caller.call("robot_001", "ping", {}, timeout_s=1.0)
