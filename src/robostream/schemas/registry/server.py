@@ -48,6 +48,7 @@ class SchemaRegistryServer:
             client_id=f"{settings.kafka.client_id}-schema-registry",
             replication_factor=replicas,
             topic_config={"min.insync.replicas": str(min_insync_replicas(replicas))},
+            snapshot=self.state.records,
         )
         self._runner: web.AppRunner | None = None
 

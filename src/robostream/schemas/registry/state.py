@@ -109,6 +109,15 @@ class RegistryState:
             if number <= version:
                 versions[number] = replace(value, deleted=True)
 
+    def records(self) -> list[Record]:
+        """Records that rebuild this state on an empty topic: every version (soft-deleted ones
+        flagged) in id order, so a referenced schema comes before its users; then the configs."""
+        values = sorted((v for versions in self._subjects.values() for v in versions.values()),
+                        key=lambda v: (v.id, v.subject, v.version))
+        configs = [Record(ConfigKey(subject), ConfigValue(level.value))
+                   for subject, level in self._configs.items()]
+        return [*(Record(SchemaKey(v.subject, v.version), v) for v in values), *configs]
+
     # --- queries ----------------------------------------------------------------------------
 
     def subjects(self, deleted: bool = False, deleted_only: bool = False) -> list[str]:

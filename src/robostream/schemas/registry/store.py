@@ -19,11 +19,18 @@ highest id can be reused after compaction drops its tombstone.)
 
 After a commit the writer waits until its own reader has applied the records
 (read-your-writes), so an answer is only sent once this instance's view includes the write.
+
+A deleted topic (or one deleted and re-created empty, seen by its new topic id) is restored from
+memory: the in-memory state holds every committed record, so the store re-creates the topic and
+re-publishes that state (as the single writer, leaving out keys the new topic already has, so
+another instance's newer writes win), checked every ``watch_interval_s`` and before each write.
+Until the topic can be re-created, writes fail with a clear error; reads are served from memory.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import threading
@@ -40,12 +47,13 @@ from confluent_kafka import (
     KafkaException,
     Message,
     Producer,
+    TopicCollection,
     TopicPartition,
 )
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
 from robostream.schemas.registry.errors import RegistryError, operation_timeout, store_error
-from robostream.schemas.registry.records import Record, decode, encode
+from robostream.schemas.registry.records import Key, Record, decode, encode
 
 log = logging.getLogger(__name__)
 kafka_log = logging.getLogger(f"{__name__}.librdkafka")
@@ -57,6 +65,8 @@ WritePlan = Callable[[], tuple[T, list[Record]]]
 WRITE_ATTEMPTS = 8
 POLL_TIMEOUT_S = 0.1
 TRANSACTION_TIMEOUT_MS = 10_000
+#: how often the store checks that its topic still exists (and restores it if not)
+WATCH_INTERVAL_S = 2.0
 #: errors of a topic that was just created or whose leader is moving: try again shortly
 TRANSIENT_CODES = frozenset({
     KafkaError.UNKNOWN_TOPIC_OR_PART,
@@ -82,6 +92,8 @@ class KafkaStore:
         replication_factor: int = 1,
         topic_config: dict[str, str] | None = None,
         timeout_s: float = 30.0,
+        snapshot: Callable[[], list[Record]] = list,
+        watch_interval_s: float = WATCH_INTERVAL_S,
     ) -> None:
         self.topic = topic
         self._bootstrap = bootstrap
@@ -103,6 +115,14 @@ class KafkaStore:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._position = 0
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._snapshot = snapshot  # records rebuilding the in-memory state (to restore the topic)
+        self._watch_interval_s = watch_interval_s
+        self._watcher: asyncio.Task[None] | None = None
+        self._topic_id: str | None = None  # of the topic this instance reads
+        self._generation = 0  # of the reader: one per topic incarnation
+        self._seen: set[Key] = set()  # keys read from the current incarnation
+        #: times the topic was found deleted and restored from memory
+        self.restores = 0
 
     @property
     def transactional_id(self) -> str:
@@ -119,11 +139,8 @@ class KafkaStore:
         self._loop = asyncio.get_running_loop()
         try:
             await self._ensure_topic()
-            self._stopping.clear()
-            self._reader = threading.Thread(
-                target=self._read_loop, name=f"schema-registry-reader-{self.topic}", daemon=True
-            )
-            self._reader.start()
+            self._topic_id = await self._current_topic_id()
+            self._start_reader()
             await self.catch_up()
         except (KafkaException, RegistryError) as exc:
             await self.stop()
@@ -134,13 +151,16 @@ class KafkaStore:
             ) from None
         log.info("schema registry store ready: topic %s read up to offset %d",
                  self.topic, self._position)
+        self._watcher = asyncio.create_task(self._watch(), name=f"schema-registry-watch-{self.topic}")
 
     async def stop(self) -> None:
-        """Stop the reader thread and drop the producer."""
-        self._stopping.set()
-        if self._reader is not None:
-            await asyncio.to_thread(self._reader.join, 10.0)
-            self._reader = None
+        """Stop the watcher and the reader thread and drop the producer."""
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+            self._watcher = None
+        await self._stop_reader()
         for _, future in self._waiters:
             if not future.done():
                 future.set_exception(store_error("The schema registry is shutting down"))
@@ -193,18 +213,36 @@ class KafkaStore:
             "fetch.wait.max.ms": 100,
         }, logger=kafka_log)
 
-    def _read_loop(self) -> None:
+    def _start_reader(self) -> None:
+        """Read the topic from its beginning in a new thread (a new generation: position 0)."""
+        self._generation += 1
+        self._position = 0
+        self._seen = set()
+        self._stopping = threading.Event()
+        self._reader = threading.Thread(
+            target=self._read_loop, args=(self._generation, self._stopping),
+            name=f"schema-registry-reader-{self.topic}", daemon=True,
+        )
+        self._reader.start()
+
+    async def _stop_reader(self) -> None:
+        self._stopping.set()
+        if self._reader is not None:
+            await asyncio.to_thread(self._reader.join, 10.0)
+            self._reader = None
+
+    def _read_loop(self, generation: int, stopping: threading.Event) -> None:
         consumer = self._consumer()
         consumer.assign([TopicPartition(self.topic, 0, OFFSET_BEGINNING)])
         last = -1
         try:
-            while not self._stopping.is_set():
+            while not stopping.is_set():
                 messages = consumer.consume(500, timeout=POLL_TIMEOUT_S)
                 records, eof = self._decode_batch(messages)
                 position = max(consumer.position([self._tp])[0].offset, eof)
                 if records or position != last:
                     last = position
-                    self._hand_over(records, position)
+                    self._hand_over(records, position, generation)
         except Exception:
             log.exception("schema registry reader for %s stopped", self.topic)
         finally:
@@ -226,14 +264,17 @@ class KafkaStore:
                 records.append(record)
         return records, eof
 
-    def _hand_over(self, records: list[Record], position: int) -> None:
+    def _hand_over(self, records: list[Record], position: int, generation: int) -> None:
         loop = self._loop
         if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(self._apply, records, position)
+            loop.call_soon_threadsafe(self._apply, records, position, generation)
 
-    def _apply(self, records: list[Record], position: int) -> None:
+    def _apply(self, records: list[Record], position: int, generation: int) -> None:
+        if generation != self._generation:
+            return  # a reader of a deleted incarnation of the topic
         for record in records:
             self._on_record(record)
+            self._seen.add(record.key)
         self._position = max(self._position, position)
         still_waiting = []
         for offset, future in self._waiters:
@@ -292,15 +333,20 @@ class KafkaStore:
         """Run ``plan`` as the single writer on fresh state; commit its records; return its
         answer once they are applied locally. ``plan`` may run more than once."""
         async with self._write_lock:
-            for attempt in range(1, WRITE_ATTEMPTS + 1):
-                try:
-                    return await self._write_once(plan)
-                except KafkaException as exc:
-                    await self._recover(exc.args[0], attempt)
-            raise store_error(
-                f"Failed to write to the Kafka store (topic {self.topic}) after "
-                f"{WRITE_ATTEMPTS} attempts"
-            )
+            if await self._lost():
+                await self._restore()
+            return await self._write_with_retries(plan)
+
+    async def _write_with_retries(self, plan: WritePlan[T]) -> T:
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return await self._write_once(plan)
+            except KafkaException as exc:
+                await self._recover(exc.args[0], attempt)
+        raise store_error(
+            f"Failed to write to the Kafka store (topic {self.topic}) after "
+            f"{WRITE_ATTEMPTS} attempts"
+        )
 
     async def _write_once(self, plan: WritePlan[T]) -> T:
         await self._run(self._ensure_producer)
@@ -366,3 +412,72 @@ class KafkaStore:
     def _abort(self) -> None:
         if self._producer is not None:
             self._producer.abort_transaction(self._timeout_s)
+
+    # --- a deleted topic ----------------------------------------------------------------------
+
+    async def _current_topic_id(self) -> str | None:
+        """The topic's id now; None if it does not exist. Raises ``KafkaException`` otherwise."""
+        futures = self._admin.describe_topics(TopicCollection([self.topic]),
+                                              request_timeout=min(self._timeout_s, 10.0))
+        try:
+            description = await asyncio.wrap_future(futures[self.topic])
+        except KafkaException as exc:
+            if exc.args[0].code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+                return None
+            raise
+        return str(description.topic_id)
+
+    async def _lost(self) -> bool:
+        """Whether the topic this instance read is gone (deleted, or deleted and re-created).
+        Kafka unreachable is no verdict: False."""
+        try:
+            return await self._current_topic_id() != self._topic_id
+        except KafkaException as exc:
+            log.debug("schemas topic %s: cannot check it: %s", self.topic, exc)
+            return False
+
+    async def _watch(self) -> None:
+        """Restore the topic soon after it is deleted, even if nobody writes."""
+        while True:
+            await asyncio.sleep(self._watch_interval_s)
+            try:
+                if await self._lost():
+                    async with self._write_lock:
+                        if await self._lost():
+                            await self._restore()
+            except RegistryError as exc:
+                log.error("%s", exc.message)
+            except Exception:
+                log.exception("schemas topic %s: restoring it failed; trying again", self.topic)
+
+    async def _restore(self) -> None:
+        """Re-create the topic and re-publish the in-memory state to it (under the write lock).
+
+        Raises :class:`RegistryError` (50001) while the topic cannot be re-created.
+        """
+        records = self._snapshot()
+        lost = self._topic_id
+        log.warning("schemas topic %s (id %s) was deleted: re-creating it and re-publishing the %d "
+                    "records this registry holds in memory", self.topic, lost, len(records))
+        await self._stop_reader()
+        self._producer = None
+        try:
+            await self._ensure_topic()
+            created = await self._current_topic_id()
+        except (KafkaException, RuntimeError) as exc:
+            reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
+            raise self._cannot_restore(reason) from None
+        if created is None or created == lost:
+            raise self._cannot_restore("the deleted topic is still being removed")
+        self._topic_id = created
+        self._start_reader()
+        await self._write_with_retries(lambda: (None, [r for r in records if r.key not in self._seen]))
+        self.restores += 1
+        log.warning("schemas topic %s restored (id %s): %d records re-published", self.topic, created,
+                    len(records))
+
+    def _cannot_restore(self, reason: str) -> RegistryError:
+        return store_error(
+            f"The schemas topic {self.topic} was deleted and cannot be re-created yet ({reason}); "
+            "the registry keeps serving what it holds in memory and refuses writes until then"
+        )
