@@ -250,6 +250,22 @@ def thumbnail_file_id(frame_doc_id: str, kind: str) -> str:
     return f"{frame_doc_id}/{kind}/thumbnail"
 
 
+def date_old_thumbnails(db: Database[dict[str, Any]]) -> int:
+    """Give thumbnails stored without a ``timestamp`` (by robostream before their chunks were
+    dated) their frame's time from ``metadata.timestamp_us``, chunks first; returns how many."""
+    files = db[f"{THUMBNAILS_BUCKET}.files"]
+    dated = 0
+    for doc in files.find({"timestamp": {"$exists": False}}, {"metadata.timestamp_us": 1}):
+        ts_us = (doc.get("metadata") or {}).get("timestamp_us")
+        if not isinstance(ts_us, int):
+            continue
+        moment = {"$set": {"timestamp": micros_to_datetime(ts_us)}}
+        db[f"{THUMBNAILS_BUCKET}.chunks"].update_many({"files_id": doc["_id"]}, moment)
+        files.update_one({"_id": doc["_id"]}, moment)
+        dated += 1
+    return dated
+
+
 def thumbnail_operations(
     update: FrameUpdate, source: str, now: datetime,
 ) -> tuple[UpdateOne, list[UpdateOne]]:
@@ -451,6 +467,8 @@ class MongoSink:
             done = ensure_ttl(db, collection, field_name, seconds)
             if done != "unchanged":
                 log.info("TTL of %s by %s: %d s (%s)", collection, field_name, seconds, done)
+        if dated := date_old_thumbnails(db):
+            log.info("%d thumbnails stored without a date now expire with their frames", dated)
 
     # -- write ---------------------------------------------------------------------------------
 

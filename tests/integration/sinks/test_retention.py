@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import gridfs
@@ -125,6 +126,24 @@ def test_ttl_on_every_growing_collection_follows_config_and_the_monitor_deletes_
     assert min(stored_of(db, *new).values()) > 0
     fresh = gridfs.GridFSBucket(db, "thumbnails").open_download_stream(thumbnail_id(*new)).read()
     assert fresh == image(new[0], 1, kind="thumbnail", size=900).payload["blob"]["content"]
+
+
+def test_thumbnails_stored_without_a_date_are_dated_by_their_frame_at_start_up(
+    make_settings: Callable[..., Settings], mongo: Any, tag: str,
+) -> None:
+    settings = make_settings({"kind": "mongo", "topics": ["images"]})
+    db = mongo[settings.mongo.database]
+    ts_us = (int(time.time()) - 5) * 1_000_000
+    file_id = thumbnail_file_id(keys.frame_doc_id(ROBOT, f"undated-{tag}", "front", ts_us), "rgb")
+    # as robostream stored thumbnails before: GridFS's own upload, two chunks, no date on them
+    gridfs.GridFSBucket(db, "thumbnails").upload_from_stream_with_id(
+        file_id, "front-rgb.jpg", b"\xff\xd8" * 150_000, metadata={"timestamp_us": ts_us})
+    with running_worker(settings):
+        wait_until(lambda: db["thumbnails.files"].find_one({"_id": file_id, "timestamp": {"$exists": True}}),
+                   30, "the old thumbnail dated")
+    frame_time = datetime.fromtimestamp(ts_us / 1e6, UTC).replace(tzinfo=None)  # a naive client reads UTC
+    assert db["thumbnails.files"].find_one({"_id": file_id})["timestamp"] == frame_time
+    assert [c["timestamp"] for c in db["thumbnails.chunks"].find({"files_id": file_id})] == [frame_time] * 2
 
 
 def frame_numbers(db: Any, session: str) -> dict[str, list[tuple[int, int]]]:
