@@ -22,7 +22,7 @@ class Throughput:
     Counter names: ``telemetry_records``, ``telemetry_points``, ``buckets_out``, ``windows_out``,
     ``duplicates``, ``late_samples``, ``frames_in``, ``frames_out``, ``dlq``,
     ``encode_seconds.<tier>``, ``encoded_frames.<tier>``, ``source_bytes.<kind>``,
-    ``compressed_bytes.<kind>``, ``raw_bytes.<kind>``.
+    ``compressed_bytes.<kind>``, ``raw_bytes.<kind>``, ``pool_restarts`` (encoding pool replaced).
     """
 
     worker: str
