@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,6 +68,13 @@ class RpcError(Exception):
         super().__init__(message)
         self.code = code
         self.message = message
+
+    @classmethod
+    def unknown_method(cls, method: str, known: Iterable[str]) -> RpcError:
+        """The standard answer to a method this robot does not have: ``unknown_method``, naming
+        the ones it has."""
+        return cls("unknown_method", f"unknown method {method!r:.140}; this robot answers "
+                   f"{', '.join(known) or 'no methods'}")
 
 
 @dataclass(slots=True)

@@ -48,7 +48,7 @@ class RobotRpc:
             return dict(self.parameters)
         if method == "camera.set_exposure":
             return self._set_exposure(params)
-        raise RpcError("unknown_method", f"{self.robot_id} knows {', '.join(METHODS)}; not {method!r}")
+        raise RpcError.unknown_method(method, METHODS)
 
     def _set(self, params: Any) -> dict[str, Any]:
         if not isinstance(params, dict) or not isinstance(params.get("name"), str) or "value" not in params:

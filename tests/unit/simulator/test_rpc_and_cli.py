@@ -27,6 +27,7 @@ def test_rpc_methods() -> None:
     with pytest.raises(RpcError) as bad:
         asyncio.run(rpc("self_destruct", None))
     assert bad.value.code == "unknown_method"
+    assert bad.value.message.startswith("unknown method 'self_destruct'; this robot answers ping, get_status")
     with pytest.raises(RpcError):
         asyncio.run(rpc("set_parameter", {"value": 1}))
     assert np.isfinite(asyncio.run(rpc("get_joint_state", None))["torque"]).all()
