@@ -246,7 +246,20 @@ class TopicSettings(Section):
     max_message_bytes: int = Field(8 * 1024 * 1024, ge=1024)
 
 
-class GatewaySettings(Section):
+class HttpServerSettings(Section):
+    """Read deadlines of an HTTP server (the gateway, the API): slow clients are cut (slowloris)."""
+
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="a request's headers must arrive within this from its first byte, "
+        "else 408 and the connection is closed")
+    body_timeout_s: float = Field(
+        60.0, gt=0, description="a request body must arrive within this after the headers, else 408 "
+        "and the connection is closed (the gateway's streaming POST /v1/ingest: idle_timeout_s instead)")
+    keepalive_timeout_s: float = Field(
+        75.0, gt=0, description="a connection with no request under way is closed after this")
+
+
+class GatewaySettings(HttpServerSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     max_inline_bytes: int = Field(512 * 1024, ge=1024)
@@ -405,7 +418,7 @@ class ProcessorSettings(Section):
                                      description="a worker silent this long loses its partitions")
 
 
-class ApiSettings(Section):
+class ApiSettings(HttpServerSettings):
     """The ML-Dash API (``robostream api``): live WebSocket, history, frames, stats, viewer."""
 
     host: str = "127.0.0.1"

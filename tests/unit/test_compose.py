@@ -211,6 +211,17 @@ def test_presigned_urls_are_signed_for_the_s3_port_the_host_reaches(compose: dic
         assert public.hostname in ("127.0.0.1", "localhost") and str(public.port) == host_port, name
 
 
+def test_the_public_servers_cut_slow_clients_as_config_yaml_does(compose: dict[str, Any],
+                                                                  defaults: Settings) -> None:
+    """The gateway and the API face robots and browsers: their read deadlines are set (slowloris)."""
+    for service, section in (("gateway", defaults.gateway), ("api", defaults.api)):
+        env = compose["services"][service]["environment"]
+        prefix = f"ROBOSTREAM_{service.upper()}__"
+        assert float(env[f"{prefix}HEADER_TIMEOUT_S"]) == section.header_timeout_s
+        assert float(env[f"{prefix}BODY_TIMEOUT_S"]) == section.body_timeout_s
+        assert section.header_timeout_s < section.keepalive_timeout_s
+
+
 # -- configuration through ROBOSTREAM_* variables ----------------------------------------------
 
 def test_every_robostream_variable_names_a_real_config_key(compose: dict[str, Any]) -> None:

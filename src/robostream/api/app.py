@@ -34,6 +34,7 @@ from robostream.api.sessions import get_session, list_robots, list_sessions
 from robostream.api.stats import get_stats
 from robostream.api.stores import Stores
 from robostream.config import Settings
+from robostream.httpserver import HttpServer, ReadDeadlines
 from robostream.tls import http_url, server_ssl_context
 
 log = logging.getLogger(__name__)
@@ -130,7 +131,7 @@ class ApiServer:
         # Loaded before anything starts: a bad certificate or key fails here, with both paths.
         self._ssl = server_ssl_context(settings.api.tls_cert, settings.api.tls_key)
         self.app = create_app(settings, stores)
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
 
     @property
     def tls(self) -> bool:
@@ -146,26 +147,20 @@ class ApiServer:
         return self.app[CONTEXT]
 
     async def start(self) -> None:
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=5)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl)
-        try:
-            await site.start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        self._runner = runner
-        for address in runner.addresses:
-            if isinstance(address, tuple) and len(address) >= 2:
-                self.port = int(address[1])
-                break
+        api = self.settings.api
+        server = HttpServer(self.app, self.host, self.port,
+                            ReadDeadlines(api.header_timeout_s, api.body_timeout_s, api.keepalive_timeout_s,
+                                          "api"),
+                            ssl_context=self._ssl, shutdown_timeout=5)
+        await server.start()
+        self._server, self.port = server, server.port
         log.info("ML-Dash API listening on %s (viewer %s/, OpenAPI %s/openapi.json, tls %s)",
                  self.url, self.url, self.url, "on" if self.tls else "off")
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
 
     async def __aenter__(self) -> ApiServer:
         await self.start()

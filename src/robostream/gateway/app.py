@@ -33,6 +33,7 @@ from robostream.gateway.producer import GatewayProducer
 from robostream.gateway.rpc import RpcRouter
 from robostream.gateway.sessions import SessionEvents
 from robostream.gateway.ws import handle_stream
+from robostream.httpserver import HttpServer, ReadDeadlines
 from robostream.schemas import ConfluentSchemaResolver, DataType, SchemaIdResolver, schema_str
 from robostream.schemas.catalog import subject_for, subject_name
 from robostream.tls import TlsConfigError, http_url, server_ssl_context
@@ -99,8 +100,7 @@ class Gateway:
         self.live: set[Connection] = set()
         self.draining = False
         self._ssl = ssl_context(settings)
-        self._runner: web.AppRunner | None = None
-        self._site: web.TCPSite | None = None
+        self._server: HttpServer | None = None
         self._health: tuple[float, str | None] = (0.0, None)
         self.metrics.inflight_limit.set(settings.gateway.max_inflight_bytes)
 
@@ -133,18 +133,19 @@ class Gateway:
         self.producer.start()
         try:
             await self.rpc.start()
-            runner = web.AppRunner(self.build_app(), access_log=None, handle_signals=False,
-                                   shutdown_timeout=self.settings.gateway.shutdown_timeout_s)
-            await runner.setup()
-            site = web.TCPSite(runner, self.host, self.port, ssl_context=self._ssl)
-            await site.start()
+            g = self.settings.gateway
+            server = HttpServer(self.build_app(), self.host, self.port,
+                                ReadDeadlines(g.header_timeout_s, g.body_timeout_s, g.keepalive_timeout_s,
+                                              "gateway"),
+                                ssl_context=self._ssl, shutdown_timeout=g.shutdown_timeout_s)
+            await server.start()
         except BaseException:
             await self.rpc.stop()
             await loop.run_in_executor(None, self.producer.close, 5.0)
             self.claim_checks.close()
             raise
-        self._runner, self._site = runner, site
-        self.port = _bound_port(runner, self.port)
+        self._server = server
+        self.port = server.port
         log.info("Gateway listening on %s (ws %s, tls %s, %d robots with tokens)", self.url, self.ws_url,
                  "on" if self.tls else "off", len(self.tokens))
 
@@ -179,13 +180,12 @@ class Gateway:
 
     async def stop(self, reason: str = "gateway shutting down") -> None:
         """Graceful shutdown: stop accepting, stop reading, flush, ack what is durable, close."""
-        if self._runner is None:
+        if self._server is None:
             return
         self.draining = True
         loop = asyncio.get_running_loop()
         timeout = self.settings.gateway.shutdown_timeout_s
-        if self._site is not None:
-            await self._site.stop()  # no new connections
+        self._server.stop_listening()
         for conn in list(self.live):
             conn.stop_reading()
         deadline = time.monotonic() + timeout
@@ -194,8 +194,8 @@ class Gateway:
             log.warning("shutdown: %d records still without a delivery report after %.0fs", left, timeout)
         await self._connections_closed(max(1.0, deadline - time.monotonic()))
         await self.rpc.stop()
-        await self._runner.cleanup()
-        self._runner = None
+        await self._server.stop()
+        self._server = None
         await loop.run_in_executor(None, self.producer.close, 5.0)
         await loop.run_in_executor(None, self.claim_checks.close)
         log.info("Gateway stopped (%s)", reason)
@@ -258,13 +258,6 @@ class Gateway:
     async def _metrics(self, _request: web.Request) -> web.Response:
         self.metrics.inflight_bytes.set(self.budget.used)
         return web.Response(body=self.metrics.render(), headers={"Content-Type": self.metrics.content_type})
-
-
-def _bound_port(runner: web.AppRunner, fallback: int) -> int:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return fallback
 
 
 async def serve_gateway(settings: Settings, *, host: str | None = None, port: int | None = None,

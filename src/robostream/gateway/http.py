@@ -31,6 +31,7 @@ from robostream.gateway.framing import (
 )
 from robostream.gateway.limits import ConnectionLimitError
 from robostream.gateway.protocol import FrameFormat, GatewayCode, encode_message, error_frame
+from robostream.httpserver import stream_body
 
 if TYPE_CHECKING:
     from robostream.gateway.app import Gateway
@@ -93,6 +94,7 @@ async def handle_ingest(request: web.Request) -> web.StreamResponse:
     except ConnectionLimitError as exc:
         gateway.metrics.connections_rejected.labels("http", "too_many_connections").inc()
         return refusal(429, GatewayCode.TOO_MANY_CONNECTIONS, str(exc), retry_after_ms=retry)
+    stream_body(request)  # an open-ended stream of batches, bounded by gateway.idle_timeout_s per chunk
     try:
         return await _stream(gateway, request, identity, fmt)
     finally:
