@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import queue
 import ssl
 import threading
 import time
@@ -14,6 +15,7 @@ import aiohttp
 import msgpack
 import orjson
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Message, TopicPartition
+from confluent_kafka.admin import AdminClient, OffsetSpec
 
 from robostream.gateway import MSGPACK_STREAM, NDJSON, encode_length_prefixed
 from robostream.schemas import DataType, Envelope, build_envelope, encode_frame
@@ -142,6 +144,42 @@ class WsRobot:
         """The next ack and the nacks (and other messages) before it."""
         return self.until("ack", timeout)
 
+    def observe(self, probe: Callable[[], T]) -> Callable[[float], tuple[dict[str, Any], T]]:
+        """Receive in the background from now on, calling ``probe()`` the moment each message
+        arrives (on the loop that reads the socket, before the next one is read).
+
+        Returns ``next(timeout)``: the next message with what ``probe`` returned as it arrived.
+        Use instead of :meth:`recv` (messages that were already waiting are not seen by both).
+        """
+        arrived: queue.Queue[tuple[dict[str, Any], T] | BaseException] = queue.Queue()
+
+        async def record() -> None:
+            try:
+                while True:
+                    msg = await self.ws.receive()
+                    if msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING,
+                                    aiohttp.WSMsgType.CLOSED):
+                        raise ClosedError(self.ws.close_code, msg.extra or "")
+                    seen = probe()
+                    message: dict[str, Any] = decode(msg.data)
+                    self.seen.append(message)
+                    arrived.put((message, seen))
+            except BaseException as exc:  # handed to the reader
+                arrived.put(exc)
+
+        async def start() -> None:
+            self._observer = asyncio.ensure_future(record())
+
+        self._thread.call(start())
+
+        def next_message(timeout: float = 30) -> tuple[dict[str, Any], T]:
+            item = arrived.get(timeout=timeout)
+            if isinstance(item, BaseException):
+                raise item
+            return item
+
+        return next_message
+
     def close(self) -> None:
         try:
             self._thread.call(self._close(), 30)
@@ -149,6 +187,9 @@ class WsRobot:
             self._thread.close()
 
     async def _close(self) -> None:
+        observer = getattr(self, "_observer", None)
+        if observer is not None:
+            observer.cancel()
         await self.ws.close()
         await self._session.close()
 
@@ -220,6 +261,35 @@ def read_topics(
         return records
     finally:
         consumer.close()
+
+
+class EndOffsets:
+    """The end offsets (high watermarks) of every partition of ``topics``, read on demand.
+
+    A record is in Kafka (acknowledged by every in-sync replica) exactly when its offset is below
+    its partition's end offset. :meth:`snapshot` is one ListOffsets request per broker (a few
+    ms) on a connection opened beforehand, so called right when an ack arrives it shows what
+    Kafka held at that moment; anything written later can only be missing from it.
+    """
+
+    def __init__(self, bootstrap: str, topics: Iterable[str]) -> None:
+        self._admin = AdminClient({"bootstrap.servers": bootstrap})
+        metadata = self._admin.list_topics(timeout=10).topics
+        self._partitions = [TopicPartition(t, p) for t in topics for p in metadata[t].partitions]
+        self.snapshot()  # connect now, not when the ack comes
+
+    def snapshot(self) -> dict[tuple[str, int], int]:
+        """``(topic, partition) -> end offset`` now."""
+        futures = self._admin.list_offsets(
+            {tp: OffsetSpec.latest() for tp in self._partitions}, request_timeout=10
+        )
+        return {(tp.topic, tp.partition): future.result().offset for tp, future in futures.items()}
+
+
+def in_kafka_at(end_offsets: dict[tuple[str, int], int], msg: Message) -> bool:
+    """Whether ``msg`` was in Kafka when ``end_offsets`` was taken."""
+    offset = msg.offset()
+    return offset is not None and offset < end_offsets[(msg.topic() or "", msg.partition() or 0)]
 
 
 def headers_of(msg: Message) -> dict[str, str]:
