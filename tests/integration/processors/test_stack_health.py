@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +24,14 @@ class _Processors(ProcessorService):
 
     def env(self) -> dict[str, str]:
         return {**settings_env(self.settings), **super().env()}
+
+
+def _stack_status(settings: Settings) -> subprocess.CompletedProcess[str]:
+    """``robostream stack status`` as a user runs it, on this test's state folder."""
+    env = {**settings_env(settings), "ROBOSTREAM_STACK__STATE_DIR": str(settings.state_dir),
+           "COLUMNS": "400"}
+    return subprocess.run([sys.executable, "-m", "robostream", "stack", "status"], env=env,
+                          capture_output=True, text=True, timeout=120, check=False)
 
 
 def _wait(check: Callable[[], bool], timeout: float) -> bool:
@@ -46,7 +56,9 @@ def test_stack_status_of_the_processors_follows_their_status_file(
         assert started.state == "healthy"
         os.kill(record.pid, signal.SIGSTOP)  # frozen: alive, but its status file goes stale
         assert _wait(lambda: stack.status_of(service).state == "unhealthy", 30)
-        assert "is stale: last written" in (service.problem() or "")
+        shown = _stack_status(made)
+        assert shown.returncode == 1 and "processors: status file" in shown.stderr, shown.stderr
+        assert "is stale: last written" in shown.stderr
         os.kill(record.pid, signal.SIGCONT)
         assert _wait(lambda: stack.status_of(service).state == "healthy", 30)
     finally:
