@@ -12,6 +12,7 @@ busy or late); ``404 unknown_robot``; ``503`` when Kafka, the registry or the ga
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import orjson
@@ -25,6 +26,7 @@ from robostream.api.params import NoParams, checked_id
 from robostream.config import Settings
 from robostream.rpc import METHOD_PATTERN, RpcCaller, RpcCallError, RpcInputError, RpcReply
 
+log = logging.getLogger(__name__)
 Schema = dict[str, Any]
 
 
@@ -116,6 +118,8 @@ async def call_robot(request: web.Request) -> web.Response:
         raise bad_request("invalid_body", str(exc)) from None
     except RpcCallError as exc:
         raise ApiError(503, "rpc_unavailable", str(exc), {"Retry-After": "1"}) from None
+    log.info("robot call %s %s (%s): %s in %.0f ms", robot_id, body.method, reply.correlation_id,
+             reply.status, reply.elapsed_ms)
     return answer(reply, timeout_s)
 
 

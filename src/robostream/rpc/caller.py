@@ -249,10 +249,14 @@ class RpcCaller:
         loop.call_soon_threadsafe(_settle_ready, ready, None)
         try:
             while not self._stop.is_set():
-                self._producer.poll(0)
-                msg = consumer.poll(0.2)
-                if msg is not None and msg.error() is None:
-                    self._take(msg)
+                try:
+                    self._producer.poll(0)
+                    msg = consumer.poll(0.2)
+                    if msg is not None and msg.error() is None:
+                        self._take(msg)
+                except Exception:  # keep reading: calls wait on this thread
+                    log.exception("reading RPC responses failed; retrying")
+                    self._stop.wait(1.0)
         finally:
             consumer.close()
 
