@@ -52,6 +52,15 @@ def test_fifty_trickling_requests_get_408_and_are_closed_while_a_normal_client_i
     assert max(seconds for _, seconds in probes) < 1.0, probes
 
 
+def test_a_second_request_trickled_on_a_kept_alive_connection_is_cut_too(slow_api: tuple[str, int]) -> None:
+    first = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n"
+    cut = asyncio.run(trickle(*slow_api, first + b"GET /openapi.json HTTP/1.1\r\n", b"X-Slow: " + b"a" * 100,
+                              every_s=0.2, give_up_s=HEADER_S + 8))
+    assert cut.status == 200  # the first request was answered
+    assert cut.answer.count(b"HTTP/1.1 408 Request Timeout\r\n") == 1  # then the second one was cut
+    assert cut.after_s < HEADER_S + SLACK_S
+
+
 def test_a_trickling_body_gets_408_and_is_closed(slow_api: tuple[str, int]) -> None:
     body = orjson.dumps({"method": "ping", "params": {}, "pad": "x" * 200})
     cut = asyncio.run(trickle(*slow_api, rpc_head(len(body)), body, every_s=0.1, give_up_s=BODY_S + 8))
