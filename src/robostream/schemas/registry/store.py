@@ -139,7 +139,7 @@ class KafkaStore:
         self._loop = asyncio.get_running_loop()
         try:
             await self._ensure_topic()
-            self._topic_id = await self._current_topic_id()
+            self._topic_id = await self._created_topic_id()
             self._start_reader()
             await self.catch_up()
         except (KafkaException, RegistryError) as exc:
@@ -427,6 +427,15 @@ class KafkaStore:
             raise
         return str(description.topic_id)
 
+    async def _created_topic_id(self) -> str | None:
+        """The id of a topic that exists (metadata of a brand-new topic may lag a moment)."""
+        for _ in range(50):
+            topic_id = await self._current_topic_id()
+            if topic_id is not None:
+                return topic_id
+            await asyncio.sleep(0.1)
+        return None
+
     async def _lost(self) -> bool:
         """Whether the topic this instance read is gone (deleted, or deleted and re-created).
         Kafka unreachable is no verdict: False."""
@@ -463,7 +472,7 @@ class KafkaStore:
         self._producer = None
         try:
             await self._ensure_topic()
-            created = await self._current_topic_id()
+            created = await self._created_topic_id()
         except (KafkaException, RuntimeError) as exc:
             reason = exc.args[0].str() if isinstance(exc, KafkaException) else str(exc)
             raise self._cannot_restore(reason) from None
