@@ -516,9 +516,9 @@ class SinkService(RobostreamService):
 class ProcessorService(RobostreamService):
     """The Faust stream processors (``robostream process``).
 
-    Healthy while its status file is fresh: the worker rewrites it from its event loop every
-    ``processors.status_interval_s`` (first when it gets its partitions), so a worker that is
-    stuck, stopped, dead or not through start-up lets it go stale.
+    Healthy while its status file is fresh (one per worker with ``processors.workers`` > 1): a
+    worker rewrites it from its event loop every ``processors.status_interval_s`` (first when it
+    gets its partitions), so a worker that is stuck, stopped, dead or not started lets it go stale.
     """
 
     name = "processors"
@@ -537,36 +537,46 @@ class ProcessorService(RobostreamService):
         return [self.port] if self.port else []
 
     @property
-    def status_file(self) -> Path:
-        return self.home / "status.json"
+    def status_path(self) -> Path:
+        """``--status-file``: a file, or with several workers a folder of ``worker-N.json``."""
+        return self.home / ("status.json" if self.settings.processors.workers == 1 else "status")
+
+    def status_files(self) -> list[Path]:
+        workers = self.settings.processors.workers
+        if workers == 1:
+            return [self.status_path]
+        return [self.status_path / f"worker-{index}.json" for index in range(1, workers + 1)]
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "robostream", "process", "--status-file", str(self.status_file)]
+        return [sys.executable, "-m", "robostream", "process", "--status-file", str(self.status_path)]
 
     def healthy(self) -> bool:
         return self.problem() is None
 
     def problem(self) -> str | None:
-        """Why the processors are unhealthy, in a sentence; None when their status file is fresh."""
+        """Why the processors are unhealthy, in a sentence; None when every status file is fresh."""
+        return next((p for p in map(self._file_problem, self.status_files()) if p is not None), None)
+
+    def _file_problem(self, path: Path) -> str | None:
         import json
         import time
 
         try:
-            status = json.loads(self.status_file.read_text())
+            status = json.loads(path.read_text())
             written, pid = float(status["time"]), int(status["pid"])
         except FileNotFoundError:
-            return f"no status file {self.status_file}: the worker has not got its partitions yet"
+            return f"no status file {path}: the worker has not got its partitions yet"
         except (OSError, ValueError, KeyError, TypeError) as exc:
-            return f"unreadable status file {self.status_file}: {exc!r}"
+            return f"unreadable status file {path}: {exc!r}"
         interval = self.settings.processors.status_interval_s
         age = time.time() - written
         if age > max(self.STALE_INTERVALS * interval, self.STALE_MIN_S):
-            return (f"status file {self.status_file} is stale: last written {age:.0f} s ago, expected "
+            return (f"status file {path} is stale: last written {age:.0f} s ago, expected "
                     f"every {interval:g} s (the worker is stuck, stopped or gone)")
         try:
             os.kill(pid, 0)
         except ProcessLookupError:
-            return f"status file {self.status_file} was written by pid {pid}, which is not running"
+            return f"status file {path} was written by pid {pid}, which is not running"
         except PermissionError:
             pass  # alive, someone else's
         return None
