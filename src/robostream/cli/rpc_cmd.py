@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 #: Exit status per outcome (2 is a usage error: a bad option, id, method or --params).
 EXIT_CODES = {"ok": 0, "robot_error": 1, "no_answer": 3, "refused": 4}
 EXIT_UNAVAILABLE = 5
+START_WAIT_S = 10.0  # longest wait for Kafka and the schema registry before the call
 
 app = typer.Typer(
     help=(
@@ -80,6 +82,9 @@ def call(
     """Call METHOD on a robot and print what it returns (see CALL_HELP)."""
     arguments = parse_params(params)
     from robostream.rpc import RpcCallError, RpcInputError, check_request
+    from robostream.rpc.caller import LIBRDKAFKA_LOG
+
+    LIBRDKAFKA_LOG.setLevel(logging.CRITICAL)  # an unreachable Kafka is said once, below
 
     try:
         check_request(robot, method, arguments, timeout)
@@ -97,8 +102,12 @@ def call(
 async def _call(robot: str, method: str, params: Any, timeout_s: float) -> RpcReply:
     from robostream.rpc import RpcCaller
 
-    async with RpcCaller(load_settings()) as caller:
+    caller = RpcCaller(load_settings())
+    await caller.start(wait_s=START_WAIT_S)
+    try:
         return await caller.call(robot, method, params, timeout_s=timeout_s)
+    finally:
+        await caller.close()
 
 
 def show(reply: RpcReply, timeout: float, as_json: bool) -> None:

@@ -39,6 +39,8 @@ from robostream.schemas.catalog import schema_str, subject_name
 from robostream.topics import rpc_requests_topic, rpc_responses_topic
 
 log = logging.getLogger(__name__)
+#: librdkafka's own log lines (connection failures...), as the gateway routes them.
+LIBRDKAFKA_LOG = logging.getLogger("robostream.rpc.librdkafka")
 
 #: Method names, as the ``rpc_event`` schema documents them (``camera.set_exposure``).
 METHOD_PATTERN = r"^[A-Za-z0-9_.:-]{1,128}$"
@@ -128,6 +130,7 @@ class RpcCaller:
         self._producer = Producer({
             "bootstrap.servers": settings.kafka.bootstrap, "client.id": f"{settings.kafka.client_id}-rpc",
             "acks": "all", "enable.idempotence": True, "linger.ms": 0, "message.timeout.ms": 15_000,
+            "logger": LIBRDKAFKA_LOG,
         })
         self._waiting: dict[str, asyncio.Future[dict[str, Any]]] = {}
         self._stop = threading.Event()
@@ -154,9 +157,13 @@ class RpcCaller:
             await self.close()
             raise RpcCallError(f"Kafka at {self.settings.kafka.bootstrap} did not answer within "
                                f"{wait_s:g} s") from None
-        except BaseException:
+        except RpcCallError:
             await self.close()
             raise
+        except Exception as exc:
+            await self.close()
+            raise RpcCallError(f"cannot read {self.responses_topic} from Kafka at "
+                               f"{self.settings.kafka.bootstrap}: {exc}") from None
 
     async def close(self) -> None:
         """Stop reading (calls still waiting end with ``cancelled``)."""
@@ -276,7 +283,7 @@ class RpcCaller:
             "bootstrap.servers": self.settings.kafka.bootstrap,
             "client.id": f"{self.settings.kafka.client_id}-rpc-caller",
             "group.id": f"{self.settings.kafka.client_id}-rpc-caller-{uuid.uuid4().hex[:12]}",
-            "enable.auto.commit": False, "enable.partition.eof": False,
+            "enable.auto.commit": False, "enable.partition.eof": False, "logger": LIBRDKAFKA_LOG,
         })
         try:
             topic = consumer.list_topics(self.responses_topic, timeout=10).topics.get(self.responses_topic)

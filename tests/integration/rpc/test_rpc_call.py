@@ -177,3 +177,12 @@ def test_without_a_gateway_the_call_ends_soon_after_its_deadline(rpc_settings: S
 async def _call_alone(settings: Settings) -> RpcReply:
     async with RpcCaller(settings, grace_s=0.5) as caller:
         return await caller.call("robot_001", "ping", {}, timeout_s=1.0)
+
+
+def test_the_cli_says_once_when_kafka_does_not_answer(cli_env: dict[str, str]) -> None:
+    nowhere = {**cli_env, "ROBOSTREAM_KAFKA__BOOTSTRAP": "127.0.0.1:1"}
+    done, took = cli(nowhere, "--robot", "robot_001", "ping")
+    assert done.returncode == 5 and done.stdout == ""
+    assert done.stderr.startswith("error: cannot read rpc") and "from Kafka at 127.0.0.1:1" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1  # no librdkafka noise, no traceback
+    assert took < 30
