@@ -154,16 +154,27 @@ def frame_numbers(db: Any, session: str) -> dict[str, list[tuple[int, int]]]:
     return out
 
 
+def compacted_depth(session: str, frames: list[tuple[int, int]]) -> FrameBatch:
+    """What the processors emit for the front camera's depth frames ``(timestamp µs, seq)``."""
+    metas = []
+    for ts_us, seq in frames:
+        key = f"raw/{ROBOT}/{session}/compressed/front/depth/original/{ts_us}.png"
+        metas.append(FrameMeta(f"front-depth-{ts_us}", seq, ts_us, ts_us - ts_us % 3_600_000_000, "png",
+                               512, 640, 360, 300, [FrameTier("original", key, "png", "png", 640, 360, 300)]))
+    return FrameBatch(ROBOT, session, "front", FrameKind.DEPTH, [], metas)
+
+
 def test_frame_number_increases_per_camera_and_is_the_same_after_a_replay(
     make_settings: Callable[..., Settings], resolver: ConfluentSchemaResolver, mongo: Any, tag: str,
 ) -> None:
-    settings = make_settings({"kind": "mongo", "topics": ["images"]})
+    settings = make_settings({"kind": "mongo", "topics": ["images", "derived.frames"]})
     session = f"frn-{tag}"
     t0 = round(time.time(), 3)
     # The SDK numbers envelopes in send order: front sends rgb then depth, wrist depth then rgb.
     # The wrist's records reach Kafka rgb first: the number must not depend on arrival order.
     sent: list[Any] = []
     expected: dict[str, list[tuple[int, int]]] = {"front": [], "wrist": []}
+    front_depth: list[tuple[int, int]] = []
     seq = 0
     for i in range(6):
         ts = t0 + i / 30
@@ -172,19 +183,27 @@ def test_frame_number_increases_per_camera_and_is_the_same_after_a_replay(
                        for j, kind in enumerate(kinds)]
             expected[camera].append((records[0].timestamp_us, seq))
             sent.extend(records if camera == "front" else records[::-1])
+            if camera == "front":
+                front_depth.append((records[1].timestamp_us, records[1].seq))
             seq += 2
+    topic = frames_topic(settings)
     with running_worker(settings):
         produce(settings, resolver, sent)
+        # the processors' compacted depth of the front camera, carrying each source record's seq
+        compacted = DerivedCodec(resolver).encode(topic, compacted_depth(session, front_depth))
+        produce_raw(settings, topic, compacted, f"{ROBOT}/{session}".encode())
         db = mongo[settings.mongo.database]
         wait_until(lambda: db.frames_metadata.count_documents(
             {"session_id": session, "s3_urls.rgb": {"$exists": True},
              "s3_urls.depth": {"$exists": True}}) == 12, 60, "12 frames with rgb and depth")
+        wait_until(lambda: db.frames_metadata.count_documents(
+            {"session_id": session, "compressed.depth": {"$exists": True}}) == 6, 60, "6 compacted frames")
     numbers = frame_numbers(db, session)
     assert numbers == expected
     for camera, frames in numbers.items():
         assert [n for _, n in frames] == sorted({n for _, n in frames}), camera  # increasing
 
-    # A replay of the same records (another connector reads the topic from the start) into
+    # A replay of the same records (another connector reads the topics from the start) into
     # another database numbers every frame the same.
     replay = settings.model_copy(update={
         "mongo": settings.mongo.model_copy(update={"database": f"{settings.mongo.database}_replay"}),
@@ -192,6 +211,9 @@ def test_frame_number_increases_per_camera_and_is_the_same_after_a_replay(
     replayed = mongo[replay.mongo.database]
     try:
         with running_worker(replay):
+            wait_until(lambda: replayed.frames_metadata.count_documents(
+                {"session_id": session, "s3_urls.depth": {"$exists": True}, "s3_urls.rgb": {"$exists": True},
+                 "compressed.depth": {"$exists": True}}) == 6, 60, "the replayed front frames")
             wait_until(lambda: replayed.frames_metadata.count_documents(
                 {"session_id": session, "s3_urls.depth": {"$exists": True},
                  "s3_urls.rgb": {"$exists": True}}) == 12, 60, "the replayed frames")
