@@ -186,3 +186,12 @@ def test_the_cli_says_once_when_kafka_does_not_answer(cli_env: dict[str, str]) -
     assert done.stderr.startswith("error: cannot read rpc") and "from Kafka at 127.0.0.1:1" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1  # no librdkafka noise, no traceback
     assert took < 30
+
+
+def test_the_api_answers_503_when_kafka_does_not_answer(rpc_settings: Settings) -> None:
+    nowhere = rpc_settings.model_copy(update={"kafka": rpc_settings.kafka.model_copy(
+        update={"bootstrap": "127.0.0.1:1"})})
+    with RunningApi(nowhere) as lonely:
+        status, body, took = call(lonely, "robot_001", {"method": "ping", "timeout_s": 5})
+    assert status == 503 and body["code"] == "rpc_unavailable", body
+    assert "from Kafka at 127.0.0.1:1" in body["message"] and took < 30
