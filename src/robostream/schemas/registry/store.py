@@ -123,6 +123,7 @@ class KafkaStore:
         self._seen: set[Key] = set()  # keys read from the current incarnation
         #: times the topic was found deleted and restored from memory
         self.restores = 0
+        self._restore_error: str | None = None  # why the last restore failed (logged once)
 
     @property
     def transactional_id(self) -> str:
@@ -455,7 +456,9 @@ class KafkaStore:
                         if await self._lost():
                             await self._restore()
             except RegistryError as exc:
-                log.error("%s", exc.message)
+                if exc.message != self._restore_error:
+                    log.error("%s", exc.message)
+                self._restore_error = exc.message
             except Exception:
                 log.exception("schemas topic %s: restoring it failed; trying again", self.topic)
 
@@ -466,8 +469,9 @@ class KafkaStore:
         """
         records = self._snapshot()
         lost = self._topic_id
-        log.warning("schemas topic %s (id %s) was deleted: re-creating it and re-publishing the %d "
-                    "records this registry holds in memory", self.topic, lost, len(records))
+        log.log(logging.DEBUG if self._restore_error else logging.WARNING,
+                "schemas topic %s (id %s) was deleted: re-creating it and re-publishing the %d "
+                "records this registry holds in memory", self.topic, lost, len(records))
         await self._stop_reader()
         self._producer = None
         try:
@@ -482,6 +486,7 @@ class KafkaStore:
         self._start_reader()
         await self._write_with_retries(lambda: (None, [r for r in records if r.key not in self._seen]))
         self.restores += 1
+        self._restore_error = None
         log.warning("schemas topic %s restored (id %s): %d records re-published", self.topic, created,
                     len(records))
 
