@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
@@ -150,6 +151,13 @@ def _error_code(exc: ClientError) -> str:
 
 def _status(exc: ClientError) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+
+
+def refuses_storage_class(exc: BaseException) -> bool:
+    """The store answered ``InvalidStorageClass`` (directly, or inside boto3's multipart
+    ``S3UploadFailedError``)."""
+    return any(isinstance(e, ClientError) and _error_code(e) == "InvalidStorageClass"
+               for e in (exc, exc.__cause__, exc.__context__))
 
 
 def is_retriable(exc: BaseException) -> bool:
@@ -356,7 +364,7 @@ class S3Sink:
         try:
             self.assemble_bundle(key)
         except ClientError as exc:
-            if _error_code(exc) != "InvalidStorageClass" or self._classes_refused:
+            if not refuses_storage_class(exc) or self._classes_refused:
                 raise
             self._refuse_classes(exc)
             self.assemble_bundle(key)
@@ -392,7 +400,7 @@ class S3Sink:
             raise exc
         self._context.report(record, exc)
 
-    def _refuse_classes(self, exc: ClientError) -> None:
+    def _refuse_classes(self, exc: Exception) -> None:
         self._classes_refused = True
         log.warning("s3://%s refuses the tiers' storage classes (%s): objects are written in the "
                     "standard class (docs/retention.md)", self.settings.s3.bucket, exc)
@@ -453,8 +461,8 @@ class S3Sink:
             return
         try:
             self._send(upload, data, self._class_of(upload.key))
-        except ClientError as exc:
-            if _error_code(exc) != "InvalidStorageClass" or self._classes_refused:
+        except (ClientError, S3UploadFailedError) as exc:
+            if not refuses_storage_class(exc) or self._classes_refused:
                 raise
             self._refuse_classes(exc)
             self._send(upload, data, {})

@@ -239,6 +239,18 @@ def frame_batch(session: str, ts_us: int) -> tuple[FrameBatch, dict[str, str]]:
     return FrameBatch(ROBOT, session, "front", FrameKind.RGB, objects, [meta], [part]), names
 
 
+def classes_in(s3: Any, bucket: str) -> dict[str, str | None]:
+    """``{key: storage class}`` of the bucket's objects, as S3 lists them."""
+    return {o["Key"]: o.get("StorageClass") for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
+
+
+def remove_bucket(s3: Any, bucket: str) -> None:
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+        for obj in page.get("Contents", []):
+            s3.delete_object(Bucket=bucket, Key=obj["Key"])
+    s3.delete_bucket(Bucket=bucket)
+
+
 def test_lifecycle_rules_written_at_start_up_once_and_objects_in_their_tier(
     make_settings: Callable[..., Settings], resolver: ConfluentSchemaResolver, s3: Any, tag: str,
 ) -> None:
@@ -258,9 +270,8 @@ def test_lifecycle_rules_written_at_start_up_once_and_objects_in_their_tier(
             codec = DerivedCodec(resolver)
             produce_raw(settings, frames_topic(settings), codec.encode(frames_topic(settings), batch),
                         f"{ROBOT}/{session}".encode())
-            listed = lambda: {o["Key"]: o.get("StorageClass") for o in  # noqa: E731
-                              s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
-            wait_until(lambda: {raw_frame, *names.values()} <= listed().keys(), 60, "the objects")
+            wait_until(lambda: {raw_frame, *names.values()} <= classes_in(s3, bucket).keys(), 60,
+                       "the objects")
 
         by_prefix = {r["Filter"]["Prefix"]: r for r in rules}
         raw = by_prefix["raw/"]
@@ -285,11 +296,32 @@ def test_lifecycle_rules_written_at_start_up_once_and_objects_in_their_tier(
         assert apply_lifecycle(client, longer) == "unchanged"
 
         # Originals and bundles are written cold; raw frames, previews and thumbnails standard.
-        classes = listed()
+        classes = classes_in(s3, bucket)
         assert classes[names["original"]] == classes[names["bundle"]] == "GLACIER_IR"
         assert {classes[k] for k in (raw_frame, names["preview"], names["thumbnail"])} == {"STANDARD"}
     finally:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for obj in page.get("Contents", []):
-                s3.delete_object(Bucket=bucket, Key=obj["Key"])
-        s3.delete_bucket(Bucket=bucket)
+        remove_bucket(s3, bucket)
+
+
+def test_a_storage_class_the_store_refuses_still_stores_the_objects_standard(
+    make_settings: Callable[..., Settings], resolver: ConfluentSchemaResolver, s3: Any, tag: str,
+) -> None:
+    bucket = f"lc2-{tag}"
+    s3.create_bucket(Bucket=bucket)
+    settings = make_settings({"kind": "s3", "topics": ["derived.frames"]})
+    settings = settings.model_copy(update={
+        "s3": settings.s3.model_copy(update={"bucket": bucket}),
+        "retention": settings.retention.model_copy(update={"cold_storage_class": "NO_SUCH_CLASS"})})
+    session = f"lc2-{tag}"
+    batch, names = frame_batch(session, int(time.time() * 1_000_000))
+    try:
+        with running_worker(settings):
+            topic = frames_topic(settings)
+            value = DerivedCodec(resolver).encode(topic, batch)
+            produce_raw(settings, topic, value, f"{ROBOT}/{session}".encode())
+            wait_until(lambda: set(names.values()) <= classes_in(s3, bucket).keys(), 60, "the objects")
+        classes = classes_in(s3, bucket)
+        assert {classes[names[k]] for k in ("original", "bundle", "preview")} == {"STANDARD"}
+        assert s3.get_object(Bucket=bucket, Key=names["original"])["Body"].read() == b"O" * 3000
+    finally:
+        remove_bucket(s3, bucket)
