@@ -15,7 +15,10 @@ landed by the real sinks. ``robostream api`` runs as a child process; the client
 * frames: ``GET /v1/frames/{id}`` and the image behind its redirect, recent (Redis) and cold
   (MongoDB + presigning + cache update, each frame asked once), and the newest-100 list;
 * live: 10 robots stream 100 Hz telemetry (a record of 10 samples every 100 ms) through the
-  Redis sink; one WebSocket client per robot; latency from the sink's write to the client.
+  Redis sink; one WebSocket client per robot, and a stalled client (handshake, then never
+  reads) on the first robot's session; latency from the sink's write to the reading clients:
+  a client that stops reading must not slow the others (tests/integration/api/test_live.py
+  asserts that they get every message in order; the figures are here).
 
 Prints a table, writes ``bench/results/api.json``. Runs against the stack of the environment
 (``ROBOSTREAM_*``), in a database of its own (dropped afterwards unless ``--keep``).
@@ -28,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
+import socket
 import statistics
 import tempfile
 import threading
@@ -389,6 +394,8 @@ async def live_latency(api: ApiProcess, settings: Settings, robots: int, seconds
                     if at is not None:
                         latencies.append(time.monotonic() - at)
 
+    stalled = await asyncio.to_thread(
+        stalled_client, api.url, f"/v1/live?robot={names[0]}&session={session}&types=time_series")
     async with aiohttp.ClientSession() as http:
         readies = [asyncio.Event() for _ in names]
         clients = [asyncio.create_task(client(http, r, e)) for r, e in zip(names, readies, strict=True)]
@@ -407,10 +414,29 @@ async def live_latency(api: ApiProcess, settings: Settings, robots: int, seconds
         for task in clients:
             task.cancel()
         await asyncio.gather(*clients, return_exceptions=True)
+    stalled.close()
     result = percentiles(latencies)
     result.update(robots=robots, seconds=seconds, messages=len(latencies), sent=len(sent),
-                  api_cpu_percent=100 * cpu / (seconds + 0.5))
+                  stalled_clients=1, api_cpu_percent=100 * cpu / (seconds + 0.5))
     return result
+
+
+def stalled_client(url: str, path: str) -> socket.socket:
+    """A WebSocket client that completes the handshake and then never reads (tiny receive buffer)."""
+    host, port = url.removeprefix("http://").split(":")
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((host, int(port)))
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall((f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+                  "Sec-WebSocket-Version: 13\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise RuntimeError(f"live endpoint refused the stalled client: {head!r}")
+    return sock
 
 
 # -- report ----------------------------------------------------------------------------------------
@@ -454,6 +480,7 @@ def print_table(report: dict[str, Any]) -> None:
                   f"{live['p50_ms']:.1f}", f"{live['p99_ms']:.1f}", f"{live['messages']:,} msgs", "-", "-",
                   "<100 / p99 <25")
     Console(width=200).print(table)
+    print(f"live: {live.get('stalled_clients', 0)} stalled client(s) subscribed beside the reading ones")
     print(f"API CPU during the live run: {live['api_cpu_percent']:.0f}% of one core; "
           f"load average {report['machine']['load_avg']}")
 

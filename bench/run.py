@@ -31,7 +31,7 @@ from typing import Any
 import _common
 from _common import BENCH, RESULTS, ROOT, markdown_table, median_spread
 
-SCRIPTS = ("codec", "gateway", "processors", "fold", "sinks", "api", "e2e")
+SCRIPTS = ("codec", "gateway", "processors", "fold", "sinks", "api", "replay", "e2e")
 SEED_RATE = 138.5  # messages per robot and second at the seed's rates, media on (docs/simulator.md)
 TELEMETRY_RATE = 132.5  # the same without the camera's 6 images/s on average
 PROFILE_NOTES = BENCH / "PROFILE.md"
@@ -337,10 +337,21 @@ def e2e_figures(reports: list[dict[str, Any]]) -> list[Figure]:
     return out
 
 
+def replay_figures(reports: list[dict[str, Any]]) -> list[Figure]:
+    recorded = reports[-1]["parameters"]["seconds"]
+    return [
+        Figure("replay", f"paced at 10x ({recorded:g} s recorded): wall / recorded span",
+               each(reports, partial(_get, ("10x", "ratio"))), "", goal="0.1 (1/speed)", digits=4),
+        Figure("replay", "paced at 10x: last record late by",
+               each(reports, partial(_get, ("10x", "overshoot_ms"))), "ms", digits=1),
+        Figure("replay", "at max speed", each(reports, partial(_get, ("max", "records_per_s"))), "rec/s"),
+    ]
+
+
 EXTRACTORS: dict[str, Callable[[list[dict[str, Any]]], list[Figure]]] = {
     "codec": codec_figures, "gateway": gateway_figures, "processors": processors_figures,
     "fold": fold_figures,
-    "sinks": sinks_figures, "api": api_figures, "e2e": e2e_figures,
+    "sinks": sinks_figures, "api": api_figures, "replay": replay_figures, "e2e": e2e_figures,
 }
 
 

@@ -75,19 +75,27 @@ def test_replay_at_max_yields_the_same_records_in_order_per_session(
     assert report.last_timestamp_us == original[-1].timestamp_us
 
 
-def test_replay_at_10x_takes_about_a_tenth_of_the_recorded_span(
+def test_replay_at_10x_sends_every_record_in_recorded_order_never_early(
     rp_settings: Settings, resolver: ConfluentSchemaResolver, recording: dict[str, list[Envelope]], tag: str,
 ) -> None:
+    """How close to a tenth of the span it takes is a figure of bench/replay.py."""
     session = f"b-{tag}"
     publisher = TopicPublisher(rp_settings, f"replay10.rp{tag}", RECORDED_TYPES, resolver)
     query = SessionQuery(ROBOT, session, tuple(RECORDED_TYPES))
     report = replay(rp_settings, query, publisher, resolver, speed=10.0)
 
-    assert report.records == 58
+    original = recording[session]
+    assert report.records == len(original) == 58
     assert report.span_s == pytest.approx(4.9, abs=0.01)
-    assert 0.07 <= report.paced_s / report.span_s <= 0.2, (report.paced_s, report.span_s)
-    copies = replayed(rp_settings, resolver, f"replay10.rp{tag}")
-    assert by_type(copies) == by_type(recording[session])
+    # paced: the last record is not sent before its time (a tenth of the recorded span)
+    assert report.paced_s >= report.span_s / 10
+    messages = read_topics(rp_settings, [topic_for(dt, f"replay10.rp{tag}") for dt in RECORDED_TYPES])
+    copies = decoded(messages, resolver)
+    assert by_type(copies) == by_type(original)  # every record, same order per data type
+    # across data types too: sent in recorded-time order (the producer stamps when it sends)
+    sent_order = [e.seq for _, e in sorted(zip(messages, copies, strict=True),
+                                           key=lambda pair: (pair[0].timestamp()[1], pair[1].seq))]
+    assert sent_order == [e.seq for e in original]
 
 
 def test_a_time_window_is_found_by_time_and_cut_on_envelope_timestamps(
