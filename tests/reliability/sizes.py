@@ -34,7 +34,7 @@ class Sizes:
 
 
 CI = Sizes(crash_messages=100_000, outage_messages=15_000, outage_s=10.0, broker_messages=15_000,
-           cluster_messages=15_000, cluster_down_s=10.0,
+           cluster_messages=15_000, cluster_down_s=8.0,
            fuzz_cases=100_000, live_fuzz_cases=2_000, big_frame_bytes=100 * 1024 * 1024)
 BIG = Sizes(crash_messages=300_000, outage_messages=90_000, outage_s=20.0, broker_messages=90_000,
             cluster_messages=90_000, cluster_down_s=20.0,
