@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import ssl
 import time
+import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import msgpack
 import pytest
 from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from robostream.config import Settings
 from robostream.schemas import ConfluentSchemaResolver, decode_value, encode_value
@@ -103,11 +105,28 @@ def test_rpc_round_trip_through_a_connected_robot(
     assert msgpack.unpackb(response["result"]) == {"applied": True}
 
 
+def rpc_requests_read(gateway: Any, client_ssl: ssl.SSLContext) -> float:
+    """The gateway's count of RPC requests it has read from Kafka (its /metrics)."""
+    with urllib.request.urlopen(f"{gateway.url}/metrics", context=client_ssl, timeout=10) as resp:
+        text = resp.read().decode()
+    return sum(s.value for f in text_string_to_metric_families(text) for s in f.samples
+               if s.name == "robostream_gateway_rpc_total" and s.labels.get("outcome") == "requested")
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
 def test_a_robot_gets_requests_sent_while_it_was_away_when_it_connects(
     gateway: Any, caller: Caller, client_ssl: ssl.SSLContext
 ) -> None:
+    requested = rpc_requests_read(gateway, client_ssl)
     correlation_id = caller.request("robot_b", "arm.home", {}, deadline_s=30)
-    time.sleep(1.0)  # the gateway has read it and holds it for robot_b
+    # the gateway has read it (and so holds it for robot_b) before the robot connects
+    wait_for(lambda: rpc_requests_read(gateway, client_ssl) > requested, 30, "the gateway reading it")
     robot = WsRobot(gateway.ws_url, ROBOTS["robot_b"], client_ssl, fmt="json")
     try:
         request, _ = robot.until("rpc_request")
