@@ -156,7 +156,8 @@ def test_user_pause_stops_consuming_until_resume(settings: Settings) -> None:
     h.task.pause()
     h.start()
     wait_for(lambda: h.task.status.snapshot()["state"] == "PAUSED")
-    time.sleep(0.1)
+    wait_for(lambda: h.consumer.paused == set(h.consumer.partitions))  # the pause reached the consumer
+    assert set(h.consumer.position.values()) == {0}  # and nothing was read before it
     assert not h.sink.landed and h.task.status.snapshot()["paused_reason"] == "user"
     h.task.resume()
     wait_for(lambda: len(h.sink.landed) == 10)
