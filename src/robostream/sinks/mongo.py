@@ -90,7 +90,7 @@ def ttl_indexes(settings: Settings) -> dict[str, tuple[str, int]]:
         "aggregations": ("window_start", hot),
         f"{THUMBNAILS_BUCKET}.files": ("timestamp", hot),
         f"{THUMBNAILS_BUCKET}.chunks": ("timestamp", hot),
-        "sessions": ("stats.last_seen", settings.retention.cold_days * DAY_S),
+        "sessions": ("last_activity", settings.retention.cold_days * DAY_S),
     }
 
 
@@ -300,7 +300,8 @@ def session_operation(event: SessionEvent, now: datetime) -> UpdateOne:
     doc_id = keys.session_doc_id(event.robot_id, event.session_id)
     moment = micros_to_datetime(int(datum["timestamp"]))
     base = {"robot_id": event.robot_id, "session_id": event.session_id}
-    # every session document carries stats.last_seen, the date its summary expires by
+    # every session document carries last_activity (its newest sample or event), the date its
+    # summary expires by; stats.last_seen stays the newest sample (the API ends a session's span there)
     if datum["kind"] == "start":
         config = datum.get("config") or {}
         to_set: dict[str, Any] = {
@@ -318,7 +319,7 @@ def session_operation(event: SessionEvent, now: datetime) -> UpdateOne:
         to_set = {"status": "ended", "ended_at": moment, "updated_at": now,
                   "end": datum.get("stats")}
     return UpdateOne({"_id": doc_id}, {"$set": to_set, "$setOnInsert": base,
-                                       "$max": {"stats.last_seen": moment}}, upsert=True)
+                                       "$max": {"last_activity": moment}}, upsert=True)
 
 
 def aggregation_operations(stats: WindowStats) -> list[ReplaceOne]:
@@ -355,7 +356,8 @@ class SessionTally:
             {"$inc": {"stats.total_telemetry_points": self.points,
                       "stats.total_frames": self.frames,
                       "stats.data_size_bytes": self.data_bytes},
-             "$max": {"stats.last_seen": micros_to_datetime(self.last_seen_us)},
+             "$max": {"stats.last_seen": micros_to_datetime(self.last_seen_us),
+                      "last_activity": micros_to_datetime(self.last_seen_us)},
              "$setOnInsert": {"robot_id": robot_id, "session_id": session_id}},
             upsert=True,
         )
@@ -632,7 +634,8 @@ class MongoSink:
                 {"_id": keys.session_doc_id(robot, session)},
                 {"$set": {"stats.total_telemetry_points": p["n"], "stats.total_frames": f["n"],
                           "stats.data_size_bytes": p["bytes"] + f["bytes"]},
-                 "$max": {"stats.last_seen": micros_to_datetime(tally.last_seen_us)},
+                 "$max": {"stats.last_seen": micros_to_datetime(tally.last_seen_us),
+                          "last_activity": micros_to_datetime(tally.last_seen_us)},
                  "$setOnInsert": {"robot_id": robot, "session_id": session}},
                 upsert=True,
             )

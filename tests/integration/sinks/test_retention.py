@@ -60,7 +60,7 @@ def expected_ttl(hot_days: int) -> dict[str, tuple[str, int]]:
             "aggregations": ("window_start", hot_days * DAY),
             "thumbnails.files": ("timestamp", hot_days * DAY),
             "thumbnails.chunks": ("timestamp", hot_days * DAY),
-            "sessions": ("stats.last_seen", 365 * DAY)}
+            "sessions": ("last_activity", 365 * DAY)}
 
 
 def window(session: str, start_s: float) -> WindowStats:
