@@ -195,9 +195,22 @@ class WsRobot:
 
 
 async def http_ingest(
-    url: str, token: str, frames: list[bytes], fmt: str, ssl_context: ssl.SSLContext, *, pause_s: float = 0.0
+    url: str,
+    token: str,
+    frames: list[bytes],
+    fmt: str,
+    ssl_context: ssl.SSLContext,
+    *,
+    pause_s: float = 0.0,
+    probe: Callable[[], Any] | None = None,
+    probed: list[Any] | None = None,
 ) -> tuple[int, list[dict[str, Any]], dict[str, str]]:
-    """POST frames as a streaming body; returns the status, the messages streamed back, the headers."""
+    """POST frames as a streaming body; returns the status, the messages streamed back, the headers.
+
+    With ``probe``, ``probe()`` is called the moment each piece of the answer arrives, before it
+    is read further, and ``probed`` gets, per message returned, what it returned when the end of
+    that message arrived.
+    """
     content_type = MSGPACK_STREAM if fmt == "msgpack" else NDJSON
 
     async def body() -> Any:
@@ -217,8 +230,36 @@ async def http_ingest(
             chunked=True,
         ) as resp,
     ):
-        raw = await resp.read()
-        return resp.status, parse_stream(raw, fmt, resp.content_type), dict(resp.headers)
+        if probe is None:
+            raw = await resp.read()
+            return resp.status, parse_stream(raw, fmt, resp.content_type), dict(resp.headers)
+        raw, arrivals = b"", []
+        async for chunk in resp.content.iter_any():
+            seen = probe()
+            raw += chunk
+            arrivals.append((len(raw), seen))
+        messages = parse_stream(raw, fmt, resp.content_type)
+        if probed is not None:
+            for end in message_ends(raw, fmt, resp.content_type):
+                probed.append(next(seen for size, seen in arrivals if size >= end))
+        return resp.status, messages, dict(resp.headers)
+
+
+def message_ends(raw: bytes, fmt: str, content_type: str) -> list[int]:
+    """Where each message of an ack stream ends in ``raw`` (as :func:`parse_stream` splits it)."""
+    if content_type == "application/json":
+        return [len(raw)]
+    ends, pos = [], 0
+    if fmt == "json":
+        for line in raw.splitlines(keepends=True):
+            pos += len(line)
+            if line.strip():
+                ends.append(pos)
+        return ends
+    while pos < len(raw):
+        pos += 4 + int.from_bytes(raw[pos : pos + 4], "big")
+        ends.append(pos)
+    return ends
 
 
 def parse_stream(raw: bytes, fmt: str, content_type: str) -> list[dict[str, Any]]:

@@ -108,14 +108,21 @@ def test_ws_batch_of_every_data_type_is_acked_after_kafka_has_it(
 
 @pytest.mark.parametrize("fmt", ["msgpack", "json"])
 def test_https_stream_of_batches_is_answered_by_a_stream_of_acks(
-    gateway: RunningGateway, gw_settings: Settings, registry_url: str, client_ssl: ssl.SSLContext, fmt: str
+    lingering_gateway: RunningGateway,
+    gw_settings: Settings,
+    registry_url: str,
+    client_ssl: ssl.SSLContext,
+    fmt: str,
 ) -> None:
     session_id = session()
     sent = envelopes("robot_b", session_id, ALL)
     frames = [encode_frame(sent[:9], fmt), encode_frame(sent[9:], fmt)]  # type: ignore[arg-type]
+    end_offsets = EndOffsets(gw_settings.kafka.bootstrap, [topic_for(dt, gw_settings) for dt in ALL])
+    at_acks: list[dict[tuple[str, int], int]] = []
 
     status, messages, _ = asyncio.run(
-        http_ingest(gateway.url, ROBOTS["robot_b"], frames, fmt, client_ssl, pause_s=0.05)
+        http_ingest(lingering_gateway.url, ROBOTS["robot_b"], frames, fmt, client_ssl, pause_s=0.05,
+                    probe=end_offsets.snapshot, probed=at_acks)  # Kafka's end offsets as each ack arrives
     )
 
     assert status == 200
@@ -123,7 +130,8 @@ def test_https_stream_of_batches_is_answered_by_a_stream_of_acks(
         {"type": "ack", "batch": 1, "seq": 8, "count": 9, "rejected": 0},
         {"type": "ack", "batch": 2, "seq": len(ALL) - 1, "count": len(ALL) - 9, "rejected": 0},
     ]
-    assert in_kafka(gw_settings, registry_url, sent, session_id) == sent
+    assert in_kafka(gw_settings, registry_url, sent, session_id, at_acks[0])[:9] == sent[:9]
+    assert in_kafka(gw_settings, registry_url, sent, session_id, at_acks[1]) == sent
 
 
 def test_acks_come_in_batch_order_each_after_its_records_are_in_kafka(
