@@ -55,7 +55,8 @@ def cluster_env() -> dict[str, str]:
 ENV = cluster_env()
 #: A second gateway that gives up on a record after 6 s (the first keeps the default 120 s): a
 #: robot sees Kafka's refusal within a test's time, without restarting the first gateway.
-IMPATIENT_ENV = {"ROBOSTREAM_GATEWAY__PORT": str(PORT + 190), "ROBOSTREAM_GATEWAY__DELIVERY_TIMEOUT_S": "6"}
+IMPATIENT_ENV = {"ROBOSTREAM_GATEWAY__PORT": str(PORT + 190), "ROBOSTREAM_GATEWAY__DELIVERY_TIMEOUT_S": "6",
+                 "ROBOSTREAM_BATCHING__SPOOL_DIR": str(STATE_DIR / "spool-impatient")}
 
 
 def cluster_settings(**extra: str) -> Settings:
@@ -130,6 +131,8 @@ def start() -> ClusterStack:
     settings = cluster_settings()
     stack = ClusterStack(settings, servers(settings))
     stack.down()
+    for spool in STATE_DIR.glob("spool*"):  # robots of an interrupted run must not resend into this one
+        shutil.rmtree(spool)
     write_tokens_file(STATE_DIR / "tokens.yaml")
     for attempt in (1, 2):
         try:
