@@ -206,7 +206,7 @@ async def test_slow_down_pauses_sending(tmp_path: Path) -> None:
         await client.start_session()
         for i in range(100):
             await client.send("log", log_line(i))
-        await asyncio.sleep(0.05)
+        await wait_until(lambda: client.counters.slow_downs == 1)  # the gateway's pause reached it
         for i in range(100, 200):
             await client.send("log", log_line(i))
         assert await client.flush(5)
