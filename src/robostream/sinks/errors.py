@@ -108,6 +108,8 @@ class ErrorHandler:
         self._producer = producer
         self._errors: list[str] = []
         self.reported = 0
+        #: Records handed to the DLQ producer (``robostream_sink_dlq_records_total``).
+        self.dlq_records = 0
 
     def handle(self, record: SinkRecord, exc: BaseException, stage: Stage) -> None:
         """Fail the task (tolerance none) or log and copy ``record`` to the DLQ (all)."""
@@ -134,6 +136,7 @@ class ErrorHandler:
         producer.produce(self.dlq_topic, value=record.value, key=record.key, headers=headers,
                          on_delivery=self._on_delivery)
         producer.poll(0)
+        self.dlq_records += 1
 
     def _ensure_producer(self) -> Producer:
         if self._producer is None:

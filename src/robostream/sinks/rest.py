@@ -12,6 +12,7 @@
 ``PUT  /connectors/{name}/resume``          202; back to RUNNING
 ``POST /connectors/{name}/restart``         ``?includeTasks=true&onlyFailed=true`` like Connect
 ``POST /connectors/{name}/tasks/{id}/restart``  204
+``GET  /metrics``                           Prometheus metrics (``robostream_sink_*``)
 =========================================  ===================================================
 
 Errors are ``{"error_code": 404, "message": "..."}``, as Kafka Connect answers.
@@ -24,13 +25,16 @@ from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import CollectorRegistry
 
 from robostream import __version__
 from robostream.sinks.connector import Connector
+from robostream.sinks.metrics import CONTENT_TYPE, render, sink_registry
 from robostream.sinks.status import State
 
 CONNECTORS_KEY: web.AppKey[Mapping[str, Connector]] = web.AppKey("connectors", Mapping)
 WORKER_KEY: web.AppKey[dict[str, str]] = web.AppKey("worker", dict)
+METRICS_KEY = web.AppKey("metrics", CollectorRegistry)
 
 
 def _connector(request: web.Request) -> Connector:
@@ -130,11 +134,17 @@ async def restart_task(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def metrics(request: web.Request) -> web.Response:
+    body = await asyncio.get_running_loop().run_in_executor(None, render, request.app[METRICS_KEY])
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
 def build_app(connectors: Mapping[str, Connector], worker_id: str) -> web.Application:
     """The aiohttp application serving ``connectors``."""
     app = web.Application()
     app[CONNECTORS_KEY] = connectors
     app[WORKER_KEY] = {"id": worker_id}
+    app[METRICS_KEY] = sink_registry(connectors)
     app.router.add_get("/", root)
     app.router.add_get("/connectors", list_connectors)
     app.router.add_get("/connectors/{name}", connector_info)
@@ -146,4 +156,5 @@ def build_app(connectors: Mapping[str, Connector], worker_id: str) -> web.Applic
     app.router.add_put("/connectors/{name}/resume", resume)
     app.router.add_post("/connectors/{name}/restart", restart_connector)
     app.router.add_post("/connectors/{name}/tasks/{task}/restart", restart_task)
+    app.router.add_get("/metrics", metrics)
     return app
