@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from robostream.schemas.registry.errors import RegistryError, bad_request, invalid_mode
+from robostream.schemas.registry.metrics import RegistryMetrics
 from robostream.schemas.registry.service import RegistryService
 
 log = logging.getLogger(__name__)
@@ -17,6 +18,7 @@ log = logging.getLogger(__name__)
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 MAX_BODY_BYTES = 16 * 1024 * 1024
 SERVICE = web.AppKey("service", RegistryService)
+METRICS = web.AppKey("metrics", RegistryMetrics)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -218,10 +220,18 @@ VERSION = SUBJECT + "/versions/{version}"
 SCHEMA_ID = "/schemas/ids/{id:\\d+}"
 
 
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus metrics (``robostream_registry_*``)."""
+    exported = request.app[METRICS]
+    return web.Response(body=exported.render(), headers={"Content-Type": exported.content_type})
+
+
 def build_app(service: RegistryService) -> web.Application:
-    """The aiohttp application serving ``service``."""
-    app = web.Application(middlewares=[error_bodies], client_max_size=MAX_BODY_BYTES)
+    """The aiohttp application serving ``service`` (and its Prometheus metrics)."""
+    exported = RegistryMetrics(service.state)
+    app = web.Application(middlewares=[exported.middleware, error_bodies], client_max_size=MAX_BODY_BYTES)
     app[SERVICE] = service
+    app[METRICS] = exported
     app.router.add_routes([
         web.get("/", root),
         web.get("/subjects", list_subjects),
@@ -251,5 +261,6 @@ def build_app(service: RegistryService) -> web.Application:
         web.get("/mode/{subject}", get_mode),
         web.put("/mode/{subject}", put_mode),
         web.get("/contexts", contexts),
+        web.get("/metrics", metrics),
     ])
     return app

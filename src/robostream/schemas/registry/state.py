@@ -130,6 +130,11 @@ class RegistryState:
                 names.append(name)
         return sorted(names)
 
+    def counts(self) -> tuple[int, int]:
+        """``(schemas, subjects)``: distinct schema ids, subjects with a live version."""
+        live = sum(1 for versions in self._subjects.values() if any(not v.deleted for v in versions.values()))
+        return len(self._ids), live
+
     def versions(self, subject: str, deleted: bool = False) -> list[SchemaValue]:
         """The subject's versions, oldest first; soft-deleted ones only if ``deleted``."""
         values = self._subjects.get(subject, {}).values()
