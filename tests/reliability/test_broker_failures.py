@@ -67,12 +67,13 @@ def in_kafka(cluster: ClusterStack, streamer: Streamer) -> dict[str, tuple[set[i
     return {key: (run.acked_seqs, found.by_key.get(key, [])) for key, run in runs.items()}
 
 
-def row(fault: str, landed: dict[str, tuple[set[int], list[int]]], recovery_s: float, note: str) -> FaultRow:
-    """Counts in messages (rows); landed = in Kafka, read back from the brokers."""
+def row(fault: str, sent: int, landed: dict[str, tuple[set[int], list[int]]], recovery_s: float,
+        note: str) -> FaultRow:
+    """Counts in messages (rows); ``sent`` in envelopes; landed = in Kafka, read back from the brokers."""
     acked = sum(len(a) for a, _ in landed.values())
     present = sum(len(a & set(k)) for a, k in landed.values())
     return FaultRow(
-        fault=fault, sent=acked * ROWS_PER_ENVELOPE, acked=acked * ROWS_PER_ENVELOPE,
+        fault=fault, sent=sent * ROWS_PER_ENVELOPE, acked=acked * ROWS_PER_ENVELOPE,
         landed=present * ROWS_PER_ENVELOPE, lost=(acked - present) * ROWS_PER_ENVELOPE,
         duplicated=sum(len(k) - len(set(k)) for _, k in landed.values()) * ROWS_PER_ENVELOPE,
         envelopes=acked, kafka_redelivered=sum(len(k) - len(set(k)) for _, k in landed.values()),
@@ -108,7 +109,7 @@ def test_kill9_of_the_leading_broker_loses_duplicates_and_reorders_nothing(clust
     assert_every_envelope_acked(streamer)
     landed = in_kafka(cluster, streamer)
     result = row(f"kill -9 of the broker leading most partitions (3 brokers), {down_s:.0f} s down",
-                 landed, failover_s,
+                 streamer.sent, landed, failover_s,
                  f"{victim} led {led} of {sum(cluster.leaders('time_series').values())} robot.time_series "
                  f"partitions; new leaders {failover_s:.1f} s after the kill, every robot acked again "
                  f"with 2 of 3 brokers; back in sync {in_sync_s:.1f} s after restart; landed = records "
@@ -190,9 +191,10 @@ def test_two_brokers_down_nothing_is_acked_robots_get_retriable_nacks_and_keep_e
     key = f"robot_001/{session}"
     landed[key] = (set(range(5)), kafka_seqs(cluster.settings, "time_series", {key}).by_key.get(key, []))
     FIGURES.faults.append(row(
-        "kill -9 of 2 of 3 brokers (below min.insync.replicas 2)", landed, back_s,
+        "kill -9 of 2 of 3 brokers (below min.insync.replicas 2)", streamer.sent + 5, landed, back_s,
         f"no ack while both were down; robots got retriable kafka_error nacks after the gateway's "
-        f"{delivery_timeout_s:.0f} s delivery timeout and resent from their spool; one broker back in "
+        f"{delivery_timeout_s:.0f} s delivery timeout ({nacks[0]['message']}) and resent from their "
+        f"spool; one broker back in "
         f"{back_s:.0f} s; records sent before a nack may be in Kafka twice (sinks dedupe by seq)"))
     for key, (acked, seqs) in landed.items():
         missing = sorted(acked - set(seqs))
