@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -35,6 +36,10 @@ from robostream.errors import RobostreamError
 ENV_PREFIX = "ROBOSTREAM_"
 CONFIG_ENV = "ROBOSTREAM_CONFIG"
 DEFAULT_CONFIG_FILE = "config.yaml"
+
+#: The YAML file :func:`load_settings` was given, for :meth:`Settings.settings_customise_sources`
+#: (a context variable: each thread and task sees its own, unlike ``os.environ``).
+_CONFIG_FILE: ContextVar[Path | None] = ContextVar("robostream_config_file", default=None)
 
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 _ID_RE = re.compile(ID_PATTERN)
@@ -285,6 +290,10 @@ class GatewaySettings(HttpServerSettings):
     shutdown_timeout_s: float = Field(30.0, gt=0, description="graceful shutdown: flush and ack")
     rpc_default_timeout_s: float = Field(30.0, gt=0, description="deadline of RPC requests without one")
     rpc_max_pending_per_robot: int = Field(1000, ge=1)
+    rpc_lease_s: float = Field(
+        3.0, gt=0, le=60, description="several gateways: a gateway's RPC lease in Redis (renewed every "
+        "third); once it lapses (gateway killed) another gateway answers the calls it had sent"
+    )
     claim_check_workers: int = Field(4, ge=1, le=64, description="parallel S3 uploads")
 
     @model_validator(mode="after")
@@ -520,7 +529,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        yaml_file = os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE)
+        yaml_file = _CONFIG_FILE.get() or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
         return (init_settings, env_settings, YamlConfigSettingsSource(settings_cls, yaml_file))
 
     @model_validator(mode="after")
@@ -611,22 +620,16 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
 
     Raises :class:`ConfigError` listing every bad key with its value and the expected form.
     """
-    previous = os.environ.get(CONFIG_ENV)
-    if config_file is not None:
-        if not Path(config_file).is_file():
-            raise ConfigError(f"config file not found: {config_file}")
-        os.environ[CONFIG_ENV] = str(config_file)
+    if config_file is not None and not Path(config_file).is_file():
+        raise ConfigError(f"config file not found: {config_file}")
+    token = _CONFIG_FILE.set(None if config_file is None else Path(config_file))
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         lines = "\n".join(_describe(e) for e in exc.errors())
         raise ConfigError(f"invalid configuration ({exc.error_count()} problem(s)):\n{lines}") from None
     finally:
-        if config_file is not None:
-            if previous is None:
-                os.environ.pop(CONFIG_ENV, None)
-            else:
-                os.environ[CONFIG_ENV] = previous
+        _CONFIG_FILE.reset(token)
 
 
 def validate_id(value: str, what: str = "id") -> str:

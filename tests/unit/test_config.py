@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -50,6 +53,42 @@ def test_unknown_key_is_an_error_not_silently_ignored(tmp_path: Path) -> None:
 def test_missing_config_file_is_reported(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="config file not found"):
         load_settings(tmp_path / "nope.yaml")
+
+
+def test_robostream_config_names_the_file_when_none_is_given(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("kafka:\n  bootstrap: 10.9.9.9:9092\n")
+    monkeypatch.setenv("ROBOSTREAM_CONFIG", str(mine))
+    assert load_settings().kafka.bootstrap == "10.9.9.9:9092"
+    assert Settings().kafka.bootstrap == "10.9.9.9:9092"
+    assert load_settings(ROOT / "config.yaml").kafka.bootstrap == "127.0.0.1:9092"  # the argument wins
+
+
+def test_two_config_files_load_concurrently_from_threads_each_with_its_own_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = []
+    for index in (1, 2):
+        path = tmp_path / f"config-{index}.yaml"
+        path.write_text(f"kafka:\n  bootstrap: 10.0.0.{index}:9092\n")
+        files.append(path)
+    # Both loads choose their YAML source together (both started, neither finished): a path passed
+    # through the process environment would then be the same (the last one set) for both.
+    barrier = threading.Barrier(2, timeout=10)
+    original = Settings.settings_customise_sources.__func__  # type: ignore[attr-defined]
+
+    def held(cls: type[Settings], *args: Any, **kwargs: Any) -> Any:
+        barrier.wait()
+        sources = original(cls, *args, **kwargs)
+        barrier.wait()
+        return sources
+
+    monkeypatch.setattr(Settings, "settings_customise_sources", classmethod(held))
+    with ThreadPoolExecutor(2) as pool:
+        loaded = list(pool.map(lambda path: load_settings(path).kafka.bootstrap, files))
+    assert loaded == ["10.0.0.1:9092", "10.0.0.2:9092"]
 
 
 @pytest.mark.parametrize("good", ["robot_001", "session-2026-11-25T10.00", "A", "cam.front"])
