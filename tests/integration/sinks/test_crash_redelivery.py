@@ -105,10 +105,13 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
     first = start_worker(settings, "first")
     feeder = threading.Thread(target=stream, daemon=True)
     feeder.start()
-    # The topics hold this test's records only: more records stored than committed means some
-    # stored ones are past the committed offset.
-    wait_until(lambda: len(landed_seqs()) > sum(committed(settings, mongo_group, [telemetry_topic]).values()),
-               120, "points written and not committed yet")
+    def committed_then_written() -> bool:
+        """Some records committed, and more stored than that. The topics hold this test's records
+        only: more records stored than committed means some stored ones are past the commit."""
+        done = sum(committed(settings, mongo_group, [telemetry_topic]).values())
+        return 0 < done < len(landed_seqs())
+
+    wait_until(committed_then_written, 120, "points committed, then more written and not committed yet")
     os.kill(first.pid, signal.SIGKILL)
     first.wait(10)
     landed_at_kill = points_in_mongo(db, session)
@@ -140,6 +143,7 @@ def test_kill_9_mid_stream_then_restart_loses_and_duplicates_nothing(
     offsets = seq_offsets(settings, telemetry_topic, session)
     rewritten = {seq for seq in seqs_at_kill if offsets[seq][1] >= committed_at_kill[offsets[seq][0]]}
     assert rewritten, "the killed worker had written nothing uncommitted: nothing to redeliver"
+    assert len(rewritten) < len(seqs_at_kill), "nothing committed at the kill: a restart from 0 passes"
     ends = end_offsets(settings, mongo_topics)
     from_commit = sum(end - committed_at_kill.get(tp, 0) for tp, end in ends.items())
     url = f"http://127.0.0.1:{rest_port}"
