@@ -24,6 +24,11 @@ class Scrape:
         assert found, f"no sample {name}{labels or ''} in the scrape"
         return sum(found)
 
+    def get(self, name: str, **labels: str) -> float:
+        """Like :meth:`value`, 0 when no sample matches (a labelled series not created yet)."""
+        return sum(s.value for s in self.samples
+                   if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+
     def labels(self, name: str) -> list[dict[str, str]]:
         return [s.labels for s in self.samples if s.name == name]
 

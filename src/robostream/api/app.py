@@ -27,6 +27,7 @@ from robostream.api.errors import error_middleware
 from robostream.api.frames import get_frame, list_frames
 from robostream.api.history import get_telemetry
 from robostream.api.live import LiveHub, live
+from robostream.api.metrics import ApiMetrics
 from robostream.api.openapi import openapi_document
 from robostream.api.params import NoParams
 from robostream.api.rpc import RobotCalls, call_robot
@@ -43,7 +44,7 @@ STATIC_DIR = Path(str(resources.files("robostream.api") / "static"))
 
 #: (method, path) of every route: the OpenAPI document must describe exactly these.
 ROUTES = (
-    ("GET", "/"), ("GET", "/healthz"), ("GET", "/openapi.json"), ("GET", "/v1/live"),
+    ("GET", "/"), ("GET", "/healthz"), ("GET", "/metrics"), ("GET", "/openapi.json"), ("GET", "/v1/live"),
     ("GET", "/v1/robots"), ("GET", "/v1/sessions"), ("GET", "/v1/sessions/{id}"),
     ("GET", "/v1/telemetry"), ("GET", "/v1/frames"), ("GET", "/v1/frames/{id}"),
     ("GET", "/v1/stats/{metric}"), ("POST", "/v1/robots/{id}/rpc"),
@@ -76,10 +77,21 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(status=200 if ok else 503, body=orjson.dumps(body), content_type="application/json")
 
 
+METRICS = web.AppKey("robostream_api_metrics", ApiMetrics)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """``GET /metrics``: Prometheus metrics (``robostream_api_*``)."""
+    NoParams.parse(request.query, context_of(request).settings.api)
+    exported = request.app[METRICS]
+    return web.Response(body=exported.render(), headers={"Content-Type": exported.content_type})
+
+
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/", index)
     router.add_get("/healthz", healthz)
+    router.add_get("/metrics", metrics)
     router.add_get("/openapi.json", openapi)
     router.add_get("/v1/live", live)
     router.add_get("/v1/robots", list_robots)
@@ -96,12 +108,15 @@ def add_routes(app: web.Application) -> None:
 def create_app(settings: Settings, stores: Stores | None = None) -> web.Application:
     """The API for ``settings`` (clients from ``stores``, or made at start-up and closed after)."""
     api = settings.api
+    exported = ApiMetrics(lambda: app[CONTEXT].hub if CONTEXT in app else None)
     app = web.Application(middlewares=[
+        exported.middleware,
         cors_middleware(CorsPolicy(api.cors_origins)),
         error_middleware,
         auth_middleware(ReadAuth(api.read_tokens, anonymous=api.anonymous_read),
                         ReadAuth(api.write_tokens, anonymous=False)),
     ])
+    app[METRICS] = exported
     add_routes(app)
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -3,7 +3,7 @@
 
 ``Authorization: Bearer <token>`` on HTTP requests; browsers cannot set headers on a WebSocket,
 so ``/v1/live`` also takes ``?access_token=<token>``. The viewer page, its static files,
-``/openapi.json`` and ``/healthz`` are public. ``api.anonymous_read`` (local demos) lets every
+``/openapi.json``, ``/healthz`` and ``/metrics`` are public. ``api.anonymous_read`` (local demos) lets every
 request read. Write routes always need a write token (a read token alone is ``403``); they
 never fall back to anonymous access.
 """
@@ -19,7 +19,7 @@ from aiohttp.typedefs import Middleware
 
 from robostream.api.errors import ApiError, Handler
 
-PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/healthz", "/favicon.ico"})
+PUBLIC_PATHS = frozenset({"/", "/openapi.json", "/healthz", "/metrics", "/favicon.ico"})
 PUBLIC_PREFIXES = ("/static/",)
 TOKEN_QUERY = "access_token"  # noqa: S105 (a parameter name)
 TOKEN_QUERY_PATHS = frozenset({"/v1/live"})

@@ -114,6 +114,8 @@ class LiveHub:
         self._commands: asyncio.Queue[tuple[str, list[str]]] = asyncio.Queue()
         self._lock = asyncio.Lock()
         self.messages = 0
+        #: Messages queued to clients: one per client each message fans out to.
+        self.forwarded = 0
 
     @property
     def channels(self) -> list[str]:
@@ -209,6 +211,7 @@ class LiveHub:
         frame = message_frame(channel.rsplit(":", 1)[-1], data)
         for queue in queues:
             queue.put(frame)
+        self.forwarded += len(queues)
 
     async def close(self) -> None:
         if self._reader is not None:

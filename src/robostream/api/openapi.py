@@ -28,7 +28,7 @@ METRIC_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]{0,127}$"
 #: The query model of every route (the viewer page "/" reads its own ?robot=&session=&token=
 #: in the browser: it is a page, not an API route, and takes any query).
 QUERIES: dict[str, type[QueryParams]] = {
-    "/healthz": NoParams, "/openapi.json": NoParams, "/v1/live": LiveParams,
+    "/healthz": NoParams, "/metrics": NoParams, "/openapi.json": NoParams, "/v1/live": LiveParams,
     "/v1/robots": RobotsParams, "/v1/sessions": SessionsParams, "/v1/sessions/{id}": SessionParams,
     "/v1/telemetry": TelemetryParams, "/v1/frames": FramesParams, "/v1/frames/{id}": FrameParams,
     "/v1/stats/{metric}": StatsParams, "/v1/robots/{id}/rpc": NoParams,
@@ -276,6 +276,12 @@ def _paths(limits: dict[str, int]) -> dict[str, Schema]:
             "security": [], "parameters": query["/healthz"],
             "responses": {"200": _json("healthy", {"type": "object"}), "400": COMMON_ERRORS["400"],
                           "503": _json("a store is down", {"type": "object"})},
+        }},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics (robostream_api_*: live fan-out, requests, query latency)",
+            "security": [], "parameters": query["/metrics"],
+            "responses": {"200": {"description": "Prometheus text format", "content": {"text/plain": {
+                "schema": {"type": "string"}}}}, "400": COMMON_ERRORS["400"]},
         }},
         "/openapi.json": {"get": {"summary": "This document", "security": [],
                                   "parameters": query["/openapi.json"],
