@@ -229,26 +229,30 @@ class RedisSink:
         """The first phase of a telemetry write: ``id()`` of the buckets whose points the ring
         already holds (a redelivery), to be stored again but not published again.
 
-        One round trip for the whole pipeline. A record's bucket is stored by one ``ZADD``, so
-        its first point answers for all of them; a bucket merged from several records (the
-        derived topic) is checked point by point.
+        One round trip for the whole pipeline, one ``ZMSCORE`` per session. A record's bucket is
+        stored by one ``ZADD``, so its first point answers for all of them; a bucket merged from
+        several records (the derived topic) is checked point by point.
         """
         pipe = self.client.pipeline(transaction=False)
-        checked = [b for ring in rings.values() for b in ring.buckets]
+        asked: list[list[tuple[_Bucket, int, int]]] = []  # per ring: bucket, its answers' slice
         for ring in rings.values():
+            members: list[bytes] = []
+            spans = []
             for b in ring.buckets:
-                if b.one_record:
-                    pipe.zscore(ring.key, b.scored[0][1])
-                else:
-                    pipe.execute_command("ZMSCORE", ring.key, *(m for _, m in b.scored))
+                mine = [b.scored[0][1]] if b.one_record else [m for _, m in b.scored]
+                spans.append((b, len(members), len(members) + len(mine)))
+                members += mine
+            pipe.execute_command("ZMSCORE", ring.key, *members)  # one command per session
+            asked.append(spans)
         results = self._execute(pipe)
-        retriable = [e for e in results if isinstance(e, Exception) and is_retriable(e)]
-        if retriable:
-            raise RetriableSinkError(f"Redis unavailable: {retriable[0]}") from retriable[0]
-        # an error (e.g. the key is not a sorted set) counts as "not stored": the write reports it
-        return {id(b) for b, r in zip(checked, results, strict=True)
-                if r is not None and not isinstance(r, Exception)
-                and (not isinstance(r, list) or None not in r)}
+        stored: set[int] = set()
+        for spans, result in zip(asked, results, strict=True):
+            if isinstance(result, Exception):
+                if is_retriable(result):
+                    raise RetriableSinkError(f"Redis unavailable: {result}") from result
+                continue  # e.g. the key is not a sorted set: "not stored", the write reports it
+            stored.update(id(b) for b, lo, hi in spans if None not in result[lo:hi])
+        return stored
 
     def _queue_ring(self, pipe: Any, ring: _Ring, stored: set[int]) -> list[list[SinkRecord]]:
         """Queue a session's telemetry: per bucket ``PUBLISH`` (when new: first, so a crash
@@ -266,7 +270,7 @@ class RedisSink:
                     pipe.publish(channel, b.message)
                 behind += ([b.record], [b.record])
             pipe.execute_command("ZADD", ring.key, *b.zadd_args)
-            pipe.zremrangebyrank(ring.key, 0, -(window + 1))
+            pipe.zremrangebyrank(ring.key, 0, -(window + 1))  # each time: a big ring costs Redis more
             behind += ([b.record], [b.record])
         records = list({id(b.record): b.record for b in ring.buckets}.values())
         pipe.expire(ring.key, LATEST_TTL_S)
