@@ -400,6 +400,11 @@ class ProcessorSettings(Section):
                         description="Faust app id: consumer group and changelog topic prefix")
     workers: int = Field(1, ge=1, le=64, description="worker processes `robostream process` starts")
     web_port: int | None = Field(None, ge=1, le=65535, description="Faust web server port; null: off")
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Prometheus GET /metrics port of worker 1 (worker N: + N - 1; "
+        "0: any free port); null: off"
+    )
+    metrics_host: str = Field("127.0.0.1", description="address the metrics server listens on")
     batch_max: int = Field(2000, ge=1, le=100_000, description="records per stream.take() batch")
     batch_within_s: float = Field(0.2, gt=0, le=60, description="longest wait to fill a batch")
     allowed_lateness_s: float = Field(2.0, ge=0, description="event-time lateness before a window closes")

@@ -42,7 +42,8 @@ def run(
     if count > 1:
         if status_file is not None:
             status_file.mkdir(parents=True, exist_ok=True)
-        sys.exit(run_workers(count, status_dir=status_file, loglevel=loglevel))
+        sys.exit(run_workers(count, status_dir=status_file, loglevel=loglevel,
+                             metrics_port=settings.processors.metrics_port))
     try:
         run_worker(settings, worker_name=name, status_file=status_file, loglevel=loglevel)
     except ProcessorStartError as exc:

@@ -289,7 +289,23 @@ class ProcessorApp:
                  ", ".join(self.metrics.assigned) or "nothing")
         await self._status()
 
+    async def _refresh_lag(self) -> None:
+        """Lag per assigned source partition: end offset - the group's committed offset."""
+        tps = [tp for tp in self.app.assignor.assigned_actives()
+               if tp.topic in (self.time_series_topic, self.images_topic)]
+        if not tps:
+            self.metrics.lag = {}
+            return
+        try:
+            ends = await self.app.consumer.highwaters(*tps)
+        except Exception:  # broker unreachable: keep the last figures
+            return
+        committed = getattr(self.app.consumer, "_committed_offset", {})  # next offset per TP
+        self.metrics.lag = {(tp.topic, tp.partition): max(0, ends[tp] - (committed.get(tp) or 0))
+                            for tp in tps if ends.get(tp) is not None}
+
     async def _status(self) -> None:
+        await self._refresh_lag()
         snap = self.metrics.snapshot()
         self.metrics.log_line(snap)
         if self.status_file is not None:

@@ -31,6 +31,8 @@ class Throughput:
     started: float = field(default_factory=time.monotonic)
     _last: tuple[float, Counter[str]] | None = None
     assigned: list[str] = field(default_factory=list)
+    #: Consumer lag per assigned source ``(topic, partition)``, refreshed with each status.
+    lag: dict[tuple[str, int], int] = field(default_factory=dict)
 
     def add(self, name: str, amount: int = 1) -> None:
         self.counters[name] += amount
@@ -55,6 +57,7 @@ class Throughput:
             "totals": dict(self.counters), "rates": {k: round(v, 1) for k, v in rates.items()},
             "encode_fps_per_core": {k: round(v, 1) for k, v in fps.items()},
             "assigned": sorted(self.assigned), "time": time.time(),
+            "lag": {f"{topic}:{partition}": n for (topic, partition), n in sorted(self.lag.items())},
         }
 
     def log_line(self, snap: dict[str, Any]) -> str:

@@ -14,6 +14,7 @@ from typing import Any
 
 from robostream.config import Settings
 from robostream.errors import RobostreamError
+from robostream.processors.metrics import MetricsServer
 from robostream.schemas import DataType
 from robostream.topics import TopicAdminError, create_topics, list_topics, topic_for
 
@@ -86,24 +87,39 @@ def run_worker(
         ) from None
     log.info("processors %s: app %s, %d partitions, topics %s and %s", name,
              settings.processors.app_id, partitions, processor.time_series_topic, processor.images_topic)
+    p = settings.processors
+    metrics = None
+    if p.metrics_port is not None:
+        metrics = MetricsServer(processor.metrics, p.app_id, p.metrics_host, p.metrics_port)
+        metrics.start()
     worker = faust_worker(processor.app, loglevel)
     try:
         worker.execute_from_commandline()
     except SystemExit:
         pass
     finally:
+        if metrics is not None:
+            metrics.stop()
         processor.close()
 
 
-def run_workers(count: int, *, status_dir: Path | None = None, loglevel: str = "info") -> int:
-    """Start ``count`` worker processes (same consumer group) and wait; SIGTERM stops them all."""
+def run_workers(count: int, *, status_dir: Path | None = None, loglevel: str = "info",
+                metrics_port: int | None = None) -> int:
+    """Start ``count`` worker processes (same consumer group) and wait; SIGTERM stops them all.
+
+    With ``metrics_port``, worker N serves its metrics on ``metrics_port + N - 1`` (0: any free port).
+    """
     children: list[subprocess.Popen[bytes]] = []
     for index in range(count):
         cmd = [sys.executable, "-m", "robostream.processors", "--workers", "1",
                "--name", f"worker-{index + 1}", "--loglevel", loglevel]
         if status_dir is not None:
             cmd += ["--status-file", str(status_dir / f"worker-{index + 1}.json")]
-        children.append(subprocess.Popen(cmd))
+        env = None
+        if metrics_port is not None:
+            port = metrics_port + index if metrics_port else 0
+            env = {**os.environ, "ROBOSTREAM_PROCESSORS__METRICS_PORT": str(port)}
+        children.append(subprocess.Popen(cmd, env=env))
 
     def stop(signum: int, frame: FrameType | None) -> None:
         for child in children:
