@@ -4,7 +4,9 @@ Envelopes arrive already packed (MessagePack); a batch frame is the MessagePack 
 followed by them, so nothing is packed twice. A batch closes when it holds ``max_messages``
 messages (see :mod:`robostream.producers.counters`), when the next envelope would take it past
 ``max_bytes``, when ``max_delay_s`` passed since its first envelope, or when the session changes.
-An envelope larger than ``max_bytes`` travels alone.
+An envelope larger than ``max_bytes`` travels alone. A frame travels in one format (JSON text or
+MessagePack binary, see :func:`robostream.producers.wire.frame_format`), so there is one open batch
+per format; seqs interleave between the two, each batch's own seqs increase.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from robostream.producers.wire import FrameFormat
+
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """A closed batch: one frame of envelopes of one session, seqs ``first_seq .. last_seq``."""
+    """A closed batch: one frame of envelopes of one session, seqs ``first_seq .. last_seq``.
+
+    ``fmt``: how it goes on the wire (the frame itself is always MessagePack; a JSON batch is
+    converted as it is sent)."""
 
     session_id: str
     frame: bytes
@@ -25,6 +32,7 @@ class Batch:
     messages: int
     first_seq: int
     last_seq: int
+    fmt: FrameFormat = "msgpack"
 
 
 def array_header(count: int) -> bytes:
@@ -44,6 +52,7 @@ def frame_of(packed: list[bytes]) -> bytes:
 @dataclass(slots=True)
 class _Open:
     session_id: str
+    fmt: FrameFormat
     opened_at: float
     packed: list[bytes] = field(default_factory=list)
     nbytes: int = 0
@@ -63,50 +72,51 @@ class Batcher:
         self.max_bytes = max_bytes
         self.max_delay_s = max_delay_s
         self._clock = clock
-        self._open: _Open | None = None
+        self._open: dict[FrameFormat, _Open] = {}
 
     @property
     def messages(self) -> int:
-        """Messages in the open batch."""
-        return self._open.messages if self._open else 0
+        """Messages in the open batches."""
+        return sum(o.messages for o in self._open.values())
 
     @property
     def deadline(self) -> float | None:
-        """When the open batch must close (clock time), None when there is none."""
-        return None if self._open is None else self._open.opened_at + self.max_delay_s
+        """When the oldest open batch must close (clock time), None when there is none."""
+        if not self._open:
+            return None
+        return min(o.opened_at for o in self._open.values()) + self.max_delay_s
 
-    def add(self, packed: bytes, *, seq: int, messages: int, session_id: str) -> list[Batch]:
-        """Add one packed envelope; returns the batches this closed (none, one or two)."""
+    def add(self, packed: bytes, *, seq: int, messages: int, session_id: str,
+            fmt: FrameFormat = "msgpack") -> list[Batch]:
+        """Add one packed envelope going as ``fmt``; returns the batches this closed (none to three)."""
         closed: list[Batch] = []
-        current = self._open
-        if current is not None and (current.session_id != session_id
-                                    or current.nbytes + len(packed) > self.max_bytes):
-            closed.append(self._close())
+        if any(o.session_id != session_id for o in self._open.values()):
+            closed += self.take()
+        current = self._open.get(fmt)
+        if current is not None and current.nbytes + len(packed) > self.max_bytes:
+            closed.append(self._close(fmt))
             current = None
         if current is None:
-            current = self._open = _Open(session_id, self._clock(), first_seq=seq)
+            current = self._open[fmt] = _Open(session_id, fmt, self._clock(), first_seq=seq)
         current.packed.append(packed)
         current.nbytes += len(packed)
         current.messages += messages
         current.last_seq = seq
         if current.messages >= self.max_messages or current.nbytes >= self.max_bytes:
-            closed.append(self._close())
+            closed.append(self._close(fmt))
         return closed
 
-    def take_due(self, now: float | None = None) -> Batch | None:
-        """The open batch if its ``max_delay_s`` has passed."""
-        deadline = self.deadline
-        if deadline is None or (self._clock() if now is None else now) < deadline:
-            return None
-        return self._close()
+    def take_due(self, now: float | None = None) -> list[Batch]:
+        """The open batches whose ``max_delay_s`` has passed, oldest first."""
+        moment = self._clock() if now is None else now
+        due = [o for o in self._open.values() if o.opened_at + self.max_delay_s <= moment]
+        return [self._close(o.fmt) for o in sorted(due, key=lambda o: o.first_seq)]
 
-    def take(self) -> Batch | None:
-        """The open batch, whatever its size (flush, end of session)."""
-        return self._close() if self._open is not None else None
+    def take(self) -> list[Batch]:
+        """Every open batch, whatever its size (flush, end of session), oldest first."""
+        return [self._close(o.fmt) for o in sorted(self._open.values(), key=lambda o: o.first_seq)]
 
-    def _close(self) -> Batch:
-        current = self._open
-        assert current is not None
-        self._open = None
+    def _close(self, fmt: FrameFormat) -> Batch:
+        current = self._open.pop(fmt)
         return Batch(current.session_id, frame_of(current.packed), len(current.packed), current.messages,
-                     current.first_seq, current.last_seq)
+                     current.first_seq, current.last_seq, current.fmt)

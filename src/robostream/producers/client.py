@@ -41,7 +41,7 @@ from robostream.producers.spool import Spool, SpoolEntry
 from robostream.producers.transport import Transport, TransportKind, endpoint_url
 from robostream.producers.transport.https import HttpsTransport
 from robostream.producers.transport.ws import WsTransport
-from robostream.producers.wire import FrameFormat, pack_envelope
+from robostream.producers.wire import FrameFormat, Framing, connection_format, frame_format, pack_envelope
 from robostream.schemas import DataType, build_envelope
 from robostream.schemas.packed import pack_time_series
 from robostream.tls import http_url
@@ -54,7 +54,10 @@ class ClientOptions:
     """How a client batches, spools and connects (defaults: the ``batching`` section)."""
 
     transport: TransportKind = "ws"
-    fmt: FrameFormat = "msgpack"
+    #: ``auto``: JSON text frames for metadata-like types (parameters, log, markdown, json, yaml,
+    #: toml, csv), MessagePack binary frames for the rest, on one WebSocket (HTTPS streams carry one
+    #: content type: MessagePack); ``msgpack`` or ``json`` force one format for every batch
+    fmt: Framing = "auto"
     max_messages: int = 100
     max_bytes: int = 1024 * 1024
     max_delay_s: float = 0.05
@@ -100,6 +103,7 @@ class Prepared:
     messages: int
     data_type: str
     session: SessionStats
+    fmt: FrameFormat = "msgpack"
 
 
 def gateway_url_from(settings: Settings) -> str:
@@ -116,9 +120,9 @@ def make_transport(gateway_url: str, robot_id: str, token: str | None, options: 
         headers["Authorization"] = f"Bearer {token}"
     url = endpoint_url(gateway_url, options.transport)
     if options.transport == "ws":
-        return WsTransport(url, headers, fmt=options.fmt, ssl_context=options.ssl_context,
+        return WsTransport(url, headers, framing=options.fmt, ssl_context=options.ssl_context,
                            open_timeout_s=options.open_timeout_s)
-    return HttpsTransport(url, headers, fmt=options.fmt, ssl_context=options.ssl_context,
+    return HttpsTransport(url, headers, fmt=connection_format(options.fmt), ssl_context=options.ssl_context,
                           open_timeout_s=options.open_timeout_s)
 
 
@@ -130,7 +134,7 @@ class RobotClient:
                  listener: Listener | None = None, transport: Transport | None = None) -> None:
         self.robot_id = validate_id(robot_id, "robot_id")
         self.options = options or ClientOptions()
-        self._packs = self.options.pack_columns and self.options.fmt == "msgpack"
+        self._packs = self.options.pack_columns and self.options.fmt != "json"
         self.gateway_url = gateway_url
         self.counters = Counters()
         self.transport = transport or make_transport(gateway_url, robot_id, token, self.options)
@@ -301,8 +305,9 @@ class RobotClient:
             raise ValueError(f"{envelope.data_type} envelope of {len(packed)} bytes exceeds the gateway's "
                              f"frame limit ({self.options.max_envelope_bytes} bytes)")
         self._seq += 1
-        return Prepared(seq, packed, messages_in(envelope.data_type, envelope.payload),
-                        str(envelope.data_type), stats)
+        data_type = str(envelope.data_type)
+        return Prepared(seq, packed, messages_in(envelope.data_type, envelope.payload), data_type, stats,
+                        frame_format(data_type, self.options.fmt))
 
     def enqueue(self, prepared: Prepared) -> bool:
         """The second half of :meth:`send` (on the client's loop): count, batch, spool closed batches.
@@ -318,7 +323,7 @@ class RobotClient:
         self.counters.created += prepared.messages
         was_open = self._batcher.deadline is not None
         closed = self._batcher.add(prepared.packed, seq=prepared.seq, messages=prepared.messages,
-                                   session_id=stats.session_id)
+                                   session_id=stats.session_id, fmt=prepared.fmt)
         for batch in closed:
             self._spool_batch(batch)
         spooled = bool(closed)
@@ -346,8 +351,7 @@ class RobotClient:
         return self._session
 
     def _spool_open_batch(self) -> None:
-        batch = self._batcher.take()
-        if batch is not None:
+        for batch in self._batcher.take():
             self._spool_batch(batch)
         self.counters.batching = self._batcher.messages
 
@@ -374,8 +378,7 @@ class RobotClient:
                     await asyncio.wait_for(self._opened.wait(), 1.0)
             else:
                 await asyncio.sleep(max(0.0, deadline - time.monotonic()))
-                batch = self._batcher.take_due()
-                if batch is not None:
+                for batch in self._batcher.take_due():
                     self._spool_safely(batch)
             if self._spool is not None and time.monotonic() - maintained >= 1.0:
                 maintained = time.monotonic()
@@ -386,8 +389,7 @@ class RobotClient:
 
     def _send_open_batch(self) -> None:
         """The link went idle (its last ack arrived): what gathered meanwhile goes out now."""
-        batch = self._batcher.take()
-        if batch is not None:
+        for batch in self._batcher.take():
             self._spool_safely(batch)
 
     def _spool_safely(self, batch: Batch) -> None:

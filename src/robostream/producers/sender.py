@@ -271,7 +271,7 @@ class Sender:
             link.number += 1
             link.inflight.append((link.number, entry))
             link.inflight_bytes += entry.size
-            await link.conn.send_batch(frame)
+            await link.conn.send_batch(frame, entry.fmt)
             self._count_sent(entry, len(frame))
 
     async def _sleep(self, reader: asyncio.Task[None], wait_s: float | None) -> None:
@@ -389,7 +389,7 @@ class Sender:
     def _respool(self, entry: SpoolEntry, envelopes: list[dict[str, Any]], messages: int) -> None:
         seqs = [int(e.get("seq", 0)) for e in envelopes]
         batch = Batch(entry.session_id, frame_of([pack_envelope(e) for e in envelopes]), len(envelopes),
-                      messages, min(seqs), max(seqs))
+                      messages, min(seqs), max(seqs), entry.fmt)
         again = self.spool.append(batch)
         if again is None:
             self.counters.dropped += messages

@@ -42,6 +42,7 @@ from typing import Any
 import msgpack
 
 from robostream.producers.batcher import Batch
+from robostream.producers.wire import FrameFormat
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,8 @@ class SpoolLockedError(RuntimeError):
 
 @dataclass(slots=True, eq=False)
 class SpoolEntry:
-    """One spooled batch. ``attempts``: how often it went on the wire (this process)."""
+    """One spooled batch. ``attempts``: how often it went on the wire (this process); ``fmt``: JSON
+    text or MessagePack binary frame (the spooled frame is MessagePack either way)."""
 
     id: int
     session_id: str
@@ -74,6 +76,7 @@ class SpoolEntry:
     offset: int = field(repr=False)
     attempts: int = 0
     recovered: bool = False
+    fmt: FrameFormat = "msgpack"
 
 
 class Segment:
@@ -240,11 +243,14 @@ class Spool:
 
     def append(self, batch: Batch) -> SpoolEntry | None:
         """Write a batch; None when it alone is larger than the cap (then it is dropped)."""
-        meta: bytes = msgpack.packb({
+        fields: dict[str, Any] = {
             "id": self._next_id, "session": batch.session_id, "first": batch.first_seq,
             "last": batch.last_seq, "records": batch.records, "messages": batch.messages,
             "t": self._clock(),
-        }, use_bin_type=True)
+        }
+        if batch.fmt == "json":
+            fields["fmt"] = "json"  # absent: MessagePack (and every record written before framings)
+        meta: bytes = msgpack.packb(fields, use_bin_type=True)
         header = _header(meta, batch.frame)
         size = RECORD.size + len(meta) + len(batch.frame)
         self._rotate_if_needed(size)
@@ -256,7 +262,7 @@ class Spool:
         offset = segment.size + RECORD.size + len(meta)
         segment.append([header, meta, batch.frame], self.fsync)
         entry = SpoolEntry(self._next_id, batch.session_id, batch.first_seq, batch.last_seq, batch.records,
-                           batch.messages, len(batch.frame), segment, offset)
+                           batch.messages, len(batch.frame), segment, offset, fmt=batch.fmt)
         self._next_id += 1
         segment.size += size
         segment.records += 1
@@ -527,9 +533,10 @@ class _Record:
 
     def entry(self, segment: Segment) -> SpoolEntry:
         meta = self.meta
+        fmt: FrameFormat = "json" if meta.get("fmt") == "json" else "msgpack"
         return SpoolEntry(int(meta["id"]), str(meta["session"]), int(meta["first"]), int(meta["last"]),
                           int(meta["records"]), int(meta["messages"]), self.end - self.frame_at, segment,
-                          self.frame_at, recovered=True)
+                          self.frame_at, recovered=True, fmt=fmt)
 
 
 @dataclass(slots=True)

@@ -16,9 +16,14 @@ from typing import Any, Literal
 import msgpack
 import orjson
 
+from robostream.schemas.datatypes import METADATA_TYPES
 from robostream.schemas.packed import unpack_time_series
 
+#: How one batch frame travels: MessagePack (WebSocket binary frame) or JSON (text frame).
 FrameFormat = Literal["msgpack", "json"]
+#: A client's framing: ``auto`` (the seed's: JSON text frames for metadata-like types, MessagePack
+#: binary frames for telemetry and binary types, on one connection) or one format for everything.
+Framing = Literal["auto", "msgpack", "json"]
 MSGPACK_STREAM = "application/vnd.robostream.msgpack-stream"
 NDJSON = "application/x-ndjson"
 LENGTH = struct.Struct(">I")
@@ -33,6 +38,19 @@ CLOSE_TOO_MANY = 4429
 
 #: Nack codes meaning "send it again later" (also flagged ``retriable`` in the nack itself).
 RETRIABLE_CODES = frozenset({"kafka_error", "storage_error", "shutting_down", "rate_limited"})
+
+
+def frame_format(data_type: str, framing: Framing) -> FrameFormat:
+    """The format an envelope of ``data_type`` travels in under ``framing``."""
+    if framing != "auto":
+        return framing
+    return "json" if data_type in METADATA_TYPES else "msgpack"
+
+
+def connection_format(framing: Framing) -> FrameFormat:
+    """The format of a connection's gateway messages and of its HTTPS stream (one content type):
+    JSON only when forced, else MessagePack."""
+    return "json" if framing == "json" else "msgpack"
 
 
 def _json_default(obj: Any) -> Any:

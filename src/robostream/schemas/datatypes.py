@@ -40,3 +40,18 @@ BINARY_TYPES: frozenset[DataType] = frozenset(
         DataType.MSGPACK,
     }
 )
+
+#: Metadata-like types: documents and settings, sent as JSON text frames by the SDK's ``auto``
+#: framing (the seed: "JSON for metadata, MessagePack for binary"); every other type goes as
+#: MessagePack binary frames.
+METADATA_TYPES: frozenset[DataType] = frozenset(
+    {
+        DataType.PARAMETERS,
+        DataType.LOG,
+        DataType.MARKDOWN,
+        DataType.JSON,
+        DataType.YAML,
+        DataType.TOML,
+        DataType.CSV,
+    }
+)

@@ -22,6 +22,7 @@ from robostream.producers.transport import (
     GatewayRefusedError,
     Transport,
 )
+from robostream.producers.wire import FrameFormat
 
 Reply = Callable[[int, list[dict[str, Any]]], list[dict[str, Any]]]
 
@@ -41,12 +42,13 @@ class ScriptedConnection(Connection):
         self.number = 0
         self.closed = False
 
-    async def send_batch(self, frame: bytes) -> None:
+    async def send_batch(self, frame: bytes, fmt: FrameFormat = "msgpack") -> None:
         if self.closed:
             raise ConnectionLostError(None, "closed")
         self.number += 1
         envelopes = msgpack.unpackb(frame, raw=False)
         self.gateway.frames.append((self.number, envelopes))
+        self.gateway.formats.append(fmt)
         for message in self.gateway.reply(self.number, envelopes):
             self.inbox.put_nowait(message)
         if self.gateway.drop_after is not None and len(self.gateway.frames) >= self.gateway.drop_after:
@@ -74,6 +76,7 @@ class ScriptedGateway(Transport):
     def __init__(self, reply: Reply = ack_all) -> None:
         self.reply = reply
         self.frames: list[tuple[int, list[dict[str, Any]]]] = []
+        self.formats: list[FrameFormat] = []  # of each batch frame, as the client asked
         self.controls: list[dict[str, Any]] = []
         self.connections: list[ScriptedConnection] = []
         self.refuse: GatewayRefusedError | None = None

@@ -1,8 +1,8 @@
 """How a robot reaches the gateway: WebSocket (``/v1/stream``) or HTTPS streaming (``/v1/ingest``).
 
 A :class:`Transport` opens :class:`Connection` objects; a connection sends batch frames (always
-given as MessagePack; a JSON connection converts) and control messages, and yields the gateway's
-messages until it ends with :class:`ConnectionLostError`.
+given as MessagePack, with the format each travels in; JSON ones are converted) and control
+messages, and yields the gateway's messages until it ends with :class:`ConnectionLostError`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
+
+from robostream.producers.wire import FrameFormat
 
 TransportKind = Literal["ws", "https"]
 
@@ -52,8 +54,11 @@ class Connection(ABC):
     supports_control: bool = False
 
     @abstractmethod
-    async def send_batch(self, frame: bytes) -> None:
-        """Send one batch frame (MessagePack bytes). Raises :class:`ConnectionLostError`."""
+    async def send_batch(self, frame: bytes, fmt: FrameFormat = "msgpack") -> None:
+        """Send one batch frame (MessagePack bytes) as ``fmt`` where the connection can mix formats
+        (WebSocket with ``auto`` framing), else in the connection's one format.
+
+        Raises :class:`ConnectionLostError`."""
 
     @abstractmethod
     async def send_control(self, message: dict[str, Any]) -> None:

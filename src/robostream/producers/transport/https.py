@@ -51,7 +51,8 @@ class HttpsConnection(Connection):
         self.fmt = fmt
         self._closed = False
 
-    async def send_batch(self, frame: bytes) -> None:
+    async def send_batch(self, frame: bytes, fmt: FrameFormat = "msgpack") -> None:
+        # one content type per stream: every batch goes in the stream's format
         if self._closed or self.response.content.at_eof():
             raise ConnectionLostError(None, "the ingest stream has ended")
         data = length_prefixed(frame) if self.fmt == "msgpack" else to_json_frame(frame) + b"\n"

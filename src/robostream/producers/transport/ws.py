@@ -1,4 +1,9 @@
-"""``WS /v1/stream``: batches as binary (MessagePack) or text (JSON) frames, messages back."""
+"""``WS /v1/stream``: batches as binary (MessagePack) or text (JSON) frames, messages back.
+
+With ``auto`` framing each batch goes in its own format (JSON text for metadata-like types,
+MessagePack binary for the rest) on the one connection; the gateway's messages and the robot's
+control messages are MessagePack. A forced format is used for everything.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,14 @@ from robostream.producers.transport import (
     TransportError,
     retry_after_seconds,
 )
-from robostream.producers.wire import FrameFormat, decode_message, encode_control, to_json_frame
+from robostream.producers.wire import (
+    FrameFormat,
+    Framing,
+    connection_format,
+    decode_message,
+    encode_control,
+    to_json_frame,
+)
 
 
 class WsConnection(Connection):
@@ -26,12 +38,14 @@ class WsConnection(Connection):
     kind = "ws"
     supports_control = True
 
-    def __init__(self, ws: ClientConnection, fmt: FrameFormat) -> None:
+    def __init__(self, ws: ClientConnection, framing: Framing) -> None:
         self.ws = ws
-        self.fmt = fmt
+        self.framing = framing
+        self.fmt: FrameFormat = connection_format(framing)  # of the gateway's and control messages
 
-    async def send_batch(self, frame: bytes) -> None:
-        data: bytes | str = frame if self.fmt == "msgpack" else to_json_frame(frame).decode("utf-8")
+    async def send_batch(self, frame: bytes, fmt: FrameFormat = "msgpack") -> None:
+        wire = fmt if self.framing == "auto" else self.framing
+        data: bytes | str = frame if wire == "msgpack" else to_json_frame(frame).decode("utf-8")
         await self._send(data)
 
     async def send_control(self, message: dict[str, Any]) -> None:
@@ -67,16 +81,16 @@ def _lost(exc: ConnectionClosed) -> ConnectionLostError:
 
 
 class WsTransport(Transport):
-    """Opens WebSockets to ``url`` (``ws(s)://host:port/v1/stream``)."""
+    """Opens WebSockets to ``url`` (``ws(s)://host:port/v1/stream``) with ``framing``."""
 
     kind = "ws"
 
-    def __init__(self, url: str, headers: dict[str, str], *, fmt: FrameFormat = "msgpack",
+    def __init__(self, url: str, headers: dict[str, str], *, framing: Framing = "auto",
                  ssl_context: ssl.SSLContext | None = None, open_timeout_s: float = 10.0,
                  ping_interval_s: float = 20.0) -> None:
-        self.url = f"{url}{'&' if '?' in url else '?'}format={fmt}"
+        self.url = f"{url}{'&' if '?' in url else '?'}format={connection_format(framing)}"
         self.headers = headers
-        self.fmt = fmt
+        self.framing = framing
         self.ssl = ssl_context if url.startswith("wss:") else None
         self.open_timeout_s = open_timeout_s
         self.ping_interval_s = ping_interval_s
@@ -94,4 +108,4 @@ class WsTransport(Transport):
                           retry_after_s=retry_after_seconds(response.headers.get("Retry-After"))) from None
         except (OSError, TimeoutError, InvalidHandshake) as exc:
             raise TransportError(f"cannot open {self.url}: {exc or type(exc).__name__}") from None
-        return WsConnection(ws, self.fmt)
+        return WsConnection(ws, self.framing)
