@@ -24,13 +24,15 @@ import faust
 from faust.types import TP
 
 from robostream.config import Settings
-from robostream.processors.agents import CaughtUp, FrameCompactor, Outputs, TelemetryProcessor
 from robostream.processors.columns import TimeSeriesReader
 from robostream.processors.compaction.jobs import CompactionParams, S3Access
 from robostream.processors.compaction.pool import EncoderPool
 from robostream.processors.consumer import RewindingApp
+from robostream.processors.frames import FrameCompactor
 from robostream.processors.ordering import OffsetOrder
+from robostream.processors.outputs import CaughtUp, Outputs
 from robostream.processors.records import DerivedCodec, FrameBatch, TelemetryBucket, WindowStats
+from robostream.processors.telemetry import TelemetryProcessor
 from robostream.processors.throughput import Throughput, write_status
 from robostream.schemas import ConfluentSchemaResolver, DataType, SchemaIdResolver
 from robostream.topics import (
@@ -125,6 +127,10 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         broker_session_timeout=p.session_timeout_s,
         broker_heartbeat_interval=min(3.0, p.session_timeout_s / 6),
     )
+
+
+#: Longest wait for the end offsets of the consumer-lag figures.
+LAG_TIMEOUT_S = 2.0
 
 
 class ProcessorApp:
@@ -296,8 +302,8 @@ class ProcessorApp:
         if not tps:
             self.metrics.lag = {}
             return
-        try:
-            ends = await self.app.consumer.highwaters(*tps)
+        try:  # bounded: the status file (the health probe) must not wait on a slow broker
+            ends = await asyncio.wait_for(self.app.consumer.highwaters(*tps), LAG_TIMEOUT_S)
         except Exception:  # broker unreachable: keep the last figures
             return
         committed = getattr(self.app.consumer, "_committed_offset", {})  # next offset per TP
