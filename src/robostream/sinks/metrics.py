@@ -18,7 +18,7 @@ from robostream.sinks.connector import Connector
 from robostream.sinks.status import State
 from robostream.sinks.task import group_id
 
-PREFIX = "robostream_sink"
+PREFIX = "robostream_sinks"
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 

@@ -17,9 +17,9 @@ def test_the_registry_metrics_count_requests_and_schemas(
 ) -> None:
     url = registry.url + "/metrics"
     before = scrape(url)
-    schemas = before.value("robostream_registry_schemas")
-    subjects = before.value("robostream_registry_subjects")
-    registered = sum(s.value for s in before.samples if s.name == "robostream_registry_requests_total"
+    schemas = before.value("robostream_schema_registry_schemas")
+    subjects = before.value("robostream_schema_registry_subjects")
+    registered = sum(s.value for s in before.samples if s.name == "robostream_schema_registry_requests_total"
                      and s.labels["route"] == REGISTER and s.labels["status"] == "200")
 
     client.register_schema(subject, avro(V1))
@@ -30,11 +30,11 @@ def test_the_registry_metrics_count_requests_and_schemas(
         assert exc.http_status_code == 404
 
     after = scrape(url)
-    assert after.value("robostream_registry_schemas") == schemas + 2
-    assert after.value("robostream_registry_subjects") == subjects + 1
-    assert after.value("robostream_registry_requests_total", method="POST", route=REGISTER,
+    assert after.value("robostream_schema_registry_schemas") == schemas + 2
+    assert after.value("robostream_schema_registry_subjects") == subjects + 1
+    assert after.value("robostream_schema_registry_requests_total", method="POST", route=REGISTER,
                        status="200") == registered + 2
-    assert after.value("robostream_registry_requests_total", method="GET",
+    assert after.value("robostream_schema_registry_requests_total", method="GET",
                        route="/subjects/{subject}/versions/{version}", status="404") >= 1
-    assert after.value("robostream_registry_request_seconds_count", route=REGISTER) >= 2
+    assert after.value("robostream_schema_registry_request_seconds_count", route=REGISTER) >= 2
     assert not [s for s in after.samples if s.labels.get("route") == "/metrics"]  # scrapes not counted

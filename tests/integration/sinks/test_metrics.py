@@ -35,7 +35,7 @@ def test_the_sink_metrics_count_what_the_worker_writes(
         assert worker.rest is not None
         url = worker.rest.url + "/metrics"
         before = scrape(url)
-        assert before.value("robostream_sink_records_written_total", connector=name) == 0
+        assert before.value("robostream_sinks_records_written_total", connector=name) == 0
         produce(settings, resolver, records[:20])
         produce_raw(settings, topic_for("time_series", settings), b"\x00\x00\x00\x00\x01garbage",
                     f"robot_001/{session}".encode(), [("data_type", b"time_series")])
@@ -44,18 +44,18 @@ def test_the_sink_metrics_count_what_the_worker_writes(
 
         def settled() -> Any:
             now = scrape(url)
-            lags = now.labels("robostream_sink_consumer_lag")
-            done = (now.value("robostream_sink_records_written_total", connector=name) == 30
+            lags = now.labels("robostream_sinks_consumer_lag")
+            done = (now.value("robostream_sinks_records_written_total", connector=name) == 30
                     and len(lags) == settings.topics.partitions
-                    and now.value("robostream_sink_consumer_lag", connector=name) == 0)
+                    and now.value("robostream_sinks_consumer_lag", connector=name) == 0)
             return now if done else None
 
         after = wait_until(settled, 30, "the counters and a drained lag")
-    assert after.value("robostream_sink_task_state", connector=name, state="RUNNING") == 1
-    assert after.value("robostream_sink_records_failed_total", connector=name) == 1
-    assert after.value("robostream_sink_dlq_records_total", connector=name) == 1
-    assert after.value("robostream_sink_batches_total", connector=name) >= 1
-    lags = after.labels("robostream_sink_consumer_lag")
+    assert after.value("robostream_sinks_task_state", connector=name, state="RUNNING") == 1
+    assert after.value("robostream_sinks_records_failed_total", connector=name) == 1
+    assert after.value("robostream_sinks_dlq_records_total", connector=name) == 1
+    assert after.value("robostream_sinks_batches_total", connector=name) >= 1
+    lags = after.labels("robostream_sinks_consumer_lag")
     assert {lag["group"] for lag in lags} == {group_id(name)}
     assert {(lag["topic"], lag["partition"]) for lag in lags} == {
         (topic_for("time_series", settings), str(p)) for p in range(settings.topics.partitions)}

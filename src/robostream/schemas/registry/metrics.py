@@ -13,7 +13,7 @@ from prometheus_client.registry import Collector
 
 from robostream.schemas.registry.state import RegistryState
 
-PREFIX = "robostream_registry"
+PREFIX = "robostream_schema_registry"
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
