@@ -12,6 +12,9 @@
 The requests topic is read from its own thread by a consumer that is *assigned* every partition
 (each gateway sees every request; group ``<client_id>-gateway-rpc-<prefix>`` only stores the
 position). A new group starts at the end of the topic.
+
+Several gateways: each holds every call; :class:`~robostream.gateway.rpc_registry.CallRegistry`
+(Redis) lets one gateway deliver it (the one the robot is connected to) and one answer it.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ from robostream.gateway.dlq import dlq_record
 from robostream.gateway.metrics import GatewayMetrics
 from robostream.gateway.producer import DeliveryTracker, GatewayProducer
 from robostream.gateway.protocol import GatewayCode
+from robostream.gateway.rpc_registry import CallRegistry, Op
 from robostream.schemas import KafkaRecord, SchemaIdResolver, ValidationError, decode_value, encode_value
 from robostream.schemas.catalog import subject_name
 from robostream.topics import dlq_topic, rpc_requests_topic, rpc_responses_topic
@@ -64,6 +68,7 @@ class RpcCall:
     deadline_us: int
     timer: asyncio.TimerHandle | None = None
     sent: bool = False
+    elsewhere: bool = False  # another gateway delivered it
 
     def frame(self) -> dict[str, Any]:
         """The ``rpc_request`` frame the robot receives."""
@@ -106,12 +111,14 @@ class RpcRouter:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.registry = CallRegistry(settings, self._answered_elsewhere)
 
     # -- lifecycle -------------------------------------------------------------------------------
 
     async def start(self, wait_s: float = 30.0) -> None:
         """Start reading requests; returns once the consumer holds its partitions."""
         self._loop = asyncio.get_running_loop()
+        await self.registry.start()
         ready: asyncio.Future[None] = self._loop.create_future()
         self._thread = threading.Thread(target=self._consume, args=(ready,), name="gateway-rpc",
                                         daemon=True)
@@ -119,19 +126,25 @@ class RpcRouter:
         await asyncio.wait_for(ready, wait_s)
 
     async def stop(self) -> None:
-        """Answer every open call ``cancelled``, then stop reading."""
+        """Answer open calls ``cancelled`` (those it delivered; waiting ones only when no other
+        gateway holds them too), then stop reading."""
         calls = list(self._open.values())
         for call in calls:
             self._close_call(call)
-        trackers = [self._respond(call, "cancelled", code="gateway_shutdown",
-                                  message="the gateway shut down before the robot answered")
-                    for call in calls]
         for task in list(self._tasks):
             task.cancel()
+        others = await self.registry.others_alive() if calls else False
+        calls = [call for call in calls if call.sent or not (others or call.elsewhere)]
+        decide = self.registry.decide
+        verdicts = await asyncio.gather(*(decide("refuse", c.correlation_id, c.deadline_us) for c in calls))
+        trackers = [self._respond(call, "cancelled", code="gateway_shutdown",
+                                  message="the gateway shut down before the robot answered")
+                    for call, verdict in zip(calls, verdicts, strict=True) if verdict.startswith("won")]
         await asyncio.gather(*(t.done for t in trackers if t is not None), return_exceptions=True)
         self._stop.set()
         if self._thread is not None:
             await asyncio.get_running_loop().run_in_executor(None, self._thread.join, 15)
+        await self.registry.stop()
 
     # -- robots ----------------------------------------------------------------------------------
 
@@ -157,23 +170,24 @@ class RpcRouter:
         """A robot's ``rpc_response`` frame -> the response record; returns ``rpc_ack``/``rpc_nack``."""
         correlation_id = message.get("correlation_id")
         call = self._open.get(correlation_id) if isinstance(correlation_id, str) else None
-        if call is None or not call.sent or call.robot_id != identity.robot_id:
-            self.metrics.rpc.labels("unknown_response").inc()
-            return _nack(correlation_id, GatewayCode.RPC_UNKNOWN,
-                         "no open request with this correlation_id for this robot (expired, answered "
-                         "or never sent)")
+        if call is None or not (call.sent or call.elsewhere) or call.robot_id != identity.robot_id:
+            return self._unknown(correlation_id)
         status, problem = _status_of(message)
         if problem:
             return _nack(correlation_id, GatewayCode.RPC_INVALID, problem)
         error = message.get("error")
-        try:
-            tracker = self._respond(call, status, result=message.get("result"),
-                                    code=error.get("code") if isinstance(error, dict) else None,
-                                    message=error.get("message") if isinstance(error, dict) else None,
-                                    strict=True)
+        answer = {"result": message.get("result"),
+                  "code": error.get("code") if isinstance(error, dict) else None,
+                  "message": error.get("message") if isinstance(error, dict) else None}
+        try:  # a bad answer is refused before the call is taken: the robot may answer again
+            encode_value("rpc_event", _datum(call, status, **answer), self.resolver, self.subject)
         except (ValidationError, TypeError, ValueError) as exc:
             return _nack(correlation_id, GatewayCode.RPC_INVALID, str(exc)[:300])
+        verdict = await self.registry.decide("answer", call.correlation_id, call.deadline_us)
+        if not verdict.startswith("won"):  # answered already (by this gateway or another)
+            return self._unknown(correlation_id)
         self._close_call(call)
+        tracker = self._respond(call, status, **answer)
         if tracker is None:
             return _nack(correlation_id, GatewayCode.KAFKA_ERROR, "the producer refused the response")
         await tracker.done
@@ -182,6 +196,18 @@ class RpcRouter:
             return _nack(correlation_id, GatewayCode.KAFKA_ERROR, f"Kafka did not take it: {err.str()}")
         self.metrics.rpc.labels("answered").inc()
         return {"type": "rpc_ack", "correlation_id": correlation_id}
+
+    def _unknown(self, correlation_id: Any) -> dict[str, Any]:
+        self.metrics.rpc.labels("unknown_response").inc()
+        return _nack(correlation_id, GatewayCode.RPC_UNKNOWN,
+                     "no open request with this correlation_id for this robot (expired, answered "
+                     "or never sent)")
+
+    def _answered_elsewhere(self, correlation_id: str) -> None:
+        """Another gateway answered the call: forget it without answering."""
+        call = self._open.get(correlation_id)
+        if call is not None:
+            self._close_call(call)
 
     # -- requests (loop side) --------------------------------------------------------------------
 
@@ -215,14 +241,22 @@ class RpcRouter:
 
     def _send(self, call: RpcCall, sink: RpcSink) -> None:
         call.sent = True
-        task = asyncio.get_running_loop().create_task(self._send_frame(call, sink))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._spawn(self._send_frame(call, sink))
 
     async def _send_frame(self, call: RpcCall, sink: RpcSink) -> None:
+        verdict = await self.registry.decide("send", call.correlation_id, call.deadline_us)
+        if verdict != "ok":  # delivered by another gateway (at most once) or answered
+            call.sent, call.elsewhere = False, verdict.startswith("sent:")
+            if verdict == "done":
+                self._close_call(call)
+            return
+        if self._open.get(call.correlation_id) is not call:
+            await self.registry.decide("unsend", call.correlation_id, call.deadline_us)
+            return
         if await sink.send(call.frame()):
             self.metrics.rpc.labels("delivered").inc()
             return
+        await self.registry.decide("unsend", call.correlation_id, call.deadline_us)
         if call.correlation_id in self._open:  # the connection died: wait for the next one
             call.sent = False
             sinks = self._sinks.get(call.robot_id)
@@ -235,11 +269,27 @@ class RpcRouter:
         if self._open.get(call.correlation_id) is not call:
             return
         self._close_call(call)
-        if call.sent:
-            text = f"robot {call.robot_id} did not answer before the deadline"
-        else:
-            text = f"robot {call.robot_id} was not connected before the deadline"
-        self._finish(call, "timeout", "timeout", text)
+        self._spawn(self._time_out(call))
+
+    async def _time_out(self, call: RpcCall) -> None:
+        """Answer ``timeout`` unless another gateway does: the one that delivered the call, while
+        its lease lasts (asked again every lease until it answered or its lease lapsed)."""
+        while True:
+            verdict = await self.registry.decide("timeout", call.correlation_id, call.deadline_us)
+            if verdict != "wait":
+                break
+            await asyncio.sleep(self.registry.lease_s)
+        if verdict == "won-sent" or (verdict == "won" and call.sent):
+            self._finish_now(call, "timeout", "timeout",
+                             f"robot {call.robot_id} did not answer before the deadline")
+        elif verdict == "won":
+            self._finish_now(call, "timeout", "timeout",
+                             f"robot {call.robot_id} was not connected before the deadline")
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _close_call(self, call: RpcCall) -> None:
         self._open.pop(call.correlation_id, None)
@@ -251,29 +301,26 @@ class RpcRouter:
             if not queued:
                 self._queued.pop(call.robot_id, None)
 
-    def _finish(self, call: RpcCall, status: str, code: str, message: str) -> None:
+    def _finish(self, call: RpcCall, status: str, code: str, message: str, op: Op = "refuse") -> None:
+        """Answer ``call`` in the robot's stead, unless another gateway delivered or answered it."""
+        async def decided() -> None:
+            if (await self.registry.decide(op, call.correlation_id, call.deadline_us)).startswith("won"):
+                self._finish_now(call, status, code, message)
+
+        self._spawn(decided())
+
+    def _finish_now(self, call: RpcCall, status: str, code: str, message: str) -> None:
         self.metrics.rpc.labels(status).inc()
         log.info("RPC %s to %s: %s (%s)", call.correlation_id, call.robot_id, status, message)
         self._respond(call, status, code=code, message=message)
 
     def _respond(self, call: RpcCall, status: str, *, result: Any = None, code: str | None = None,
-                 message: str | None = None, strict: bool = False) -> DeliveryTracker | None:
+                 message: str | None = None) -> DeliveryTracker | None:
         """Produce the response record of ``call``; its tracker (None if it could not be produced)."""
-        error = None
-        if status != "ok":
-            error = {"code": str(code or status), "message": message or status}
-        datum = {
-            "timestamp": _now_us(), "robot_id": call.robot_id, "session_id": call.session_id,
-            "kind": "response", "correlation_id": call.correlation_id, "method": call.method,
-            "params": None, "deadline": None, "status": status,
-            "result": None if result is None else msgpack.packb(result, use_bin_type=True),
-            "error": error,
-        }
         try:
-            value = encode_value("rpc_event", datum, self.resolver, self.subject)
-        except ValidationError:
-            if strict:
-                raise
+            value = encode_value("rpc_event", _datum(call, status, result, code, message), self.resolver,
+                                 self.subject)
+        except (ValidationError, TypeError, ValueError):
             log.exception("RPC %s: cannot encode the %s response", call.correlation_id, status)
             return None
         key = f"{call.robot_id}/{call.session_id}" if call.session_id else call.robot_id
@@ -391,6 +438,21 @@ def _call_of(datum: dict[str, Any], default_timeout_s: float) -> RpcCall:
         deadline = _now_us() + int(default_timeout_s * 1_000_000)
     return RpcCall(datum["robot_id"], datum.get("session_id"), datum["correlation_id"], datum["method"],
                    params, int(deadline))
+
+
+def _datum(call: RpcCall, status: str, result: Any = None, code: str | None = None,
+           message: str | None = None) -> dict[str, Any]:
+    """The ``rpc_event`` response of ``call``."""
+    error = None
+    if status != "ok":
+        error = {"code": str(code or status), "message": message or status}
+    return {
+        "timestamp": _now_us(), "robot_id": call.robot_id, "session_id": call.session_id,
+        "kind": "response", "correlation_id": call.correlation_id, "method": call.method,
+        "params": None, "deadline": None, "status": status,
+        "result": None if result is None else msgpack.packb(result, use_bin_type=True),
+        "error": error,
+    }
 
 
 def _status_of(message: dict[str, Any]) -> tuple[str, str | None]:
