@@ -8,9 +8,10 @@ the wake-up jitter; with a :class:`~robostream.simulator.schedule.VirtualClock` 
 the time to compute it.
 
 Log lines are the seed's: "Robot robot_001 connected", "Streaming started: 100Hz telemetry, 30Hz
-sensors", "Batch sent: 100 messages (12.3KB)" (one per robot every few seconds; every batch at
-DEBUG) and "Session complete: 300s, 30,000 messages sent". A *message* is one reading: one
-time_series row or one envelope of another type (see :mod:`robostream.producers.counters`).
+sensors", "Batch sent: 100 messages (12.3KB)" (one per robot and second, summing the batch frames
+sent in that second; every frame at DEBUG) and "Session complete: 300s, 30,000 messages sent". A
+*message* is one reading: one time_series row or one envelope of another type (see
+:mod:`robostream.producers.counters`).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from robostream.simulator.schedule import BurstSchedule, Clock, RateSchedule, Re
 from robostream.simulator.telemetry import STREAMS, Telemetry
 
 log = logging.getLogger("robostream.simulator")
-BATCH_LOG_EVERY_S = 5.0
+BATCH_LOG_EVERY_S = 1.0
 RENDER_LEAD_S = 3.0  # a camera renders its frames this long before their time
 MAX_LAG_S = 3.0  # in real time, frames this late are skipped rather than sent
 _NAP_S = 0.25  # longest sleep between checks of the stop flag
@@ -85,8 +86,10 @@ class SimulatedRobot:
     """One robot: schedules, models and what it sends."""
 
     def __init__(self, plan: RobotPlan, options: SimulationOptions, sink: Sink, *, clock: Clock | None = None,
-                 stop: asyncio.Event | None = None, camera_slots: tuple[int, int] = (0, 1)) -> None:
+                 stop: asyncio.Event | None = None, camera_slots: tuple[int, int] = (0, 1),
+                 batch_log: BatchLogger | None = None) -> None:
         self.plan = plan
+        self.batch_log = batch_log  # its last second is logged before "Session complete"
         self.options = options
         self.sink = sink
         self.clock = clock or RealClock()
@@ -168,6 +171,8 @@ class SimulatedRobot:
         duration = self.elapsed()
         wait_s = 2.0 if self.stop.is_set() else self.options.end_timeout_s  # Ctrl-C: the spool keeps the rest
         stats = await self.sink.end_session(reason=reason, timeout_s=wait_s)
+        if self.batch_log is not None:
+            self.batch_log.flush()
         self.done = True
         counters = self.sink.counters.snapshot()
         log.info("Session complete: %.0fs, %s messages sent (%s: %s acked, %s spooled, %s lost)", duration,
@@ -283,25 +288,41 @@ class SimulatedRobot:
 
 
 class BatchLogger:
-    """The seed's "Batch sent" line, at most once per robot every ``every_s`` (every batch at DEBUG)."""
+    """The seed's "Batch sent: N messages (X KB)" line: once per robot and second (of ``clock``),
+    summing the batch frames sent in that second; each frame at DEBUG."""
 
-    def __init__(self, robot_id: str, every_s: float = BATCH_LOG_EVERY_S) -> None:
+    def __init__(self, robot_id: str, every_s: float = BATCH_LOG_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.robot_id = robot_id
         self.every_s = every_s
-        self._last = 0.0
+        self.clock = clock
+        self._since: float | None = None  # start of the second being summed
+        self._messages = self._bytes = self._resent = 0
 
     def __call__(self, kind: str, info: dict[str, Any]) -> None:
         if kind != "batch_sent":
             return
-        entry = info["entry"]
-        line = "Batch sent: %d messages (%.1fKB) (%s%s)"
-        args = (entry.messages, info["bytes"] / 1024, self.robot_id, ", resent" if entry.attempts > 1 else "")
-        now = time.monotonic()
-        if now - self._last >= self.every_s:
-            self._last = now
-            log.info(line, *args)
-        else:
-            log.debug(line, *args)
+        entry, nbytes = info["entry"], info["bytes"]
+        resent = entry.attempts > 1
+        log.debug("  frame: %d messages (%.1fKB, %s, seqs %d..%d) (%s%s)", entry.messages, nbytes / 1024,
+                  entry.fmt, entry.first_seq, entry.last_seq, self.robot_id, ", resent" if resent else "")
+        now = self.clock()
+        if self._since is None:
+            self._since = now
+        elif now - self._since >= self.every_s:
+            self.flush()
+            self._since += self.every_s * ((now - self._since) // self.every_s)  # seconds stay on one grid
+        self._messages += entry.messages
+        self._bytes += nbytes
+        self._resent += entry.messages if resent else 0
+
+    def flush(self) -> None:
+        """Log what was sent since the last line (nothing when nothing was)."""
+        if self._messages:
+            resent = f", {self._resent:,} resent" if self._resent else ""
+            log.info("Batch sent: %s messages (%.1fKB) (%s%s)", f"{self._messages:,}", self._bytes / 1024,
+                     self.robot_id, resent)
+        self._messages = self._bytes = self._resent = 0
 
 
 def robots_for(options: SimulationOptions, *, stop: asyncio.Event,
@@ -315,11 +336,12 @@ def robots_for(options: SimulationOptions, *, stop: asyncio.Event,
         async def answer(method: str, params: Any, _holder: list[SimulatedRobot] = holder) -> Any:
             return await _holder[0].rpc(method, params)
 
+        clock = clock_factory()
+        batch_log = BatchLogger(plan.robot_id, clock=clock.now)
         client = RobotClient(options.gateway_url, plan.robot_id, token=plan.token, options=options.client,
-                             rpc_handler=answer if options.sim.rpc else None,
-                             listener=BatchLogger(plan.robot_id))
-        robot = SimulatedRobot(plan, options, client, clock=clock_factory(), stop=stop,
-                               camera_slots=(slot, options.camera_count))
+                             rpc_handler=answer if options.sim.rpc else None, listener=batch_log)
+        robot = SimulatedRobot(plan, options, client, clock=clock, stop=stop,
+                               camera_slots=(slot, options.camera_count), batch_log=batch_log)
         holder.append(robot)
         slot += len(plan.cameras)
         pairs.append((robot, client))
