@@ -53,7 +53,6 @@ import _common
 import numpy as np
 
 from robostream.config import Settings, load_settings
-from robostream.processors.agents import Outputs, TelemetryProcessor
 from robostream.processors.columns import TimeSeriesReader
 from robostream.processors.compaction import depth, h264, pointcloud, synthetic
 from robostream.processors.compaction.jobs import (
@@ -62,7 +61,9 @@ from robostream.processors.compaction.jobs import (
     SourceFrame,
     run_job,
 )
+from robostream.processors.outputs import Outputs
 from robostream.processors.records import DerivedCodec, FrameKind
+from robostream.processors.telemetry import TelemetryProcessor
 from robostream.processors.throughput import Throughput
 from robostream.schemas import InMemorySchemaResolver, build_envelope, encode_record
 from robostream.schemas.examples import time_series_payload

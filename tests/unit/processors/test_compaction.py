@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robostream.processors.agents import split_batch
 from robostream.processors.compaction import bundles, depth, h264, pointcloud, synthetic, tiers
 from robostream.processors.compaction.jobs import CompactionJob, CompactionParams, SourceFrame, run_job
+from robostream.processors.frames import split_batch
 from robostream.processors.records import FrameBatch, FrameKind, StoredObject
 
 #: Lowest PSNR accepted for a decoded H.264 frame (crf 23, veryfast) of a scene-like frame.

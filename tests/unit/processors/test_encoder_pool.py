@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from robostream.config import Settings
-from robostream.processors.agents import FrameCompactor, Outputs
 from robostream.processors.app import compaction_params
 from robostream.processors.compaction import synthetic
 from robostream.processors.compaction.pool import EncoderPool
+from robostream.processors.frames import FrameCompactor
+from robostream.processors.outputs import Outputs
 from robostream.processors.records import DerivedCodec, FrameBatch
 from robostream.processors.throughput import Throughput
 from robostream.schemas import DataType, build_envelope, encode_record

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from robostream.config import Settings
-from robostream.processors.agents import FrameCompactor
 from robostream.processors.app import compaction_params
+from robostream.processors.frames import FrameCompactor
 from robostream.processors.throughput import Throughput
 from robostream.schemas import DataType, build_envelope, encode_record
 from robostream.schemas.examples import example_payload

@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
-from robostream.processors.agents import Outputs, TelemetryProcessor
 from robostream.processors.aggregations import SessionWindows
 from robostream.processors.columns import TimeSeriesReader
+from robostream.processors.outputs import Outputs
 from robostream.processors.records import DerivedCodec
+from robostream.processors.telemetry import TelemetryProcessor
 from robostream.processors.throughput import Throughput
 from robostream.schemas import InMemorySchemaResolver, build_envelope, encode_record
 from robostream.schemas.examples import time_series_payload
