@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import msgpack
 import pytest
 import requests
 import yaml
@@ -292,6 +293,30 @@ def test_a_robot_that_moves_to_the_other_gateway_gets_its_calls_there(cluster: C
     assert after.status == "ok" and after.result["robot_id"] == "robot_001", after
     assert answers(cluster.settings, {moved.correlation_id, after.correlation_id}, settle_s=2.0) == {
         moved.correlation_id: 1, after.correlation_id: 1}
+
+
+def test_a_call_delivered_before_the_robot_moved_is_not_sent_again_and_its_answer_counts(
+        cluster: Cluster) -> None:
+    first = WsRobot(f"ws://127.0.0.1:{cluster.a.port}/v1/stream", TOKENS["robot_slow"], None)
+    try:
+        waiting = cluster.call_later("robot_slow", "calibrate", timeout_s=15)
+        request, _ = first.until("rpc_request", timeout=10)  # gateway A delivered it
+    finally:
+        first.close()
+    moved = WsRobot(f"ws://127.0.0.1:{cluster.b.port}/v1/stream", TOKENS["robot_slow"], None)
+    try:
+        wait_for(lambda: cluster.on_b("robot_slow"), 10, "robot_slow on gateway B")
+        with pytest.raises(TimeoutError):  # B held the call too, but a call is delivered at most once
+            moved.until("rpc_request", timeout=1.5)
+        moved.send(msgpack.packb({"type": "rpc_response", "correlation_id": request["correlation_id"],
+                                  "status": "ok", "result": {"calibrated": True}}))
+        receipt, _ = moved.until("rpc_ack", timeout=10)
+    finally:
+        moved.close()
+    assert receipt == {"type": "rpc_ack", "correlation_id": request["correlation_id"]}
+    reply = waiting()
+    assert reply.status == "ok" and reply.result == {"calibrated": True}, reply
+    assert answers(cluster.settings, {reply.correlation_id}, settle_s=2.0) == {reply.correlation_id: 1}
 
 
 def test_a_gateway_killed_with_open_calls_ends_them_once_and_its_robots_move_on(cluster: Cluster) -> None:
