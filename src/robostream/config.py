@@ -197,6 +197,10 @@ class RobotSettings(Section):
     cameras: list[str] = Field(default_factory=lambda: ["front"])
 
 
+#: Named camera resolutions, accepted wherever a ``WxH`` one is (``robostream simulate --resolution 1080p``).
+NAMED_RESOLUTIONS = {"360p": "640x360", "720p": "1280x720", "1080p": "1920x1080"}
+
+
 class RateSettings(Section):
     pose_hz: float = Field(100.0, gt=0)
     joints_hz: float = Field(100.0, gt=0)
@@ -207,6 +211,11 @@ class RateSettings(Section):
     camera_burst_s: float = Field(2.0, ge=0)
     camera_burst_every_s: float = Field(30.0, gt=0)
     resolution: str = Field("640x360", pattern=r"^\d{2,5}x\d{2,5}$")
+
+    @field_validator("resolution", mode="before")
+    @classmethod
+    def _named_resolution(cls, value: object) -> object:
+        return NAMED_RESOLUTIONS.get(value.strip().lower(), value) if isinstance(value, str) else value
 
 
 class BatchingSettings(Section):
@@ -291,7 +300,7 @@ class GatewaySettings(HttpServerSettings):
     rpc_default_timeout_s: float = Field(30.0, gt=0, description="deadline of RPC requests without one")
     rpc_max_pending_per_robot: int = Field(1000, ge=1)
     rpc_lease_s: float = Field(
-        3.0, gt=0, le=60, description="several gateways: a gateway's RPC lease in Redis (renewed every "
+        1.5, gt=0, le=60, description="several gateways: a gateway's RPC lease in Redis (renewed every "
         "third); once it lapses (gateway killed) another gateway answers the calls it had sent"
     )
     claim_check_workers: int = Field(4, ge=1, le=64, description="parallel S3 uploads")

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
+from pydantic import ValidationError
 
-from robostream.config import ConfigError, Settings, load_settings, validate_id
+from robostream.config import ConfigError, RateSettings, Settings, load_settings, validate_id
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -174,3 +175,14 @@ def test_cluster_ports_that_collide_are_refused_naming_the_keys(monkeypatch: pyt
     monkeypatch.setenv("ROBOSTREAM_STACK__KAFKA_CONTROLLER_PORT", "9094")
     with pytest.raises(ConfigError, match=r"stack\.kafka_controller_port"):
         load_settings(ROOT / "config.yaml")
+
+
+@pytest.mark.parametrize(("given", "resolution"), [("1080p", "1920x1080"), ("720P", "1280x720"),
+                                                   ("360p", "640x360"), ("320x180", "320x180")])
+def test_a_camera_resolution_may_be_named(given: str, resolution: str) -> None:
+    assert RateSettings(resolution=given).resolution == resolution
+
+
+def test_an_unknown_resolution_name_is_refused() -> None:
+    with pytest.raises(ValidationError, match="resolution"):
+        RateSettings(resolution="4k")

@@ -39,7 +39,8 @@ def simulate(
     media: Annotated[bool | None, typer.Option(
         "--media/--no-media", help="Camera bursts, audio and video (default: simulator.media).")] = None,
     resolution: Annotated[str | None, typer.Option(
-        "--resolution", help="Camera resolution WxH, e.g. 640x360 or 1920x1080 (default: rates.resolution).",
+        "--resolution", help="Camera resolution WxH or 360p/720p/1080p (1080p = 1920x1080 full-HD originals; "
+        "default: rates.resolution, 640x360).",
     )] = None,
     spool_dir: Annotated[Path | None, typer.Option(
         "--spool-dir", help="Spool directory, one sub-folder per robot (default: batching.spool_dir).",
