@@ -3,13 +3,18 @@ windows out, DLQ, assigned partitions and consumer lag per partition, moving as 
 
 from __future__ import annotations
 
+import signal
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from robostream.config import Settings
 from robostream.topics import topic_for
-from tests.integration.processors.harness import Worker, produce, telemetry
+from tests.conftest import ROOT
+from tests.integration.processors.harness import Worker, produce, settings_env, telemetry
 from tests.prometheus import Scrape, scrape
 
 
@@ -59,3 +64,52 @@ def test_a_worker_serves_its_counters_and_lag(
     assert {lag["group"] for lag in lags} == {settings.processors.app_id}
     totals = worker.status()["totals"]  # the status file and the metrics tell the same story
     assert after.value("robostream_processors_windows_out_total") <= totals["windows_out"]
+
+
+def free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports."""
+    for _ in range(50):
+        first = free_port()
+        try:
+            for offset in range(1, count):
+                with socket.socket() as sock:
+                    sock.bind(("127.0.0.1", first + offset))
+        except OSError:
+            continue
+        return first
+    raise AssertionError("no consecutive free ports")
+
+
+def test_each_worker_of_workers_n_serves_on_its_own_port(
+    make_settings: Callable[..., Settings], tmp_path: Path,
+) -> None:
+    settings = make_settings("w", partitions=2, metrics_port=free_ports(2))
+    first = settings.processors.metrics_port
+    assert first is not None
+    log = (tmp_path / "workers.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "robostream.processors", "--workers", "2",
+                             "--status-file", str(tmp_path / "status")],
+                            env=settings_env(settings), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 90
+        seen: dict[str, float] = {}
+        while time.monotonic() < deadline and (len(seen) < 2 or sum(seen.values()) != 4):
+            assert proc.poll() is None, (tmp_path / "workers.log").read_text()
+            for port in (first, first + 1):
+                try:
+                    metrics = scrape(f"http://127.0.0.1:{port}/metrics")
+                except OSError:
+                    continue
+                for labels in metrics.labels("robostream_processors_assigned_partitions"):
+                    seen[f"{port}:{labels['worker']}"] = metrics.value(
+                        "robostream_processors_assigned_partitions", worker=labels["worker"])
+            time.sleep(0.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+    assert set(seen) == {f"{first}:worker-1", f"{first + 1}:worker-2"}
+    assert sum(seen.values()) == 4  # the two workers split time_series and images, 2 partitions each
