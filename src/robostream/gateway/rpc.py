@@ -273,12 +273,12 @@ class RpcRouter:
 
     async def _time_out(self, call: RpcCall) -> None:
         """Answer ``timeout`` unless another gateway does: the one that delivered the call, while
-        its lease lasts (asked again every lease until it answered or its lease lapsed)."""
+        its lease lasts (asked again every quarter lease until it answered or its lease lapsed)."""
         while True:
             verdict = await self.registry.decide("timeout", call.correlation_id, call.deadline_us)
             if verdict != "wait":
                 break
-            await asyncio.sleep(self.registry.lease_s)
+            await asyncio.sleep(self.registry.lease_s / 4)
         if verdict == "won-sent" or (verdict == "won" and call.sent):
             self._finish_now(call, "timeout", "timeout",
                              f"robot {call.robot_id} did not answer before the deadline")

@@ -43,7 +43,6 @@ SIMULATED = ("robot_001", "robot_002", "robot_003", "robot_004")
 TOKENS = {**{robot: f"tok-{robot}-gateways-0123" for robot in SIMULATED},
           "robot_slow": "tok-slow-gateways-0123", "robot_off": "tok-off-gateways-01234"}
 WRITE_TOKEN = "write-token-gateways-0123456789"
-LEASE_S = 1.0
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -61,7 +60,7 @@ def two_settings(settings: Settings, kafka_bootstrap: str, registry_url: str,
                                                  "allow_unauthenticated": False}),
         "rates": settings.rates.model_copy(update={"pose_hz": 2.0, "joints_hz": 2.0, "imu_hz": 2.0,
                                                    "force_torque_hz": 1.0}),
-        "gateway": settings.gateway.model_copy(update={"shutdown_timeout_s": 5.0, "rpc_lease_s": LEASE_S}),
+        "gateway": settings.gateway.model_copy(update={"shutdown_timeout_s": 5.0}),  # rpc_lease_s: default
         "api": settings.api.model_copy(update={"port": 0, "write_tokens": [hash_token(WRITE_TOKEN)]}),
     })
     report = create_topics(mine)
@@ -78,8 +77,7 @@ class GatewayProcess:
         env = {**os.environ, **TEST_STACK_ENV, "PYTHONPATH": str(ROOT / "src"),
                "ROBOSTREAM_TOPICS__PREFIX": settings.topics.prefix, "ROBOSTREAM_TOPICS__PARTITIONS": "2",
                "ROBOSTREAM_SCHEMA_REGISTRY__URL": settings.schema_registry.url,
-               "ROBOSTREAM_AUTH__TOKENS_FILE": str(settings.auth.tokens_file),
-               "ROBOSTREAM_GATEWAY__RPC_LEASE_S": str(LEASE_S)}
+               "ROBOSTREAM_AUTH__TOKENS_FILE": str(settings.auth.tokens_file)}
         self.log = log_path.open("wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "robostream", "gateway", "--host", "127.0.0.1",
                                       "--port", str(self.port)], env=env, stdout=self.log, stderr=self.log)
@@ -323,13 +321,16 @@ def test_a_gateway_killed_with_open_calls_ends_them_once_and_its_robots_move_on(
     assert cluster.on_a("robot_002")
     slow = WsRobot(f"ws://127.0.0.1:{cluster.a.port}/v1/stream", TOKENS["robot_slow"], None)
     try:
-        unanswered = cluster.call_later("robot_slow", "calibrate", timeout_s=5)
+        deadline = time.monotonic() + 4
+        unanswered = cluster.call_later("robot_slow", "calibrate", timeout_s=4)
         request, _ = slow.until("rpc_request", timeout=10)  # gateway A sent it; the robot never answers
         assert request["method"] == "calibrate"
-        cluster.a.kill()
+        time.sleep(max(0.0, deadline - 0.8 - time.monotonic()))
+        cluster.a.kill()  # its lease outlives the deadline: B answers once it lapsed, within the grace
         during = cluster.call_later("robot_002", timeout_s=20)  # robot_002 is reconnecting
         reply = unanswered()
         assert reply.status == "timeout" and reply.error is not None, reply
+        assert reply.error.code == "timeout", reply  # not the caller's own no_answer
         assert reply.error.message == "robot robot_slow did not answer before the deadline"
         moved = during()
         assert moved.status == "ok" and moved.result["robot_id"] == "robot_002", moved
