@@ -34,14 +34,14 @@ async def test_every_documented_parameter_is_accepted(api: RunningApi, landing: 
         "/v1/frames/{id}": {"kind": "rgb", "tier": "original"},
         "/v1/stats/{metric}": {**both, "resolution": "1m", **span, "limit": "5"},
         "/v1/live": {**both, "types": "time_series,stats", "access_token": "unused"},
-        "/healthz": {}, "/openapi.json": {},
+        "/healthz": {}, "/openapi.json": {}, "/metrics": {},
     }
     answers: dict[str, Any] = {}
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{api.url}/openapi.json") as response:
             document = await response.json()
         documented = {path: {p["name"] for p in item["get"].get("parameters", []) if p["in"] == "query"}
-                      for path, item in document["paths"].items() if path != "/"}
+                      for path, item in document["paths"].items() if path != "/" and "get" in item}
         assert {path: set(query) for path, query in queries.items()} == documented
 
         async def get(route: str, **path: str) -> tuple[int, Any]:
@@ -50,7 +50,8 @@ async def test_every_documented_parameter_is_accepted(api: RunningApi, landing: 
                 is_json = response.content_type == "application/json"
                 return response.status, await response.json() if is_json else await response.text()
 
-        for route in ("/v1/robots", "/v1/sessions", "/v1/telemetry", "/v1/frames", "/openapi.json"):
+        for route in ("/v1/robots", "/v1/sessions", "/v1/telemetry", "/v1/frames", "/openapi.json",
+                      "/metrics"):
             answers[route] = await get(route)
         answers["/v1/sessions/{id}"] = await get("/v1/sessions/{id}", id=f"{robot}:{session}")
         answers["/v1/stats/{metric}"] = await get("/v1/stats/{metric}", metric="pose.position.x")
@@ -63,7 +64,8 @@ async def test_every_documented_parameter_is_accepted(api: RunningApi, landing: 
             hello = await ws.receive_json(timeout=10)
     assert {route: status for route, (status, _) in answers.items()} == {
         "/v1/robots": 200, "/v1/sessions": 200, "/v1/telemetry": 200, "/v1/frames": 200,
-        "/openapi.json": 200, "/v1/sessions/{id}": 200, "/v1/stats/{metric}": 200, "/v1/frames/{id}": 307}
+        "/openapi.json": 200, "/metrics": 200, "/v1/sessions/{id}": 200, "/v1/stats/{metric}": 200,
+        "/v1/frames/{id}": 307}
     assert [s["session_id"] for s in answers["/v1/sessions"][1]["sessions"]] == [session]
     assert answers["/v1/telemetry"][1].strip()  # rows
     assert [f["camera_id"] for f in answers["/v1/frames"][1]["frames"]] == ["front"]
