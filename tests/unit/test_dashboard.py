@@ -90,3 +90,12 @@ def test_prometheus_scrapes_every_service_on_its_port() -> None:
              "processors": processors["ROBOSTREAM_PROCESSORS__METRICS_PORT"]}
     assert targets == {name: f"{name}:{port}" for name, port in ports.items()}
     assert processors["ROBOSTREAM_PROCESSORS__METRICS_HOST"] == "0.0.0.0"
+
+
+def test_the_monitoring_profile_mounts_files_that_exist() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    mounts = [v.split(":")[0] for name in ("prometheus", "grafana") for v in compose[name]["volumes"]
+              if v.startswith("./")]
+    assert "./deploy/grafana/robostream.json" in mounts and "./deploy/prometheus/prometheus.yml" in mounts
+    assert all((ROOT / m).exists() for m in mounts), mounts
+    assert all(compose[name]["profiles"] == ["monitoring"] for name in ("prometheus", "grafana"))
