@@ -12,7 +12,7 @@
 ``PUT  /connectors/{name}/resume``          202; back to RUNNING
 ``POST /connectors/{name}/restart``         ``?includeTasks=true&onlyFailed=true`` like Connect
 ``POST /connectors/{name}/tasks/{id}/restart``  204
-``GET  /metrics``                           Prometheus metrics (``robostream_sink_*``)
+``GET  /metrics``                           Prometheus metrics (``robostream_sinks_*``)
 =========================================  ===================================================
 
 Errors are ``{"error_code": 404, "message": "..."}``, as Kafka Connect answers.

@@ -221,7 +221,7 @@ SCHEMA_ID = "/schemas/ids/{id:\\d+}"
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """``GET /metrics``: Prometheus metrics (``robostream_registry_*``)."""
+    """``GET /metrics``: Prometheus metrics (``robostream_schema_registry_*``)."""
     exported = request.app[METRICS]
     return web.Response(body=exported.render(), headers={"Content-Type": exported.content_type})
 
