@@ -317,6 +317,35 @@ def test_a_call_delivered_before_the_robot_moved_is_not_sent_again_and_its_answe
     assert answers(cluster.settings, {reply.correlation_id}, settle_s=2.0) == {reply.correlation_id: 1}
 
 
+def test_a_gateway_stopped_cancels_the_calls_it_delivered_and_leaves_waiting_ones_to_the_others(
+        cluster: Cluster) -> None:
+    third = Gateway(cluster.settings, host="127.0.0.1", port=0)
+    cluster.loop.call(third.start())
+    stopped = False
+    try:
+        robot = WsRobot(third.ws_url, TOKENS["robot_slow"], None)
+        try:
+            delivered = cluster.call_later("robot_slow", "calibrate", timeout_s=20)
+            robot.until("rpc_request", timeout=10)
+            waiting = cluster.call_later("robot_off", timeout_s=4)  # held by all three gateways
+            time.sleep(0.5)
+            cluster.loop.call(third.stop())
+            stopped = True
+        finally:
+            robot.close()
+        cancelled = delivered()
+        assert cancelled.status == "cancelled" and cancelled.error is not None, cancelled
+        assert cancelled.error.code == "gateway_shutdown" and cancelled.elapsed_ms < 15_000, cancelled
+        timed_out = waiting()  # answered at its deadline by a gateway still running, not cancelled
+        assert timed_out.status == "timeout" and timed_out.error is not None, timed_out
+        assert timed_out.error.message == "robot robot_off was not connected before the deadline"
+        ids = {cancelled.correlation_id, timed_out.correlation_id}
+        assert answers(cluster.settings, ids, settle_s=2.0) == dict.fromkeys(ids, 1)
+    finally:
+        if not stopped:
+            cluster.loop.call(third.stop())
+
+
 def test_a_gateway_killed_with_open_calls_ends_them_once_and_its_robots_move_on(cluster: Cluster) -> None:
     assert cluster.on_a("robot_002")
     slow = WsRobot(f"ws://127.0.0.1:{cluster.a.port}/v1/stream", TOKENS["robot_slow"], None)
