@@ -20,6 +20,7 @@ import struct
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from robostream.processors import wire
@@ -40,6 +41,16 @@ class TableStore(Protocol):
     def get(self, key: bytes) -> bytes | None: ...
     def put(self, partition: int, key: bytes, value: bytes) -> None: ...
     def list_keys(self) -> list[bytes]: ...
+
+
+@dataclass
+class _Session:
+    """A robot session the processor holds: its windows, the source partition of its records (also
+    its table entry's), and when a record of it was last folded (``time.monotonic()``)."""
+
+    windows: SessionWindows
+    partition: int
+    last_active: float
 
 
 class TelemetryProcessor:
@@ -66,10 +77,10 @@ class TelemetryProcessor:
         self.idle_s = idle_s
         self.executor = executor
         self.lock = asyncio.Lock()
-        self.sessions: dict[bytes, SessionWindows] = {}
-        self.partition_of: dict[bytes, int] = {}
-        self._partitions: dict[bytes, int] = {}  # survives rebalances: a key's partition never changes
-        self.last_active: dict[bytes, float] = {}
+        # The cache, dropped on every rebalance. A session's partition travels with its batch
+        # (``process`` -> ``_fold_batch``), so a rebalance between the two still writes its state to
+        # the partition of its records: a key's partition never changes.
+        self.sessions: dict[bytes, _Session] = {}
         self.active_partitions: set[int] | None = None  # None: all (no rebalance seen yet)
         self._known_ids: set[int] = set()
         self.slots = asyncio.Semaphore(max_inflight)  # batches folded but not yet complete
@@ -95,8 +106,8 @@ class TelemetryProcessor:
         messages, to_ack = await self.order.sort(batch)
         await self._resolve_schemas(messages)
         by_key: dict[bytes, list[TelemetryColumns]] = {}
+        partition_of: dict[bytes, int] = {}  # key -> partition of its records
         partitions: dict[int, int] = {}  # partition -> next offset after this batch
-        partition_of = self.partition_of
         read = self.reader.read
         for message in messages:
             try:
@@ -108,7 +119,7 @@ class TelemetryProcessor:
             records = by_key.get(key)
             if records is None:
                 by_key[key] = [columns]
-                partition_of[key] = self._partitions[key] = message.partition
+                partition_of[key] = message.partition
             else:
                 records.append(columns)
         for message in messages:  # in offset order per partition: the last one is the highest
@@ -116,7 +127,7 @@ class TelemetryProcessor:
         await self.slots.acquire()
         try:
             async with self.lock:
-                pending, states = await self._fold_batch(by_key)
+                pending, states = await self._fold_batch(by_key, partition_of)
         except BaseException:
             self.slots.release()
             raise
@@ -162,18 +173,17 @@ class TelemetryProcessor:
         self._raise_failed()
 
     async def _fold_batch(
-        self, by_key: dict[bytes, list[TelemetryColumns]]
+        self, by_key: dict[bytes, list[TelemetryColumns]], partition_of: dict[bytes, int]
     ) -> tuple[list[Awaitable[Any]], list[tuple[int, bytes, bytes]]]:
         """Fold each session's records; the outputs' deliveries and the states to write after."""
         pending: list[Awaitable[Any]] = []
         states = []
         now = time.monotonic()
-        last_active = self.last_active
         counts = {"telemetry_records": 0, "telemetry_points": 0, "duplicates": 0, "late_samples": 0}
         for key, records in by_key.items():
-            session = self._session(key, records[0])
-            pending += await self._fold(key, session, records, counts)
-            last_active[key] = now
+            session = self._session(key, records[0], partition_of[key], now)
+            pending += await self._fold(key, session.windows, records, counts)
+            session.last_active = now
             states.append(self._state(key, session))
         add = self.metrics.add
         for name, amount in counts.items():
@@ -229,23 +239,25 @@ class TelemetryProcessor:
 
     # -- state --
 
-    def _session(self, key: bytes, first: TelemetryColumns) -> SessionWindows:
+    def _session(self, key: bytes, first: TelemetryColumns, partition: int, now: float) -> _Session:
+        """The cached session of ``key`` (else the table's, else a new one), on ``partition``."""
         session = self.sessions.get(key)
         if session is None:
             stored = self.table.get(key)
             if stored is not None:
-                session = SessionWindows.load(stored[_PARTITION.size:], self.lateness_us)
+                windows = SessionWindows.load(stored[_PARTITION.size:], self.lateness_us)
             else:
-                session = SessionWindows(first.robot_id, first.session_id, self.lateness_us)
-            self.sessions[key] = session
+                windows = SessionWindows(first.robot_id, first.session_id, self.lateness_us)
+            session = self.sessions[key] = _Session(windows, partition, now)
+        else:
+            session.partition = partition
         return session
 
-    def _state(self, key: bytes, session: SessionWindows) -> tuple[int, bytes, bytes]:
+    def _state(self, key: bytes, session: _Session) -> tuple[int, bytes, bytes]:
         """``(partition, key, value)`` of the session's table entry as it is now."""
-        partition = self.partition_of.get(key, self._partitions.get(key, 0))
-        return partition, key, _PARTITION.pack(partition) + session.dump()
+        return session.partition, key, _PARTITION.pack(session.partition) + session.windows.dump()
 
-    def _save(self, key: bytes, session: SessionWindows) -> None:
+    def _save(self, key: bytes, session: _Session) -> None:
         self.table.put(*self._state(key, session))
 
     # -- idle sessions and rebalances --
@@ -260,21 +272,20 @@ class TelemetryProcessor:
             self._adopt_recovered(now)
             pending: list[Any] = []
             touched = {}
-            idle_keys = [k for k, s in self.sessions.items()
-                         if s.open_windows and now - self.last_active.get(k, now) >= self.idle_s]
+            idle = {k: s for k, s in self.sessions.items()
+                    if s.windows.open_windows and now - s.last_active >= self.idle_s}
             # silence means idle only with no backlog: a restarted worker may not have read it yet
-            caught_up = await self.caught_up({self._partitions[k] for k in idle_keys})
+            caught_up = await self.caught_up({s.partition for s in idle.values()})
             if not self.ready():  # a rebalance started meanwhile
                 return
-            for key in idle_keys:
-                session = self.sessions.get(key)  # a rebalance may have cleared the cache meanwhile
-                if session is None:
+            for key, session in idle.items():
+                if self.sessions.get(key) is not session:  # a rebalance cleared the cache meanwhile
                     continue
-                idle = now - self.last_active.get(key, now)
-                if self._partitions[key] not in caught_up:
-                    self.last_active[key] = now  # the silence starts once the backlog is read
+                if session.partition not in caught_up:
+                    session.last_active = now  # the silence starts once the backlog is read
                     continue
-                closed = session.close_idle(session.watermark + int(idle * 1_000_000))
+                silent_us = int((now - session.last_active) * 1_000_000)
+                closed = session.windows.close_idle(session.windows.watermark + silent_us)
                 if closed:
                     pending += await self._emit(key, closed)
                     touched[key] = session
@@ -293,14 +304,11 @@ class TelemetryProcessor:
             partition = _PARTITION.unpack_from(stored)[0]
             if self.active_partitions is not None and partition not in self.active_partitions:
                 continue
-            self.sessions[key] = SessionWindows.load(stored[_PARTITION.size:], self.lateness_us)
-            self.partition_of[key] = self._partitions[key] = partition
-            self.last_active[key] = now
+            windows = SessionWindows.load(stored[_PARTITION.size:], self.lateness_us)
+            self.sessions[key] = _Session(windows, partition, now)
 
     def on_assignment(self, partitions: set[int]) -> None:
         """A rebalance: forget every cached session (the table is recovered, then re-read)."""
         self.active_partitions = set(partitions)
         self.order.reset()
         self.sessions.clear()
-        self.partition_of.clear()
-        self.last_active.clear()
