@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import threading
 import time
 import traceback
@@ -32,6 +31,7 @@ from typing import Any
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from robostream.config import ConnectorSettings, Settings
+from robostream.producers.backoff import Backoff
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, Sink, SinkContext, SinkRecord
 from robostream.sinks.convert import Converter
 from robostream.sinks.errors import ErrorHandler, Stage, TaskFailedError
@@ -40,6 +40,8 @@ from robostream.sinks.status import PartitionLag, PauseReason, State, TaskStatus
 log = logging.getLogger(__name__)
 
 INITIAL_BACKOFF_S = 0.25
+#: The random share of each outage retry delay (tasks of a store that went down together spread out).
+BACKOFF_JITTER = 0.2
 #: A batch is written when it holds ``batch_size`` records or this many bytes (big media).
 MAX_BATCH_BYTES = 64 * 1024 * 1024
 POLL_SLICE_S = 0.25
@@ -82,10 +84,11 @@ def merge_offsets(into: dict[TP, int], offsets: Sequence[TopicPartition]) -> Non
 
 
 def backoff_delay(attempt: int, cap_s: float, hint_s: float | None = None) -> float:
-    """Exponential backoff with ±20 % jitter: 0.25 s, 0.5 s, 1 s ... capped at ``cap_s``."""
-    base = min(cap_s, INITIAL_BACKOFF_S * 2 ** max(0, attempt - 1))
-    jittered = base * random.uniform(0.8, 1.2)
-    return min(cap_s, max(jittered, hint_s or 0.0))
+    """The wait before outage retry ``attempt`` (1: the first): 0.25 s, 0.5 s, 1 s ... capped at
+    ``cap_s``, each between 80 % and all of its step (:data:`BACKOFF_JITTER`, :class:`Backoff`);
+    the store's ``hint_s`` is honoured up to ``cap_s``."""
+    policy = Backoff(min(INITIAL_BACKOFF_S, cap_s), cap_s, jitter=BACKOFF_JITTER)
+    return min(cap_s, policy.delay(attempt - 1, hint_s))
 
 
 def commit_offsets(batch: Sequence[SinkRecord]) -> list[TopicPartition]:

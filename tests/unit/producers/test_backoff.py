@@ -44,3 +44,17 @@ def test_reset_starts_over() -> None:
 def test_nonsense_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         Backoff(initial_s=2.0, max_s=1.0)
+
+
+def test_delay_of_a_given_attempt_counts_nothing() -> None:
+    backoff = Backoff(initial_s=0.1, max_s=2.0, jitter=0.0)
+    assert [backoff.delay(n) for n in range(7)] == [0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0]
+    assert backoff.attempts == 0 and backoff.next_delay() == 0.1
+
+
+@pytest.mark.parametrize("jitter", [0.0, 0.2, 1.0])
+def test_the_random_share_is_the_jitter(jitter: float) -> None:
+    backoff = Backoff(initial_s=1.0, max_s=1.0, jitter=jitter, rng=random.Random(3))
+    delays = [backoff.delay(0) for _ in range(500)]
+    assert all(1.0 - jitter <= d <= 1.0 for d in delays)
+    assert max(delays) - min(delays) >= 0.9 * jitter  # the whole range is used

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +51,7 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
+from robostream.producers.backoff import Backoff
 from robostream.schemas.registry.errors import RegistryError, operation_timeout, store_error
 from robostream.schemas.registry.records import Key, Record, decode, encode
 
@@ -63,6 +63,8 @@ T = TypeVar("T")
 WritePlan = Callable[[], tuple[T, list[Record]]]
 
 WRITE_ATTEMPTS = 8
+#: between write attempts: full jitter up to 0.1 s, 0.2 s ... 2 s (instances that collided spread out)
+WRITE_BACKOFF = Backoff(initial_s=0.1, max_s=2.0, jitter=1.0)
 POLL_TIMEOUT_S = 0.1
 TRANSACTION_TIMEOUT_MS = 10_000
 #: how often the store checks that its topic still exists (and restores it if not)
@@ -316,17 +318,17 @@ class KafkaStore:
     async def _end_offset_patiently(self) -> int:
         # A topic created a moment ago has no leader yet; on a loaded broker that takes seconds.
         deadline = time.monotonic() + max(self._timeout_s, 10.0)
-        delay = 0.1
+        backoff = Backoff(initial_s=0.1, max_s=1.0, jitter=0.0)
         while True:
             try:
                 return await self._end_offset()
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
                 transient = error.retriable() or error.code() in TRANSIENT_CODES
+                delay = backoff.next_delay()
                 if not transient or time.monotonic() + delay > deadline:
                     raise store_error(f"Cannot read the end of the schemas topic: {exc}") from None
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 1.0)
 
     # --- writing ----------------------------------------------------------------------------
 
@@ -370,7 +372,7 @@ class KafkaStore:
             except KafkaException:
                 pass
         self._producer = None  # fenced (another instance wrote) or broken: start over
-        await asyncio.sleep(random.uniform(0, min(0.05 * 2**attempt, 2.0)))  # de-synchronise
+        await asyncio.sleep(WRITE_BACKOFF.delay(attempt - 1))  # de-synchronise
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         loop = asyncio.get_running_loop()
