@@ -243,6 +243,7 @@ class Gateway:
 
     async def _healthz(self, _request: web.Request) -> web.Response:
         kafka = await self._kafka_problem()
+        redis = self.rpc.registry.problem  # several gateways share RPC calls through Redis
         ok = kafka is None and not self.draining
         body = {
             "status": "ok" if ok else ("draining" if self.draining else "degraded"),
@@ -252,6 +253,7 @@ class Gateway:
             "in_flight_limit_bytes": self.budget.limit,
             "in_flight_peak_bytes": self.budget.peak,
             "producer_queue": self.producer.pending(),
+            "rpc_registry": "up" if redis is None else f"down: {redis}",
         }
         return web.json_response(body, status=200 if ok else 503)
 

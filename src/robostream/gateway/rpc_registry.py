@@ -92,6 +92,8 @@ class CallRegistry:
         self._tasks: list[asyncio.Task[None]] = []
         self._warned = 0.0
         self._down_until = 0.0  # after a failure Redis is not asked for a while (no 2 s wait per call)
+        #: Why Redis cannot be used (None: it answers); shown by ``/healthz``.
+        self.problem: str | None = None
 
     async def start(self) -> None:
         """Take this gateway's lease and listen for answered calls (Redis down: retried in the background)."""
@@ -122,7 +124,9 @@ class CallRegistry:
         except (RedisError, OSError) as exc:
             self._down_until = time.monotonic() + 5.0
             self._warn(f"RPC call states in Redis unavailable ({exc}); deciding alone")
+            self.problem = str(exc) or type(exc).__name__
             return alone
+        self.problem = None
         return verdict.decode() if isinstance(verdict, bytes) else str(verdict)
 
     async def others_alive(self) -> bool:
@@ -145,6 +149,9 @@ class CallRegistry:
                 await pipe.execute()
         except (RedisError, OSError) as exc:
             self._warn(f"cannot renew the gateway's RPC lease in Redis: {exc}")
+            self.problem = str(exc) or type(exc).__name__
+        else:
+            self.problem = None
 
     async def _keep_lease(self) -> None:
         while True:

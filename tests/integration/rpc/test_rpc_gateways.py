@@ -263,6 +263,8 @@ def test_each_robot_answers_through_the_api_whichever_gateway_holds_it(cluster: 
             replies[robot] = response.json()
     for robot, reply in replies.items():
         assert reply["status"] == "ok" and reply["result"]["robot_id"] == robot, reply
+    for url in (cluster.b.url, f"http://127.0.0.1:{cluster.a.port}"):  # both share calls through Redis
+        assert requests.get(f"{url}/healthz", timeout=10).json()["rpc_registry"] == "up"
     # the gateway without the robot held each call until its deadline too, and did not answer it
     counts = answers(cluster.settings, {r["correlation_id"] for r in replies.values()}, settle_s=3.5)
     assert sorted(counts.values()) == [1, 1, 1, 1], counts
@@ -371,3 +373,36 @@ def test_a_gateway_killed_with_open_calls_ends_them_once_and_its_robots_move_on(
     finally:
         with contextlib.suppress(Exception):
             slow.close()
+
+
+def test_without_redis_a_lone_gateway_still_delivers_calls_and_its_healthz_says_so(
+        two_settings: Settings, kafka_bootstrap: str) -> None:
+    lone = two_settings.model_copy(update={
+        "redis": two_settings.redis.model_copy(update={"url": "redis://127.0.0.1:1/0"}),
+        "topics": two_settings.topics.model_copy(update={"prefix": f"rpclone{uuid.uuid4().hex[:10]}"})})
+    assert create_topics(lone).ok
+    loop = LoopThread("lone-gateway")
+    gateway = Gateway(lone, host="127.0.0.1", port=0)
+    caller = RpcCaller(lone)
+    try:
+        loop.call(gateway.start())
+        loop.call(caller.start())
+        robot = WsRobot(gateway.ws_url, TOKENS["robot_slow"], None)
+        try:
+            waiting = asyncio.run_coroutine_threadsafe(
+                caller.call("robot_slow", "calibrate", {}, timeout_s=10), loop.loop)
+            request, _ = robot.until("rpc_request", timeout=10)
+            robot.send(msgpack.packb({"type": "rpc_response", "correlation_id": request["correlation_id"],
+                                      "result": {"calibrated": True}}))
+            robot.until("rpc_ack", timeout=10)
+        finally:
+            robot.close()
+        reply = waiting.result(30)
+        assert reply.status == "ok" and reply.result == {"calibrated": True}, reply
+        health = requests.get(f"{gateway.url}/healthz", timeout=10)
+        assert health.status_code == 200 and health.json()["rpc_registry"].startswith("down: "), health.text
+    finally:
+        loop.call(caller.close())
+        loop.call(gateway.stop())
+        loop.close()
+        delete_prefix_topics(kafka_bootstrap, lone)
