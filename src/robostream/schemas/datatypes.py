@@ -27,7 +27,9 @@ class DataType(StrEnum):
     TAR = "tar"
 
 
-#: Types whose payload is an opaque binary blob (format, size, checksum, inline bytes or S3 ref).
+#: Types whose payload is an opaque binary blob (format, size, checksum, inline bytes or S3 ref):
+#: the gateway claim-checks big ones to S3 and the S3 sink stores them as objects. The topics'
+#: :data:`~robostream.topics.catalog.MEDIA_TYPES` (media retention) are derived from it.
 BINARY_TYPES: frozenset[DataType] = frozenset(
     {
         DataType.IMAGES,

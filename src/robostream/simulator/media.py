@@ -33,8 +33,9 @@ ROTATION: tuple[DataType, ...] = (
     DataType.SAFETENSORS, DataType.MSGPACK, DataType.VUER_MSG, DataType.ZIP, DataType.TAR,
     DataType.AUDIO, DataType.VIDEO, DataType.FILE,
 )
-#: Heavy media (left out with ``--no-media``, like the camera).
-MEDIA_TYPES = frozenset({DataType.AUDIO, DataType.VIDEO})
+#: Heavy media the simulator leaves out with ``--no-media`` (like the camera); not the topics'
+#: :data:`robostream.topics.MEDIA_TYPES`.
+HEAVY_MEDIA: frozenset[DataType] = frozenset({DataType.AUDIO, DataType.VIDEO})
 
 _LOG_LINES: tuple[tuple[str, str, str], ...] = (
     ("info", "arm.controller", "trajectory segment {n} done in {dt:.2f}s"),

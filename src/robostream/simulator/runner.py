@@ -29,7 +29,7 @@ from robostream.producers import CameraConfig, Counters, RobotClient, SessionCon
 from robostream.producers.session import EndReason
 from robostream.schemas import DataType
 from robostream.simulator.camera import CameraFrame, SceneCamera
-from robostream.simulator.media import MEDIA_TYPES, ROTATION, Extras
+from robostream.simulator.media import HEAVY_MEDIA, ROTATION, Extras
 from robostream.simulator.options import RobotPlan, SimulationOptions
 from robostream.simulator.robot import RobotModel
 from robostream.simulator.rpc import RobotRpc
@@ -41,7 +41,7 @@ BATCH_LOG_EVERY_S = 1.0
 RENDER_LEAD_S = 3.0  # a camera renders its frames this long before their time
 MAX_LAG_S = 3.0  # in real time, frames this late are skipped rather than sent
 _NAP_S = 0.25  # longest sleep between checks of the stop flag
-_THREADED = MEDIA_TYPES | {DataType.ZIP, DataType.TAR}
+_THREADED = HEAVY_MEDIA | {DataType.ZIP, DataType.TAR}
 
 
 class Sink(Protocol):
@@ -139,7 +139,7 @@ class SimulatedRobot:
         )
 
     def _rotation(self) -> list[DataType]:
-        return [k for k in ROTATION if self.options.media or k not in MEDIA_TYPES]
+        return [k for k in ROTATION if self.options.media or k not in HEAVY_MEDIA]
 
     def elapsed(self) -> float:
         return 0.0 if self.t0 is None else self.clock.now() - self.t0

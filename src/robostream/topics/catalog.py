@@ -22,7 +22,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from robostream.config import Settings, TopicSettings
-from robostream.schemas.datatypes import DataType
+from robostream.schemas.datatypes import BINARY_TYPES, DataType
 
 #: A prefix, or the settings holding it.
 PrefixSource = Settings | TopicSettings | str
@@ -38,20 +38,10 @@ _NAMESPACE_RE = re.compile(NAMESPACE_PATTERN)
 HOUR_MS = 3_600_000
 DAY_MS = 24 * HOUR_MS
 
-#: Big binaries: they keep ``topics.media_retention_hours`` instead of ``retention_hours``.
-#: ``msgpack`` is a binary type too but carries structured robot messages, so it keeps the
-#: normal retention.
-MEDIA_TYPES: frozenset[DataType] = frozenset(
-    {
-        DataType.IMAGES,
-        DataType.VIDEO,
-        DataType.AUDIO,
-        DataType.FILE,
-        DataType.SAFETENSORS,
-        DataType.ZIP,
-        DataType.TAR,
-    }
-)
+#: Types whose topics keep ``topics.media_retention_hours`` instead of ``retention_hours``: the big
+#: binaries, i.e. every :data:`~robostream.schemas.datatypes.BINARY_TYPES` member but ``msgpack``
+#: (a blob too, but structured robot messages, so it keeps the normal retention).
+MEDIA_TYPES: frozenset[DataType] = BINARY_TYPES - {DataType.MSGPACK}
 
 #: The DLQ keeps records at least this long.
 DLQ_MIN_RETENTION_HOURS = 30 * 24
