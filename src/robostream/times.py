@@ -11,6 +11,12 @@ from datetime import UTC, datetime
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = datetime.resolution  # timedelta(microseconds=1)
 
+#: Durations in microseconds.
+SECOND_US = 1_000_000
+MINUTE_US = 60 * SECOND_US
+HOUR_US = 60 * MINUTE_US
+DAY_US = 24 * HOUR_US
+
 
 def micros_to_datetime(micros: int) -> datetime:
     """µs since the epoch -> aware UTC datetime."""

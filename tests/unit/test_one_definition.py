@@ -1,5 +1,6 @@
-"""Facts with one home: the Confluent wire header and the epoch are each defined once in
-``src/robostream`` (a second copy fails here, naming the file)."""
+"""Facts with one home: the Confluent wire header, the epoch, the time units, the stats
+resolutions, the metric columns and the binary types are each defined once in ``src/robostream``
+(a second copy fails here, naming the file)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ def files_defining(text: str) -> set[str]:
 @pytest.mark.parametrize(("text", "home"), [
     ('Struct(">bI")', "schemas/codec.py"),
     ("datetime(1970, 1, 1", "times.py"),
+    ("MINUTE_US = ", "times.py"),
+    ("HOUR_US = ", "times.py"),
+    ("DAY_US = ", "times.py"),
+    ("RESOLUTION_US: ", "topics/catalog.py"),
+    ('"cpu_percent", "memory_mb", "network_latency_ms"', "schemas/packed.py"),
+    ("DataType.SAFETENSORS,\n", "schemas/datatypes.py"),
 ])
 def test_defined_once(text: str, home: str) -> None:
     assert files_defining(text) == {home}

@@ -38,6 +38,7 @@ from robostream.api.params import (
 from robostream.api.sessions import find_session, json_response, session_span_us
 from robostream.api.stores import url_expiry_s
 from robostream.sinks import keys
+from robostream.times import DAY_US
 
 TIERS = ("original", "preview", "thumbnail")
 KINDS = ("rgb", "depth", "pointcloud")
@@ -45,7 +46,6 @@ DEFAULT_LIMIT = 100
 PRESIGN_IN_THREAD_ABOVE = 20
 SLICE_US = 60_000_000
 MS_US = 1000
-DAY_US = 86_400_000_000
 
 #: URL names to try, best first, for a kind and a tier (``{k}`` is the kind).
 TIER_PREFERENCE: dict[str, tuple[str, ...]] = {

@@ -33,8 +33,8 @@ import msgpack
 import numpy as np
 
 from robostream.processors.columns import TelemetryColumns, unit_of
-from robostream.processors.records import RESOLUTION_US, MetricStats, WindowStats
-from robostream.topics import StatsResolution
+from robostream.processors.records import MetricStats, WindowStats
+from robostream.topics import RESOLUTION_US, StatsResolution
 
 NEVER = -(1 << 62)
 STATE_VERSION = 1

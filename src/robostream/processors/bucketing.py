@@ -12,7 +12,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from robostream.processors.columns import TelemetryColumns
-from robostream.processors.records import HOUR_US, MINUTE_US, TelemetryBucket
+from robostream.processors.records import TelemetryBucket
+from robostream.times import HOUR_US, MINUTE_US
 
 
 def floor_to(timestamp: int, unit_us: int) -> int:

@@ -29,11 +29,11 @@ from robostream.schemas import (
     decode_record,
     parsed_schema,
 )
+from robostream.schemas.packed import METRIC_COLUMNS
 from robostream.schemas.validation import ErrorCode
 
 _VECTOR = ("x", "y", "z")
 _QUATERNION = ("x", "y", "z", "w")
-_METRICS = ("cpu_percent", "memory_mb", "network_latency_ms")
 _JOINT_FIELDS = ("angle", "velocity", "torque")
 
 #: Units of the fixed channel groups (free channels carry theirs in ``payload.units``).
@@ -134,7 +134,7 @@ def columns_from_payload(
             add("imu.orientation", imu["orientation"], _QUATERNION)
     metrics = payload.get("metrics")
     if metrics:
-        add("metrics", metrics, _METRICS)
+        add("metrics", metrics, METRIC_COLUMNS)
     channels = payload.get("channels") or {}
     for name, column in channels.items():
         names.append(f"channels.{name}")
@@ -357,7 +357,7 @@ def _names_for(key: _LayoutKey) -> tuple[str, ...]:
         if imu_orientation:
             out += _group_names("imu.orientation", _QUATERNION)
     if metrics:
-        out += _group_names("metrics", _METRICS)
+        out += _group_names("metrics", METRIC_COLUMNS)
     out += [f"channels.{c}" for c in channels]
     names = tuple(out)
     if len(_names_cache) < 4096:

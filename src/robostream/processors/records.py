@@ -42,6 +42,9 @@ import numpy as np
 from robostream.errors import RobostreamError
 from robostream.schemas.codec import WIRE_HEADER
 from robostream.schemas.resolver import SchemaIdResolver
+from robostream.times import HOUR_US as HOUR_US  # re-exported: the derived records' time units
+from robostream.times import MINUTE_US as MINUTE_US
+from robostream.topics import RESOLUTION_US as RESOLUTION_US
 from robostream.topics import StatsResolution
 
 NAMESPACE = "io.robostream.derived"
@@ -49,16 +52,6 @@ MAGIC_BYTE = 0
 #: Timestamps: microseconds since the Unix epoch, UTC, as plain ``long`` (no logical type, so
 #: readers get integers without a datetime per array element).
 _TS = "long"
-
-HOUR_US = 3_600_000_000
-MINUTE_US = 60_000_000
-
-#: Length in microseconds of each window resolution.
-RESOLUTION_US: dict[StatsResolution, int] = {
-    StatsResolution.SECOND: 1_000_000,
-    StatsResolution.MINUTE: MINUTE_US,
-    StatsResolution.HOUR: HOUR_US,
-}
 
 
 class DerivedRecordError(RobostreamError, ValueError):

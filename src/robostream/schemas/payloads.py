@@ -305,7 +305,7 @@ def _time_series_check(payload: dict[str, Any], deep: bool) -> None:
     _check_group(payload, "joints", lambda g: _check_joints(g, n))
     _check_group(payload, "force_torque", lambda g: _check_force_torque(g, n))
     _check_group(payload, "imu", lambda g: _check_imu(g, n))
-    _check_group(payload, "metrics", lambda g: _columns(g, n, METRIC_COLUMNS))
+    _check_group(payload, "metrics", lambda g: _columns(g, n, packed.METRIC_COLUMNS))
     _check_channels(payload, n)
     if deep:
         _check_packed_finite(payload)
@@ -326,9 +326,6 @@ def _check_packed_finite(payload: dict[str, Any]) -> None:
     for part in reversed(path.replace("[", ".[").split(".")):
         error = error.at(part)
     raise error
-
-
-METRIC_COLUMNS = packed.METRIC_COLUMNS
 
 
 def _check_pose(pose: dict[str, Any], n: int) -> None:

@@ -33,14 +33,12 @@ from typing import Any
 import numpy as np
 from bson import Binary
 
-from robostream.processors import HOUR_US, TelemetryBucket
+from robostream.processors import TelemetryBucket
 from robostream.sinks import keys
-from robostream.times import micros_to_datetime
+from robostream.times import DAY_US, HOUR_US, MINUTE_US, SECOND_US, micros_to_datetime
 
-MINUTE_US = 60_000_000
-DAY_US = 24 * HOUR_US
 #: Levels of the pyramid: bin length in µs, finest first.
-LEVELS: dict[str, int] = {"1s": 1_000_000, "10s": 10_000_000, "1m": MINUTE_US, "1h": HOUR_US}
+LEVELS: dict[str, int] = {"1s": SECOND_US, "10s": 10 * SECOND_US, "1m": MINUTE_US, "1h": HOUR_US}
 #: Span of one ``telemetry_lod`` document per level.
 LOD_SPAN_US: dict[str, int] = {"1s": MINUTE_US, "10s": HOUR_US, "1m": HOUR_US, "1h": DAY_US}
 #: Rows of a channel's stats matrix.

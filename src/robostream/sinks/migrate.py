@@ -16,9 +16,10 @@ from typing import Any
 
 from pymongo.database import Database
 
-from robostream.processors import HOUR_US, TelemetryBucket
+from robostream.processors import TelemetryBucket
 from robostream.sinks.bucket_store import BucketStore, pieces_of
 from robostream.sinks.buckets import flatten
+from robostream.times import HOUR_US
 
 #: Old documents have no channel group.
 OLD_SHAPE: dict[str, Any] = {"group": {"$exists": False}}

@@ -41,13 +41,13 @@ from pymongo.errors import (
 )
 
 from robostream.config import Settings
-from robostream.processors import HOUR_US, FrameBatch, FrameTier, TierName, WindowStats
+from robostream.processors import FrameBatch, FrameTier, TierName, WindowStats
 from robostream.schemas import DataType, Envelope
 from robostream.sinks import keys
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SessionEvent, SinkContext, SinkRecord
 from robostream.sinks.bucket_store import LOD, BucketStore, Piece, pieces_of
 from robostream.sinks.points import Telemetry
-from robostream.times import micros_to_datetime
+from robostream.times import HOUR_US, micros_to_datetime
 
 log = logging.getLogger(__name__)
 

@@ -46,12 +46,14 @@ from robostream.sinks import keys
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SinkContext, SinkRecord
 from robostream.sinks.points import Telemetry, point_members, single_record
 from robostream.sinks.s3 import presign_client
+from robostream.times import SECOND_US
+from robostream.topics import RESOLUTION_US
 
 log = logging.getLogger(__name__)
 
 LATEST_TTL_S = 24 * 3600
 PIPELINE_CHUNK = 500
-_RESOLUTION_S = {"1s": 1, "1m": 60, "1h": 3600}
+_RESOLUTION_S = {resolution.value: us // SECOND_US for resolution, us in RESOLUTION_US.items()}
 _RETRIABLE_REPLIES = ("LOADING", "BUSY", "OOM", "READONLY", "MASTERDOWN", "TRYAGAIN", "CLUSTERDOWN")
 
 #: KEYS[1] frame hash; ARGV: ttl, channel, typed channel, message, then field/value pairs.

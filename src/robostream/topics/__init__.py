@@ -17,6 +17,7 @@ from robostream.topics.admin import (
 )
 from robostream.topics.catalog import (
     MEDIA_TYPES,
+    RESOLUTION_US,
     ROBOT_KEY,
     StatsResolution,
     TopicKind,
@@ -38,6 +39,7 @@ from robostream.topics.drift import Drift, TopicState
 
 __all__ = [
     "MEDIA_TYPES",
+    "RESOLUTION_US",
     "ROBOT_KEY",
     "CreateReport",
     "CreateResult",

@@ -23,6 +23,7 @@ from types import MappingProxyType
 
 from robostream.config import Settings, TopicSettings
 from robostream.schemas.datatypes import BINARY_TYPES, DataType
+from robostream.times import HOUR_US, MINUTE_US, SECOND_US
 
 #: A prefix, or the settings holding it.
 PrefixSource = Settings | TopicSettings | str
@@ -67,6 +68,14 @@ class StatsResolution(StrEnum):
     SECOND = "1s"
     MINUTE = "1m"
     HOUR = "1h"
+
+
+#: Length in microseconds of each window resolution.
+RESOLUTION_US: Mapping[StatsResolution, int] = MappingProxyType({
+    StatsResolution.SECOND: SECOND_US,
+    StatsResolution.MINUTE: MINUTE_US,
+    StatsResolution.HOUR: HOUR_US,
+})
 
 
 @dataclass(frozen=True, slots=True)
