@@ -24,10 +24,10 @@ import faust
 from faust.types import TP
 
 from robostream.config import Settings
+from robostream.processors import faust_adapter as fa
 from robostream.processors.columns import TimeSeriesReader
 from robostream.processors.compaction.jobs import CompactionParams, S3Access
 from robostream.processors.compaction.pool import EncoderPool
-from robostream.processors.consumer import RewindingApp
 from robostream.processors.frames import FrameCompactor
 from robostream.processors.ordering import OffsetOrder
 from robostream.processors.outputs import CaughtUp, Outputs
@@ -48,24 +48,6 @@ log = logging.getLogger("robostream.processors")
 
 TABLE_NAME = "telemetry-windows"
 FRAME_BATCH_MAX = 64
-
-
-class _Table:
-    """The telemetry table as the processor uses it: memory store + explicit changelog partition."""
-
-    def __init__(self, table: Any) -> None:
-        self.table = table
-
-    def get(self, key: bytes) -> bytes | None:
-        value: bytes | None = self.table.data.get(key)
-        return value
-
-    def put(self, partition: int, key: bytes, value: bytes) -> None:
-        self.table.data[key] = value
-        self.table.send_changelog(partition, key, value)
-
-    def list_keys(self) -> list[bytes]:
-        return list(self.table.data.keys())
 
 
 def compaction_params(settings: Settings) -> CompactionParams:
@@ -103,7 +85,8 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
     max_bytes = s.topics.max_message_bytes + 64 * 1024
     datadir = s.state_dir / "processors"  # Faust's app folder (empty with the memory store)
     datadir.mkdir(parents=True, exist_ok=True)
-    return RewindingApp(
+    fa.check_faust_internals()  # before any of them is used: fail now, naming the version
+    return fa.RewindingApp(
         p.app_id,
         broker=[f"kafka://{host.strip()}" for host in s.kafka.bootstrap.split(",")],
         store="memory://",
@@ -175,9 +158,9 @@ class ProcessorApp:
         )
         self.telemetry = TelemetryProcessor(
             reader=TimeSeriesReader(self.resolver), resolver=self.resolver, outputs=self.outputs,
-            table=_Table(self.table), metrics=self.metrics,
+            table=fa.TableStore(self.table), metrics=self.metrics,
             lateness_us=int(p.allowed_lateness_s * 1_000_000), idle_s=p.idle_s,
-            ready=lambda: not self.app.rebalancing,
+            ready=lambda: not fa.rebalancing(self.app),
             caught_up=self._caught_up(self.time_series_topic, lambda: self.telemetry.processed),
             order=self._offset_order(self.time_series_topic), bucketed=p.bucketed_output,
         )
@@ -246,7 +229,7 @@ class ProcessorApp:
         """Offset-order guard of ``topic`` on this app's consumer (committed offsets, seeks)."""
 
         async def start_offset(partition: int) -> int | None:
-            committed = getattr(self.app.consumer, "_committed_offset", {}).get(TP(topic, partition))
+            committed = fa.committed_offsets(self.app).get(TP(topic, partition))
             return committed if committed is not None else await log_start(partition)
 
         async def log_start(partition: int) -> int | None:
@@ -273,7 +256,7 @@ class ProcessorApp:
             except Exception:  # broker unreachable: assume a backlog, close nothing
                 return set()
             done = processed()
-            committed = getattr(self.app.consumer, "_committed_offset", {})  # next offset per TP
+            committed = fa.committed_offsets(self.app)  # next offset per TP
             return {tp.partition for tp in tps if ends.get(tp) is not None
                     and max(done.get(tp.partition, -1), committed.get(tp) or -1) >= ends[tp]}
 
@@ -285,7 +268,7 @@ class ProcessorApp:
             await self.frames.close_idle()
 
     async def _on_assigned(self, sender: Any, assigned: Sequence[Any], **_: Any) -> None:
-        actives = self.app.assignor.assigned_actives()
+        actives = fa.assigned_actives(self.app)
         self.telemetry.on_assignment({tp.partition for tp in actives if tp.topic == self.time_series_topic})
         if self.frames is not None:
             self.frames.on_assignment({tp.partition for tp in actives if tp.topic == self.images_topic})
@@ -297,7 +280,7 @@ class ProcessorApp:
 
     async def _refresh_lag(self) -> None:
         """Lag per assigned source partition: end offset - the group's committed offset."""
-        tps = [tp for tp in self.app.assignor.assigned_actives()
+        tps = [tp for tp in fa.assigned_actives(self.app)
                if tp.topic in (self.time_series_topic, self.images_topic)]
         if not tps:
             self.metrics.lag = {}
@@ -306,7 +289,7 @@ class ProcessorApp:
             ends = await asyncio.wait_for(self.app.consumer.highwaters(*tps), LAG_TIMEOUT_S)
         except Exception:  # broker unreachable: keep the last figures
             return
-        committed = getattr(self.app.consumer, "_committed_offset", {})  # next offset per TP
+        committed = fa.committed_offsets(self.app)  # next offset per TP
         self.metrics.lag = {(tp.topic, tp.partition): max(0, ends[tp] - (committed.get(tp) or 0))
                             for tp in tps if ends.get(tp) is not None}
 

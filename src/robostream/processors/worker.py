@@ -63,8 +63,10 @@ def faust_worker(app: Any, loglevel: str) -> Any:
     """
     import faust
 
+    from robostream.processors import faust_adapter as fa
+
     worker = faust.Worker(app, loglevel=loglevel, quiet=True, redirect_stdouts=False)
-    worker.spinner = None
+    fa.drop_spinner(worker)
     return worker
 
 

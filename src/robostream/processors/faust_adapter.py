@@ -1,0 +1,197 @@
+"""Every reach-in into Faust's, mode's and aiokafka's internals, behind one wall.
+
+The processors need a few things faust-streaming offers no public API for:
+
+* the group's committed offset per partition as the worker knows it (``Consumer._committed_offset``):
+  where the offset-order guard resumes, what "caught up" and the consumer lag are measured from;
+* the table's store read and written directly, each write sent to an explicit changelog partition
+  (``Collection.data``, ``send_changelog``): a batch's session states, written after its outputs;
+* whether a rebalance is under way (``App.rebalancing``) and this worker's active partitions
+  (``PartitionAssignor.assigned_actives``);
+* a consumer that rewinds partitions nobody has committed yet after a rebalance (``App._new_transport``,
+  ``Transport.Consumer``, ``Consumer._new_consumer_thread``, ``AIOKafkaConsumerThread.seek_to_committed``
+  and ``_ensure_consumer``, ``TableManager.changelog_topics``): see :class:`RewindingApp`;
+* the worker's progress spinner, dropped (``Worker.spinner``).
+
+:func:`check_faust_internals` runs when the app is built and raises :class:`FaustInternalsError`,
+naming the installed faust-streaming version, if any of them is gone: a silent fallback (say, no
+committed offsets) would replay every partition from its start. Tested with faust-streaming 0.15.3,
+mode-streaming 0.7.1 and aiokafka 0.14.0 (``pyproject.toml`` pins the faust-streaming range).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, cast
+
+import faust
+from faust.assignor.partition_assignor import PartitionAssignor
+from faust.tables.base import Collection
+from faust.tables.manager import TableManager
+from faust.transport.consumer import Consumer as BaseConsumer
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.transport.drivers.aiokafka import Transport as AIOKafkaTransport
+from faust.types import TP
+
+from robostream.processors.worker import ProcessorStartError
+
+log = logging.getLogger("robostream.processors")
+
+#: The faust-streaming versions these reach-ins are tested with (as pinned in pyproject.toml).
+TESTED_FAUST = ">=0.15.3,<0.16"
+
+
+class FaustInternalsError(ProcessorStartError):
+    """The installed faust-streaming lacks an internal the processors rely on; names it and the version."""
+
+
+@dataclass(frozen=True)
+class Internal:
+    """One private attribute or method of a Faust/aiokafka class the processors use.
+
+    ``in_init``: an instance attribute, checked as one that the class's ``__init__`` assigns.
+    """
+
+    owner: Any
+    name: str
+    in_init: bool = False
+
+    def present(self) -> bool:
+        if self.in_init:
+            init = getattr(self.owner, "__init__", None)
+            code = getattr(init, "__code__", None)
+            return code is not None and self.name in code.co_names
+        return hasattr(self.owner, self.name)
+
+    def __str__(self) -> str:
+        owner = getattr(self.owner, "__qualname__", repr(self.owner))
+        return f"{getattr(self.owner, '__module__', '?')}.{owner}.{self.name}"
+
+
+def internals() -> list[Internal]:
+    """Everything this module reaches into (read from the classes as they are now imported)."""
+    return [
+        Internal(BaseConsumer, "_committed_offset", in_init=True),
+        Internal(Collection, "data"),
+        Internal(Collection, "send_changelog"),
+        Internal(faust.App, "rebalancing"),
+        Internal(PartitionAssignor, "assigned_actives"),
+        Internal(faust.App, "_new_transport"),
+        Internal(AIOKafkaTransport, "Consumer"),
+        Internal(AIOKafkaConsumer, "_new_consumer_thread"),
+        Internal(AIOKafkaConsumerThread, "seek_to_committed"),
+        Internal(AIOKafkaConsumerThread, "_ensure_consumer"),
+        Internal(TableManager, "changelog_topics"),
+        Internal(faust.Worker, "spinner", in_init=True),
+    ]
+
+
+def _installed(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return "(not installed)"
+
+
+def check_faust_internals(required: list[Internal] | None = None) -> None:
+    """Raise :class:`FaustInternalsError` unless every internal in ``required`` (default: all) exists."""
+    missing = [str(item) for item in (internals() if required is None else required) if not item.present()]
+    if missing:
+        raise FaustInternalsError(
+            f"faust-streaming {_installed('faust-streaming')} (aiokafka {_installed('aiokafka')}) lacks "
+            f"what the processors rely on: {', '.join(missing)}. They are tested with faust-streaming "
+            f"{TESTED_FAUST}; install a version in that range (robostream/processors/faust_adapter.py)."
+        )
+
+
+# -- reading the app's state --
+
+
+def committed_offsets(app: faust.App) -> Mapping[TP, int | None]:
+    """The group's committed offset (the next offset to read) per partition, as this worker knows it."""
+    offsets: Mapping[TP, int | None] = cast(Any, app.consumer)._committed_offset
+    return offsets
+
+
+def rebalancing(app: faust.App) -> bool:
+    """A rebalance is under way (the tables may be half recovered)."""
+    return bool(app.rebalancing)
+
+
+def assigned_actives(app: faust.App) -> set[TP]:
+    """The partitions this worker actively consumes (not the standbys)."""
+    return set(app.assignor.assigned_actives())
+
+
+def drop_spinner(worker: faust.Worker) -> None:
+    """No progress spinner (see :func:`robostream.processors.worker.faust_worker`)."""
+    worker.spinner = None
+
+
+class TableStore:
+    """A Faust table as the telemetry processor uses it: its store read and written directly, each
+    write sent to the changelog partition given (the source record's), values as bytes."""
+
+    def __init__(self, table: Any) -> None:
+        self.table = table
+
+    def get(self, key: bytes) -> bytes | None:
+        value: bytes | None = self.table.data.get(key)
+        return value
+
+    def put(self, partition: int, key: bytes, value: bytes) -> None:
+        self.table.data[key] = value
+        self.table.send_changelog(partition, key, value)
+
+    def list_keys(self) -> list[bytes]:
+        return list(self.table.data.keys())
+
+
+# -- the rewinding consumer --
+#
+# During table recovery the aiokafka fetcher may already have fetched a stream partition (moving its
+# position to the end) before Faust pauses it; Faust then drops those records and, once recovery is
+# done, calls aiokafka's ``AIOKafkaConsumer.seek_to_committed``, which seeks a partition only when
+# its committed offset is a positive number (``if offset and offset > 0``): a partition whose
+# committed offset is None (nobody committed yet, say a worker killed before its first commit) or 0
+# keeps its fetch position. Upstream: https://github.com/aio-libs/aiokafka/issues/1003
+# ("seek_to_committed does not work when committed offset is 0", filed 2024; the condition is
+# unchanged in aiokafka 0.14.0). The restarted worker silently skipped every record of such
+# partitions; here they are reset by ``consumer_auto_offset_reset`` instead, as Kafka would.
+
+
+class _RewindingConsumerThread(AIOKafkaConsumerThread):
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        committed: Mapping[Any, int] = await super().seek_to_committed()
+        changelogs = self.app.tables.changelog_topics
+        uncommitted = [tp for tp, offset in committed.items()
+                       if (offset is None or offset <= 0) and tp.topic not in changelogs]
+        if uncommitted:
+            consumer = self._ensure_consumer()
+            if self.app.conf.consumer_auto_offset_reset == "latest":
+                await consumer.seek_to_end(*uncommitted)
+            else:
+                await consumer.seek_to_beginning(*uncommitted)
+            log.debug("no committed offset: reset %s", ", ".join(f"{tp.topic}:{tp.partition}"
+                                                                  for tp in uncommitted))
+        return committed
+
+
+class _RewindingConsumer(AIOKafkaConsumer):
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return _RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
+class _RewindingTransport(AIOKafkaTransport):
+    Consumer = _RewindingConsumer
+
+
+class RewindingApp(faust.App):
+    """``faust.App`` on the aiokafka transport with the rewinding consumer (see the comment above)."""
+
+    def _new_transport(self) -> Any:
+        return _RewindingTransport(self.conf.broker_consumer, self)
