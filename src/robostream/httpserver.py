@@ -1,4 +1,7 @@
-"""Serving an aiohttp app with read deadlines, so slow clients (slowloris) cannot hold connections.
+"""Serving an aiohttp app: every robostream server (gateway, API, schema registry, sink REST API)
+starts, listens (TLS or not) and stops through :class:`HttpServer`.
+
+The public ones get read deadlines, so slow clients (slowloris) cannot hold connections.
 
 aiohttp bounds the size of request lines and headers (``max_line_size``, ``max_field_size``) and
 the idle time between requests (``keepalive_timeout``), but not the time a request takes to
@@ -33,6 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from robostream.errors import RobostreamError
+from robostream.tls import http_url
 
 log = logging.getLogger(__name__)
 
@@ -209,19 +213,34 @@ async def _with_body_deadline(inner: Handler, request: web.BaseRequest,
 
 
 class HttpServer:
-    """An aiohttp app on ``host:port`` (``port`` 0: any free port, see :attr:`port` once started)
-    with :class:`ReadDeadlines`; ``handler_args`` go to aiohttp's ``RequestHandler``."""
+    """An aiohttp app on ``host:port`` (``port`` 0: any free port, see :attr:`port` once started),
+    over TLS with ``ssl_context``: every robostream server starts and stops through it.
 
-    def __init__(self, app: web.Application, host: str, port: int, deadlines: ReadDeadlines, *,
-                 ssl_context: ssl.SSLContext | None = None, shutdown_timeout: float = 5.0,
+    With :class:`ReadDeadlines` slow clients are cut (the public servers: gateway, API); without,
+    aiohttp's own limits apply (the internal ones: schema registry, sink REST API).
+    ``handler_args`` go to aiohttp's ``RequestHandler``.
+    """
+
+    def __init__(self, app: web.Application, host: str, port: int, deadlines: ReadDeadlines | None = None,
+                 *, ssl_context: ssl.SSLContext | None = None, shutdown_timeout: float = 5.0,
                  **handler_args: Any) -> None:
         self.host, self.port, self.deadlines = host, port, deadlines
         self._ssl = ssl_context
+        if deadlines is not None:
+            handler_args = {"keepalive_timeout": deadlines.keepalive_timeout_s,
+                            "lingering_time": min(LINGER_S, deadlines.body_timeout_s), **handler_args}
         self._runner = web.AppRunner(app, access_log=None, handle_signals=False,
-                                     shutdown_timeout=shutdown_timeout,
-                                     keepalive_timeout=deadlines.keepalive_timeout_s,
-                                     lingering_time=min(LINGER_S, deadlines.body_timeout_s), **handler_args)
+                                     shutdown_timeout=shutdown_timeout, **handler_args)
         self._listener: asyncio.Server | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self._ssl is not None
+
+    @property
+    def url(self) -> str:
+        """``http(s)://host:port`` (the real port once started)."""
+        return http_url(self.host, self.port, self.tls)
 
     async def start(self) -> None:
         """Set the app up and listen (on failure nothing is left running)."""
@@ -239,11 +258,14 @@ class HttpServer:
 
     def _protocol_factory(self) -> Callable[[], asyncio.Protocol]:
         server = self._runner.server
+        if server is not None and self.deadlines is None:
+            return server
         if server is None or not callable(getattr(server, "request_handler", None)):
             raise AiohttpChangedError("aiohttp's web.Server has no request_handler: the read deadlines "
                                       "of robostream.httpserver need updating for this aiohttp")
-        server.request_handler = _watch_requests(server.request_handler, self.deadlines)
         deadlines = self.deadlines
+        assert deadlines is not None
+        server.request_handler = _watch_requests(server.request_handler, deadlines)
         return lambda: _Watched(server(), deadlines)
 
     def stop_listening(self) -> None:

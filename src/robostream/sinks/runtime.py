@@ -22,9 +22,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from aiohttp import web
-
 from robostream.config import ConnectorSettings, Settings
+from robostream.httpserver import HttpServer
 from robostream.sinks.connector import (
     Connector,
     ConnectorConfigError,
@@ -34,7 +33,10 @@ from robostream.sinks.connector import (
     worker_id,
 )
 from robostream.sinks.rest import WORKER_KEY, build_app
+from robostream.tls import http_url
 
+#: How long ``stop`` lets REST requests in progress finish (aiohttp's default).
+SHUTDOWN_TIMEOUT_S = 60.0
 #: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
 GIL_SWITCH_INTERVAL_S = 0.0005
 
@@ -65,22 +67,17 @@ class RestServer:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="connect-rest",
                                         daemon=True)
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        """``http://host:port`` (the real port once started)."""
+        return http_url(self.host, self.port) if self._server is None else self._server.url
 
     async def _start(self) -> None:
-        runner = web.AppRunner(self._app, access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
-        await site.start()
-        self._runner = runner
-        for address in runner.addresses:
-            if isinstance(address, tuple) and len(address) >= 2:
-                self.port = int(address[1])
-                break
+        server = HttpServer(self._app, self.host, self.port, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await server.start()
+        self._server, self.port = server, server.port
         self._app[WORKER_KEY]["id"] = self.worker_id
 
     @property
@@ -97,8 +94,8 @@ class RestServer:
     def stop(self) -> None:
         if not self._thread.is_alive():
             return
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)
+        if self._server is not None:
+            asyncio.run_coroutine_threadsafe(self._server.stop(), self._loop).result(30)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
         self._loop.close()

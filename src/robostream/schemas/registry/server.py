@@ -7,9 +7,8 @@ import logging
 from types import TracebackType
 from urllib.parse import urlsplit
 
-from aiohttp import web
-
 from robostream.config import Settings
+from robostream.httpserver import HttpServer
 from robostream.schemas.registry.rest import build_app
 from robostream.schemas.registry.service import RegistryService
 from robostream.schemas.registry.state import RegistryState
@@ -18,6 +17,9 @@ from robostream.tls import http_url
 from robostream.topics.catalog import min_insync_replicas, schemas_topic
 
 log = logging.getLogger(__name__)
+
+#: How long ``stop`` lets requests in progress finish (a write may wait on Kafka): aiohttp's default.
+SHUTDOWN_TIMEOUT_S = 60.0
 
 
 class SchemaRegistryServer:
@@ -50,33 +52,31 @@ class SchemaRegistryServer:
             topic_config={"min.insync.replicas": str(min_insync_replicas(replicas))},
             snapshot=self.state.records,
         )
-        self._runner: web.AppRunner | None = None
+        self._server: HttpServer | None = None
 
     @property
     def url(self) -> str:
         """Base URL, e.g. ``http://127.0.0.1:8081`` (the real port once started)."""
-        return http_url(self.host, self.port)
+        return http_url(self.host, self.port) if self._server is None else self._server.url
 
     async def start(self) -> None:
         """Read the schemas topic to its end, then listen."""
         await self.store.start()
+        server = HttpServer(build_app(RegistryService(self.state, self.store)), self.host, self.port,
+                            shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         try:
-            runner = web.AppRunner(build_app(RegistryService(self.state, self.store)),
-                                   access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, self.host, self.port).start()
+            await server.start()
         except BaseException:
             await self.store.stop()
             raise
-        self._runner = runner
-        self.port = _bound_port(runner, self.port)
+        self._server, self.port = server, server.port
         log.info("Schema registry listening on %s (topic %s)", self.url, self.topic)
 
     async def stop(self) -> None:
         """Stop listening, then stop the Kafka reader."""
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        if self._server is not None:
+            await self._server.stop()
+            self._server = None
         await self.store.stop()
 
     async def __aenter__(self) -> SchemaRegistryServer:
@@ -90,13 +90,6 @@ class SchemaRegistryServer:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
-
-
-def _bound_port(runner: web.AppRunner, requested: int) -> int:
-    for address in runner.addresses:
-        if isinstance(address, tuple) and len(address) >= 2:
-            return int(address[1])
-    return requested
 
 
 def default_address(settings: Settings) -> tuple[str, int]:
