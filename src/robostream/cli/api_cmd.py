@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from robostream.api import serve_api
+from robostream.cli.options import listen_host, listen_port
 from robostream.cli.serving import serve_until_signal
 from robostream.config import load_settings
 
@@ -19,10 +20,8 @@ app = typer.Typer(
 
 @app.callback(invoke_without_command=True)
 def run(
-    host: Annotated[
-        str | None, typer.Option("--host", help="Address to listen on (default: api.host).")
-    ] = None,
-    port: Annotated[int | None, typer.Option("--port", help="Port to listen on (default: api.port).")] = None,
+    host: Annotated[str | None, listen_host("api.host")] = None,
+    port: Annotated[int | None, listen_port("api.port")] = None,
 ) -> None:
     """Serve until interrupted."""
     settings = load_settings()

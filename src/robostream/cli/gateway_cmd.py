@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from robostream.cli.options import listen_host, listen_port
 from robostream.cli.serving import serve_until_signal
 from robostream.config import load_settings
 from robostream.gateway import GatewayStartError, serve_gateway
@@ -21,12 +22,8 @@ app = typer.Typer(
 
 @app.callback(invoke_without_command=True)
 def run(
-    host: Annotated[
-        str | None, typer.Option("--host", help="Address to listen on (default: gateway.host).")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option("--port", help="Port to listen on (default: gateway.port).")
-    ] = None,
+    host: Annotated[str | None, listen_host("gateway.host")] = None,
+    port: Annotated[int | None, listen_port("gateway.port")] = None,
 ) -> None:
     """Serve until interrupted; on SIGINT/SIGTERM stop accepting, flush, ack and close."""
     settings = load_settings()

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from robostream.cli.options import listen_host, listen_port
 from robostream.cli.serving import serve_until_signal
 from robostream.config import load_settings
 from robostream.schemas.registry import serve_registry
@@ -19,12 +20,8 @@ app = typer.Typer(
 
 @app.callback(invoke_without_command=True)
 def run(
-    host: Annotated[
-        str | None, typer.Option("--host", help="Address to listen on (default: from the URL).")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option("--port", help="Port to listen on (default: from the URL).")
-    ] = None,
+    host: Annotated[str | None, listen_host("from the URL")] = None,
+    port: Annotated[int | None, listen_port("from the URL")] = None,
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
     settings = load_settings()

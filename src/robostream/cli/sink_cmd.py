@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from robostream.cli.options import listen_port
 from robostream.config import load_settings
 
 app = typer.Typer(
@@ -44,7 +45,7 @@ def _fail(message: str) -> typer.Exit:
 @app.command("run")
 def run(
     connector: ConnectorOption = None,
-    port: Annotated[int | None, typer.Option("--port", help="REST API port (0: any free port).")] = None,
+    port: Annotated[int | None, listen_port(help_text="REST API port (0: any free port).")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ...")] = "INFO",
 ) -> None:
     """Run connectors until Ctrl-C / SIGTERM (each task lands and commits what it holds)."""
