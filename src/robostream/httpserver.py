@@ -35,6 +35,7 @@ from typing import Any
 
 from aiohttp import web
 
+from robostream.config import HttpServerSettings
 from robostream.errors import RobostreamError
 from robostream.tls import http_url
 
@@ -57,6 +58,12 @@ class ReadDeadlines:
     body_timeout_s: float
     keepalive_timeout_s: float
     section: str
+
+    @classmethod
+    def of(cls, settings: HttpServerSettings, section: str) -> ReadDeadlines:
+        """The deadlines of a server's settings section (``section``: its name, e.g. ``api``)."""
+        return cls(settings.header_timeout_s, settings.body_timeout_s, settings.keepalive_timeout_s,
+                   section)
 
 
 class RequestBodyTimeoutError(RobostreamError, TimeoutError):

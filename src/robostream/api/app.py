@@ -162,10 +162,7 @@ class ApiServer:
         return self.app[CONTEXT]
 
     async def start(self) -> None:
-        api = self.settings.api
-        server = HttpServer(self.app, self.host, self.port,
-                            ReadDeadlines(api.header_timeout_s, api.body_timeout_s, api.keepalive_timeout_s,
-                                          "api"),
+        server = HttpServer(self.app, self.host, self.port, ReadDeadlines.of(self.settings.api, "api"),
                             ssl_context=self._ssl, shutdown_timeout=5)
         await server.start()
         self._server, self.port = server, server.port

@@ -134,9 +134,7 @@ class Gateway:
         try:
             await self.rpc.start()
             g = self.settings.gateway
-            server = HttpServer(self.build_app(), self.host, self.port,
-                                ReadDeadlines(g.header_timeout_s, g.body_timeout_s, g.keepalive_timeout_s,
-                                              "gateway"),
+            server = HttpServer(self.build_app(), self.host, self.port, ReadDeadlines.of(g, "gateway"),
                                 ssl_context=self._ssl, shutdown_timeout=g.shutdown_timeout_s)
             await server.start()
         except BaseException:
