@@ -21,7 +21,8 @@ def test_bench_sinks_quick(stack: object, settings: Settings, tmp_path: Path) ->
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.read_text())
     assert set(report["results"]["sinks"]) == {"mongo", "redis", "s3"}
-    assert set(report["results"]["ceilings"]) == {"mongo", "mongo_no_index", "redis", "s3", "decode"}
+    assert set(report["results"]["ceilings"]) == {"mongo", "mongo_no_index", "redis", "redis_build", "s3",
+                                                  "decode"}
     for figures in report["results"]["sinks"].values():
         assert figures["records_per_s"] > 0
     assert report["parameters"]["quick"] is True
