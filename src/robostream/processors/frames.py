@@ -48,11 +48,13 @@ class _Segment:
 
 @dataclass
 class _Bundle:
-    """The open hour of one session's bundle, and the jobs still writing parts of it."""
+    """One session's state: the open hour of its bundle, the jobs still writing parts of it, and the
+    source partition of its frames."""
 
     hour: int
     last_ts: int
     last_active: float
+    partition: int
     pending: set[asyncio.Task[None]] = field(default_factory=set)
     closed_hours: set[int] = field(default_factory=set)
 
@@ -84,7 +86,6 @@ class FrameCompactor:
         self.idle_s = idle_s
         self.segments: dict[tuple[str, str, str], _Segment] = {}
         self.bundles: dict[tuple[str, str], _Bundle] = {}
-        self.partition_of: dict[tuple[str, str], int] = {}
         self.inflight: set[asyncio.Task[None]] = set()
         self.slots = asyncio.Semaphore(max_inflight)
         self.lock = asyncio.Lock()
@@ -120,11 +121,10 @@ class FrameCompactor:
             self.metrics.add("frames_in")
             robot, session = envelope.robot_id, envelope.session_id
             camera = (robot, session, payload["camera_id"])
-            self.partition_of[(robot, session)] = message.partition
             if self._new_hour(robot, session, frame.timestamp):  # earlier frames go first
                 for group_key in [g for g in groups if g[:2] == (robot, session)]:
                     await self._submit(*group_key, *groups.pop(group_key))
-            await self._track_hour(robot, session, frame.timestamp)
+            await self._track_hour(robot, session, frame.timestamp, message.partition)
             if kind == "rgb":
                 await self._add_rgb(camera, frame, event)
             else:
@@ -230,14 +230,15 @@ class FrameCompactor:
         bundle = self.bundles.get((robot, session))
         return bundle is not None and timestamp - timestamp % HOUR_US > bundle.hour
 
-    async def _track_hour(self, robot: str, session: str, timestamp: int) -> None:
+    async def _track_hour(self, robot: str, session: str, timestamp: int, partition: int) -> None:
         hour = timestamp - timestamp % HOUR_US
         bundle = self.bundles.get((robot, session))
         now = time.monotonic()
         if bundle is None:
-            self.bundles[(robot, session)] = _Bundle(hour, timestamp, now)
+            self.bundles[(robot, session)] = _Bundle(hour, timestamp, now, partition)
             return
         bundle.last_active = now
+        bundle.partition = partition
         bundle.last_ts = max(bundle.last_ts, timestamp)
         if hour > bundle.hour:
             for camera in [c for c in self.segments if c[:2] == (robot, session)]:
@@ -271,14 +272,14 @@ class FrameCompactor:
         quiet = [c for c, seg in self.segments.items() if now - seg.last_active >= self.segment_gap_s]
         silent = [k for k, b in self.bundles.items()
                   if now - b.last_active >= self.idle_s and b.hour not in b.closed_hours]
-        partitions = {self.partition_of[c[:2]] for c in quiet} | {self.partition_of[k] for k in silent}
+        partitions = {self.bundles[key].partition for key in {c[:2] for c in quiet} | set(silent)}
         caught_up = await self.caught_up(partitions)
         for camera in quiet:  # silence ends a segment only when no backlog is left to read
-            if self.partition_of[camera[:2]] in caught_up:
+            if self.bundles[camera[:2]].partition in caught_up:
                 await self._flush(camera)
         for robot, session in silent:
             bundle = self.bundles[(robot, session)]
-            if self.partition_of[(robot, session)] not in caught_up:
+            if bundle.partition not in caught_up:
                 bundle.last_active = now
                 continue
             idle = now - bundle.last_active
