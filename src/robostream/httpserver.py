@@ -219,7 +219,26 @@ async def _with_body_deadline(inner: Handler, request: web.BaseRequest,
                              f"({deadlines.section}.body_timeout_s)")
 
 
-class HttpServer:
+class ServerAddress:
+    """Where a server listens: ``host``, ``port`` (the real one once started) and, for TLS, an
+    ``ssl_context``; hence its :attr:`url`."""
+
+    host: str
+    port: int
+    ssl_context: ssl.SSLContext | None = None
+
+    @property
+    def tls(self) -> bool:
+        """True with an ``ssl_context``: https:// (and wss://) only."""
+        return self.ssl_context is not None
+
+    @property
+    def url(self) -> str:
+        """``http(s)://host:port`` (the real port once started)."""
+        return http_url(self.host, self.port, self.tls)
+
+
+class HttpServer(ServerAddress):
     """An aiohttp app on ``host:port`` (``port`` 0: any free port, see :attr:`port` once started),
     over TLS with ``ssl_context``: every robostream server starts and stops through it.
 
@@ -232,7 +251,7 @@ class HttpServer:
                  *, ssl_context: ssl.SSLContext | None = None, shutdown_timeout: float = 5.0,
                  **handler_args: Any) -> None:
         self.host, self.port, self.deadlines = host, port, deadlines
-        self._ssl = ssl_context
+        self.ssl_context = ssl_context
         if deadlines is not None:
             handler_args = {"keepalive_timeout": deadlines.keepalive_timeout_s,
                             "lingering_time": min(LINGER_S, deadlines.body_timeout_s), **handler_args}
@@ -240,22 +259,13 @@ class HttpServer:
                                      shutdown_timeout=shutdown_timeout, **handler_args)
         self._listener: asyncio.Server | None = None
 
-    @property
-    def tls(self) -> bool:
-        return self._ssl is not None
-
-    @property
-    def url(self) -> str:
-        """``http(s)://host:port`` (the real port once started)."""
-        return http_url(self.host, self.port, self.tls)
-
     async def start(self) -> None:
         """Set the app up and listen (on failure nothing is left running)."""
         await self._runner.setup()
         try:
             factory = self._protocol_factory()
             self._listener = await asyncio.get_running_loop().create_server(
-                factory, self.host, self.port, ssl=self._ssl, backlog=128)
+                factory, self.host, self.port, ssl=self.ssl_context, backlog=128)
         except BaseException:
             await self._runner.cleanup()
             raise

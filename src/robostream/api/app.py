@@ -35,8 +35,8 @@ from robostream.api.sessions import get_session, list_robots, list_sessions
 from robostream.api.stats import get_stats
 from robostream.api.stores import Stores
 from robostream.config import Settings
-from robostream.httpserver import HttpServer, ReadDeadlines
-from robostream.tls import http_url, server_ssl_context
+from robostream.httpserver import HttpServer, ReadDeadlines, ServerAddress
+from robostream.tls import server_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +135,9 @@ def create_app(settings: Settings, stores: Stores | None = None) -> web.Applicat
     return app
 
 
-class ApiServer:
-    """The API listening on ``host:port`` (``port=0``: any free port; see :attr:`url`)."""
+class ApiServer(ServerAddress):
+    """The API listening on ``host:port`` (``port=0``: any free port; see :attr:`url`); TLS (https://
+    and wss:// only) with ``api.tls_cert``/``api.tls_key``."""
 
     def __init__(self, settings: Settings, *, host: str | None = None, port: int | None = None,
                  stores: Stores | None = None) -> None:
@@ -144,18 +145,9 @@ class ApiServer:
         self.host = host or settings.api.host
         self.port = settings.api.port if port is None else port
         # Loaded before anything starts: a bad certificate or key fails here, with both paths.
-        self._ssl = server_ssl_context(settings.api.tls_cert, settings.api.tls_key)
+        self.ssl_context = server_ssl_context(settings.api.tls_cert, settings.api.tls_key)
         self.app = create_app(settings, stores)
         self._server: HttpServer | None = None
-
-    @property
-    def tls(self) -> bool:
-        """True with ``api.tls_cert``/``api.tls_key``: https:// and wss:// only."""
-        return self._ssl is not None
-
-    @property
-    def url(self) -> str:
-        return http_url(self.host, self.port, self.tls)
 
     @property
     def context(self) -> ApiContext:
@@ -163,7 +155,7 @@ class ApiServer:
 
     async def start(self) -> None:
         server = HttpServer(self.app, self.host, self.port, ReadDeadlines.of(self.settings.api, "api"),
-                            ssl_context=self._ssl, shutdown_timeout=5)
+                            ssl_context=self.ssl_context, shutdown_timeout=5)
         await server.start()
         self._server, self.port = server, server.port
         log.info("ML-Dash API listening on %s (viewer %s/, OpenAPI %s/openapi.json, tls %s)",

@@ -33,10 +33,10 @@ from robostream.gateway.producer import GatewayProducer
 from robostream.gateway.rpc import RpcRouter
 from robostream.gateway.sessions import SessionEvents
 from robostream.gateway.ws import handle_stream
-from robostream.httpserver import HttpServer, ReadDeadlines
+from robostream.httpserver import HttpServer, ReadDeadlines, ServerAddress
 from robostream.schemas import ConfluentSchemaResolver, DataType, SchemaIdResolver, schema_str
 from robostream.schemas.catalog import subject_for, subject_name
-from robostream.tls import TlsConfigError, http_url, server_ssl_context
+from robostream.tls import TlsConfigError, server_ssl_context
 from robostream.topics import (
     catalogue,
     dlq_topic,
@@ -71,7 +71,7 @@ def warm_up_schemas(resolver: SchemaIdResolver, settings: Settings) -> None:
     resolver.id_for(subject_name(sessions_topic(settings)), schema_str("session_event"))
 
 
-class Gateway:
+class Gateway(ServerAddress):
     """The ingest server. ``port`` overrides ``gateway.port`` (0: any free port)."""
 
     def __init__(
@@ -99,21 +99,12 @@ class Gateway:
         self.sessions = SessionEvents(settings, self.producer, self.resolver)
         self.live: set[Connection] = set()
         self.draining = False
-        self._ssl = ssl_context(settings)
+        self.ssl_context = ssl_context(settings)
         self._server: HttpServer | None = None
         self._health: tuple[float, str | None] = (0.0, None)
         self.metrics.inflight_limit.set(settings.gateway.max_inflight_bytes)
 
     # -- addresses -------------------------------------------------------------------------------
-
-    @property
-    def tls(self) -> bool:
-        return self._ssl is not None
-
-    @property
-    def url(self) -> str:
-        """``http(s)://host:port`` (the real port once started)."""
-        return http_url(self.host, self.port, self.tls)
 
     @property
     def ws_url(self) -> str:
@@ -135,7 +126,7 @@ class Gateway:
             await self.rpc.start()
             g = self.settings.gateway
             server = HttpServer(self.build_app(), self.host, self.port, ReadDeadlines.of(g, "gateway"),
-                                ssl_context=self._ssl, shutdown_timeout=g.shutdown_timeout_s)
+                                ssl_context=self.ssl_context, shutdown_timeout=g.shutdown_timeout_s)
             await server.start()
         except BaseException:
             await self.rpc.stop()

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from robostream.config import ConnectorSettings, Settings
-from robostream.httpserver import HttpServer
+from robostream.httpserver import HttpServer, ServerAddress
 from robostream.sinks.connector import (
     Connector,
     ConnectorConfigError,
@@ -33,7 +33,6 @@ from robostream.sinks.connector import (
     worker_id,
 )
 from robostream.sinks.rest import WORKER_KEY, build_app
-from robostream.tls import http_url
 
 #: How long ``stop`` lets REST requests in progress finish (aiohttp's default).
 SHUTDOWN_TIMEOUT_S = 60.0
@@ -57,7 +56,7 @@ def select_connectors(settings: Settings, names: Sequence[str] | None) -> list[C
     return [known[n] for n in names]
 
 
-class RestServer:
+class RestServer(ServerAddress):
     """The REST API on a background thread's event loop; ``url`` once started."""
 
     def __init__(self, connectors: Mapping[str, Connector], worker: str, host: str, port: int) -> None:
@@ -68,11 +67,6 @@ class RestServer:
         self._thread = threading.Thread(target=self._loop.run_forever, name="connect-rest",
                                         daemon=True)
         self._server: HttpServer | None = None
-
-    @property
-    def url(self) -> str:
-        """``http://host:port`` (the real port once started)."""
-        return http_url(self.host, self.port) if self._server is None else self._server.url
 
     async def _start(self) -> None:
         server = HttpServer(self._app, self.host, self.port, shutdown_timeout=SHUTDOWN_TIMEOUT_S)

@@ -8,12 +8,11 @@ from types import TracebackType
 from urllib.parse import urlsplit
 
 from robostream.config import Settings
-from robostream.httpserver import HttpServer
+from robostream.httpserver import HttpServer, ServerAddress
 from robostream.schemas.registry.rest import build_app
 from robostream.schemas.registry.service import RegistryService
 from robostream.schemas.registry.state import RegistryState
 from robostream.schemas.registry.store import KafkaStore
-from robostream.tls import http_url
 from robostream.topics.catalog import min_insync_replicas, schemas_topic
 
 log = logging.getLogger(__name__)
@@ -22,7 +21,7 @@ log = logging.getLogger(__name__)
 SHUTDOWN_TIMEOUT_S = 60.0
 
 
-class SchemaRegistryServer:
+class SchemaRegistryServer(ServerAddress):
     """A Confluent-compatible Schema Registry backed by a compacted Kafka topic.
 
     ``await start()`` reads the topic to its end before it listens (so it is ready when
@@ -53,11 +52,6 @@ class SchemaRegistryServer:
             snapshot=self.state.records,
         )
         self._server: HttpServer | None = None
-
-    @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:8081`` (the real port once started)."""
-        return http_url(self.host, self.port) if self._server is None else self._server.url
 
     async def start(self) -> None:
         """Read the schemas topic to its end, then listen."""
