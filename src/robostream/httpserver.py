@@ -29,6 +29,7 @@ import asyncio
 import json
 import logging
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -295,3 +296,26 @@ class HttpServer(ServerAddress):
         self.stop_listening()
         await self._runner.cleanup()
         self._listener = None
+
+
+def route_of(request: web.Request) -> str:
+    """The request's route as registered (``/v1/sessions/{session_id}``), or ``unmatched``."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "unmatched"
+
+
+async def measured(request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+                   done: Callable[[int, float], None]) -> web.StreamResponse:
+    """``await handler(request)``, then ``done(status, seconds)`` however it ended: an
+    ``HTTPException`` counts with its status, any other error as 500 (for request metrics)."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        done(status, time.perf_counter() - started)

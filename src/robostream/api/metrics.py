@@ -8,7 +8,6 @@ answer (``/v1/telemetry``) is timed until its last byte is written. ``/v1/live``
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 from aiohttp import web
@@ -19,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from robostream.api.errors import Handler
 from robostream.api.live import LiveHub
+from robostream.httpserver import measured, route_of
 
 PREFIX = "robostream_api"
 QUERY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0)
@@ -60,24 +60,17 @@ class ApiMetrics:
     @web.middleware
     async def middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         """Count every request; time the queries (outermost: sees the final status)."""
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
+        route = route_of(request)
         if route.startswith("/static") or request.method == "OPTIONS":
             return await handler(request)
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
+
+        def done(status: int, seconds: float) -> None:
             if route != "/metrics":
                 self.requests.labels(request.method, route, str(status)).inc()
             if route not in UNTIMED and route != "unmatched":
-                self.latency.labels(route).observe(time.perf_counter() - started)
+                self.latency.labels(route).observe(seconds)
+
+        return await measured(request, handler, done)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""

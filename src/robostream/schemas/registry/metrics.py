@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Awaitable, Callable, Iterator
 
 from aiohttp import web
@@ -11,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from robostream.httpserver import measured, route_of
 from robostream.schemas.registry.state import RegistryState
 
 PREFIX = "robostream_schema_registry"
@@ -50,20 +50,13 @@ class RegistryMetrics:
         """Count and time every request but ``/metrics`` (outermost: sees the final status)."""
         if request.path == "/metrics":
             return await handler(request)
-        started = time.perf_counter()
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        status = 500
-        try:
-            response = await handler(request)
-            status = response.status
-            return response
-        except web.HTTPException as exc:
-            status = exc.status
-            raise
-        finally:
+        route = route_of(request)
+
+        def done(status: int, seconds: float) -> None:
             self.requests.labels(request.method, route, str(status)).inc()
-            self.latency.labels(route).observe(time.perf_counter() - started)
+            self.latency.labels(route).observe(seconds)
+
+        return await measured(request, handler, done)
 
     def render(self) -> bytes:
         """The Prometheus text exposition."""
