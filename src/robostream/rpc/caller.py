@@ -19,6 +19,7 @@ running), the call ends with a ``timeout`` reply of code ``no_answer``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import re
@@ -154,9 +155,12 @@ class RpcCaller:
         try:
             await asyncio.wait_for(ready, wait_s)
         except TimeoutError:
-            await self.close()
-            raise RpcCallError(f"Kafka at {self.settings.kafka.bootstrap} did not answer within "
-                               f"{wait_s:g} s") from None
+            # The reader's own Kafka timeouts may end just after ours: either way the same sentence,
+            # and no waiting for that thread (a daemon; it stops by itself once they end).
+            self._stop.set()
+            self._thread = None
+            raise RpcCallError(f"cannot read {self.responses_topic} from Kafka at "
+                               f"{self.settings.kafka.bootstrap}: no answer within {wait_s:g} s") from None
         except RpcCallError:
             await self.close()
             raise
@@ -251,9 +255,14 @@ class RpcCaller:
         try:
             consumer = self._positioned_consumer()
         except Exception as exc:  # reported to start()
-            loop.call_soon_threadsafe(_settle_ready, ready, exc)
+            with contextlib.suppress(RuntimeError):  # start() gave up and its loop is closed
+                loop.call_soon_threadsafe(_settle_ready, ready, exc)
             return
-        loop.call_soon_threadsafe(_settle_ready, ready, None)
+        try:
+            loop.call_soon_threadsafe(_settle_ready, ready, None)
+        except RuntimeError:  # start() gave up and its loop is closed
+            consumer.close()
+            return
         try:
             while not self._stop.is_set():
                 try:

@@ -19,7 +19,7 @@ import requests
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from robostream.config import Settings
-from robostream.rpc import RpcCaller, RpcReply
+from robostream.rpc import RpcCaller, RpcCallError, RpcReply
 from robostream.simulator import SimulatedRobot
 from robostream.topics import rpc_requests_topic, rpc_responses_topic
 from tests.integration.api.helpers import RunningApi
@@ -195,3 +195,24 @@ def test_the_api_answers_503_when_kafka_does_not_answer(rpc_settings: Settings) 
         status, body, took = call(lonely, "robot_001", {"method": "ping", "timeout_s": 5})
     assert status == 503 and body["code"] == "rpc_unavailable", body
     assert "from Kafka at 127.0.0.1:1" in body["message"] and took < 30
+
+
+def test_a_caller_that_gives_up_on_kafka_says_so_at_its_own_deadline(rpc_settings: Settings) -> None:
+    """start()'s deadline ends before the reader's own Kafka timeouts (10 s): the same sentence as
+    when the reader fails first, at once, without waiting for that reader."""
+    nowhere = rpc_settings.model_copy(update={"kafka": rpc_settings.kafka.model_copy(
+        update={"bootstrap": "127.0.0.1:1"})})
+
+    async def start() -> str:
+        caller = RpcCaller(nowhere)
+        try:
+            await caller.start(wait_s=0.5)
+        except RpcCallError as exc:
+            return str(exc)
+        raise AssertionError("started without Kafka")
+
+    began = time.monotonic()
+    message = asyncio.run(start())
+    assert time.monotonic() - began < 8  # the reader's list_topics alone waits 10 s
+    assert message.startswith(f"cannot read {rpc_responses_topic(nowhere)} from Kafka at 127.0.0.1:1")
+    assert message.endswith("no answer within 0.5 s")
