@@ -73,6 +73,12 @@ class KafkaSettings(Section):
         1, ge=1, le=5,
         description="replicas per topic; unset: the local stack's brokers (stack.kafka_brokers), at most 3",
     )
+    client_rack: str | None = Field(
+        None, min_length=1, max_length=255,
+        description="the rack (availability zone) this machine is in, as the brokers' broker.rack names it: "
+                    "consumers (processors, sinks, replay) set client.rack and read from a replica in it "
+                    "when the brokers run RackAwareReplicaSelector; unset: they read from leaders",
+    )
 
     @field_validator("bootstrap")
     @classmethod
@@ -85,6 +91,10 @@ class KafkaSettings(Section):
     @property
     def port(self) -> int:
         return _port_of(self.bootstrap.split(",")[0], 9092)
+
+    def rack_config(self) -> dict[str, str]:
+        """librdkafka's ``client.rack`` for a consumer when a rack is configured (KIP-392), else nothing."""
+        return {"client.rack": self.client_rack} if self.client_rack else {}
 
 
 class SchemaRegistrySettings(Section):

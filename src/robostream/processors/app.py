@@ -86,7 +86,7 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
     datadir = s.state_dir / "processors"  # Faust's app folder (empty with the memory store)
     datadir.mkdir(parents=True, exist_ok=True)
     fa.check_faust_internals()  # before any of them is used: fail now, naming the version
-    return fa.RewindingApp(
+    app = fa.RewindingApp(
         p.app_id,
         broker=[f"kafka://{host.strip()}" for host in s.kafka.bootstrap.split(",")],
         store="memory://",
@@ -110,6 +110,8 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
         broker_session_timeout=p.session_timeout_s,
         broker_heartbeat_interval=min(3.0, p.session_timeout_s / 6),
     )
+    app.client_rack = s.kafka.client_rack
+    return app
 
 
 #: Longest wait for the end offsets of the consumer-lag figures.

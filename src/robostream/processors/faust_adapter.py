@@ -11,7 +11,10 @@ The processors need a few things faust-streaming offers no public API for:
 * a consumer that rewinds partitions nobody has committed yet after a rebalance (``App._new_transport``,
   ``Transport.Consumer``, ``Consumer._new_consumer_thread``, ``AIOKafkaConsumerThread.seek_to_committed``
   and ``_ensure_consumer``, ``TableManager.changelog_topics``): see :class:`RewindingApp`;
-* the worker's progress spinner, dropped (``Worker.spinner``).
+* the worker's progress spinner, dropped (``Worker.spinner``);
+* the consumer's rack (``kafka.client_rack``): Faust passes no ``client_rack`` to aiokafka, so it is
+  set on the consumer Faust builds (``AIOKafkaConsumerThread._create_worker_consumer``,
+  ``aiokafka.AIOKafkaConsumer._client_rack``, read when the consumer starts its fetcher).
 
 :func:`check_faust_internals` runs when the app is built and raises :class:`FaustInternalsError`,
 naming the installed faust-streaming version, if any of them is gone: a silent fallback (say, no
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, cast
 
+import aiokafka
 import faust
 from faust.assignor.partition_assignor import PartitionAssignor
 from faust.tables.base import Collection
@@ -85,6 +89,8 @@ def internals() -> list[Internal]:
         Internal(AIOKafkaConsumer, "_new_consumer_thread"),
         Internal(AIOKafkaConsumerThread, "seek_to_committed"),
         Internal(AIOKafkaConsumerThread, "_ensure_consumer"),
+        Internal(AIOKafkaConsumerThread, "_create_worker_consumer"),
+        Internal(aiokafka.AIOKafkaConsumer, "_client_rack", in_init=True),
         Internal(TableManager, "changelog_topics"),
         Internal(faust.Worker, "spinner", in_init=True),
     ]
@@ -165,6 +171,13 @@ class TableStore:
 
 
 class _RewindingConsumerThread(AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport: Any) -> aiokafka.AIOKafkaConsumer:
+        consumer = super()._create_worker_consumer(transport)
+        rack = cast(RewindingApp, self.app).client_rack
+        if rack:  # KIP-392: fetch from a replica in this rack (brokers with RackAwareReplicaSelector)
+            consumer._client_rack = rack
+        return consumer
+
     async def seek_to_committed(self) -> Mapping[TP, int]:
         committed: Mapping[Any, int] = await super().seek_to_committed()
         changelogs = self.app.tables.changelog_topics
@@ -191,7 +204,10 @@ class _RewindingTransport(AIOKafkaTransport):
 
 
 class RewindingApp(faust.App):
-    """``faust.App`` on the aiokafka transport with the rewinding consumer (see the comment above)."""
+    """``faust.App`` on the aiokafka transport with the rewinding consumer (see the comment above);
+    ``client_rack``: the rack its stream consumer tells the brokers (``kafka.client_rack``)."""
+
+    client_rack: str | None = None
 
     def _new_transport(self) -> Any:
         return _RewindingTransport(self.conf.broker_consumer, self)

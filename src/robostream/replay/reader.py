@@ -244,7 +244,12 @@ def _message_headers(message: Message) -> list[tuple[str, bytes]]:
 
 def reader_consumer(settings: Settings) -> Consumer:
     """A consumer that only reads assigned offsets: it commits nothing and joins no group."""
-    return Consumer({
+    return Consumer(reader_config(settings))
+
+
+def reader_config(settings: Settings) -> dict[str, Any]:
+    """librdkafka settings of :func:`reader_consumer`."""
+    return {
         "bootstrap.servers": settings.kafka.bootstrap,
         "client.id": f"{settings.kafka.client_id}-replay",
         "group.id": f"{settings.kafka.client_id}-replay-{uuid.uuid4().hex[:12]}",
@@ -254,7 +259,8 @@ def reader_consumer(settings: Settings) -> Consumer:
         "auto.offset.reset": "earliest",
         "queued.max.messages.kbytes": 32768,
         "logger": _librdkafka_log,
-    })
+        **settings.kafka.rack_config(),
+    }
 
 
 class SessionReader:

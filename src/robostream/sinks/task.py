@@ -72,6 +72,7 @@ def consumer_config(settings: Settings, connector: ConnectorSettings, task_id: i
         "max.partition.fetch.bytes": max(1024 * 1024, settings.topics.max_message_bytes),
         "topic.metadata.refresh.interval.ms": 30_000,
         "logger": logging.getLogger("robostream.sinks.librdkafka"),
+        **settings.kafka.rack_config(),
     }
 
 

@@ -101,6 +101,8 @@ CLUSTER_BROKER_PROPERTIES: dict[str, str] = {
     "share.coordinator.state.topic.replication.factor": "3",
     "share.coordinator.state.topic.min.isr": "2",
     "unclean.leader.election.enable": "false",
+    # a consumer with client.rack (kafka.client_rack) fetches from a replica in its rack (KIP-392)
+    "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector",
 }
 
 _cluster_id_lock = threading.Lock()
