@@ -19,7 +19,10 @@ Three record types, each an Avro schema registered under its topic's subject
   source frame for ``frames_metadata`` and Redis ``frames:`` keys (with the thumbnail bytes for
   GridFS), and :class:`BundlePart` pieces of the hourly ``{hour}_bundle.tar.gz``.
 
-Every record's Kafka key is ``robot_id/session_id`` (UTF-8), like the raw topics. Timestamps are
+The schemas are ``robostream/schemas/avro/derived/<Name>.avsc`` (the one source: the dataclasses
+below are checked against them on import, their Avro datums derived from them, see
+:mod:`robostream.processors.record_schema`). Every record's Kafka key is ``robot_id/session_id``
+(UTF-8), like the raw topics. Timestamps are
 microseconds since the Unix epoch, UTC (Avro ``long``). Metric names are dotted
 paths: ``pose.position.x``, ``pose.orientation.w``, ``joints.angle.3``, ``joints.velocity.3``,
 ``joints.torque.3``, ``force_torque.force.z``, ``imu.linear_acceleration.x``,
@@ -40,7 +43,8 @@ import fastavro
 import numpy as np
 
 from robostream.errors import RobostreamError
-from robostream.schemas.codec import WIRE_HEADER
+from robostream.processors.record_schema import AvroRecord, load_schema, nested_schema, register
+from robostream.schemas.codec import MAGIC_BYTE, WIRE_HEADER
 from robostream.schemas.resolver import SchemaIdResolver
 from robostream.times import HOUR_US as HOUR_US  # re-exported: the derived records' time units
 from robostream.times import MINUTE_US as MINUTE_US
@@ -48,10 +52,6 @@ from robostream.topics import RESOLUTION_US as RESOLUTION_US
 from robostream.topics import StatsResolution
 
 NAMESPACE = "io.robostream.derived"
-MAGIC_BYTE = 0
-#: Timestamps: microseconds since the Unix epoch, UTC, as plain ``long`` (no logical type, so
-#: readers get integers without a datetime per array element).
-_TS = "long"
 
 
 class DerivedRecordError(RobostreamError, ValueError):
@@ -61,39 +61,11 @@ class DerivedRecordError(RobostreamError, ValueError):
 # --- telemetry ----------------------------------------------------------------------------------
 
 
-TELEMETRY_BUCKET_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "TelemetryBucket",
-    "namespace": NAMESPACE,
-    "doc": (
-        "Telemetry points of one robot session within one minute bucket, as named columns: the "
-        "points of one or more consecutive time_series records (a processing batch)."
-    ),
-    "fields": [
-        {"name": "robot_id", "type": "string"},
-        {"name": "session_id", "type": "string"},
-        {"name": "data_type", "type": "string", "default": "time_series",
-         "doc": "The source data type (always 'time_series' today)."},
-        {"name": "bucket_hour", "type": _TS, "doc": "Start of the hour of every point (UTC)."},
-        {"name": "bucket_minute", "type": _TS, "doc": "Start of the minute of every point (UTC)."},
-        {"name": "timestamps", "type": {"type": "array", "items": _TS},
-         "doc": "Absolute time of each of the n points (n >= 1), in stream order."},
-        {"name": "seqs", "type": {"type": "array", "items": "long"},
-         "doc": "seq of the source record of each point."},
-        {"name": "indexes", "type": {"type": "array", "items": "int"},
-         "doc": "Index of each point within its source record: (seq, index) identifies a point."},
-        {"name": "values", "type": {"type": "map", "values": {"type": "array", "items": "double"}},
-         "doc": "Metric name -> n values (NaN: missing sample or metric absent from the source)."},
-        {"name": "joint_names", "type": {"type": "array", "items": "string"}, "default": [],
-         "doc": "Names of joints 0..dof-1 (metrics joints.<field>.<index>); empty if none sent."},
-        {"name": "units", "type": {"type": "map", "values": "string"}, "default": {},
-         "doc": "Unit of free channels, by metric name (channels.<name>)."},
-    ],
-}
+TELEMETRY_BUCKET_SCHEMA = load_schema("TelemetryBucket")
 
 
 @dataclass(frozen=True, slots=True)
-class TelemetryBucket:
+class TelemetryBucket(AvroRecord):
     """Telemetry points of one robot session in one minute bucket (columnar).
 
     Point identity (the sinks' idempotency key) is ``(robot_id, session_id, data_type, seqs[i],
@@ -155,20 +127,6 @@ class TelemetryBucket:
             )
             start = end
 
-    def to_avro(self) -> dict[str, Any]:
-        return {
-            "robot_id": self.robot_id, "session_id": self.session_id, "data_type": self.data_type,
-            "bucket_hour": self.bucket_hour, "bucket_minute": self.bucket_minute,
-            "timestamps": [int(t) for t in self.timestamps], "seqs": [int(s) for s in self.seqs],
-            "indexes": [int(i) for i in self.indexes],
-            "values": {k: [float(x) for x in v] for k, v in self.values.items()},
-            "joint_names": list(self.joint_names), "units": dict(self.units),
-        }
-
-    @classmethod
-    def from_avro(cls, datum: Mapping[str, Any]) -> TelemetryBucket:
-        return cls(**datum)
-
 
 @dataclass(frozen=True, slots=True)
 class RecordSlice:
@@ -195,46 +153,15 @@ class TelemetryPoint:
 # --- window aggregates --------------------------------------------------------------------------
 
 
-METRIC_STATS_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "MetricStats",
-    "namespace": NAMESPACE,
-    "doc": "Statistics of one metric over one window (NaN samples excluded; count >= 1).",
-    "fields": [
-        {"name": "metric", "type": "string", "doc": "e.g. pose.position.x, joints.angle.3."},
-        {"name": "count", "type": "long"},
-        {"name": "min", "type": "double"},
-        {"name": "max", "type": "double"},
-        {"name": "mean", "type": "double"},
-        {"name": "stddev", "type": "double", "doc": "Population standard deviation (ddof=0)."},
-        {"name": "last", "type": "double", "doc": "Value of the latest sample in the window."},
-        {"name": "last_timestamp", "type": _TS, "doc": "Time of that latest sample."},
-        {"name": "unit", "type": ["null", "string"], "default": None,
-         "doc": "Unit of the metric (SI symbol), when known."},
-    ],
-}
-
-WINDOW_STATS_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "WindowStats",
-    "namespace": NAMESPACE,
-    "doc": "One closed tumbling window [window_start, window_end) of one robot session.",
-    "fields": [
-        {"name": "robot_id", "type": "string"},
-        {"name": "session_id", "type": "string"},
-        {"name": "resolution", "type": "string", "doc": "1s, 1m or 1h."},
-        {"name": "window_start", "type": _TS},
-        {"name": "window_end", "type": _TS, "doc": "Exclusive."},
-        {"name": "metrics", "type": {"type": "array", "items": METRIC_STATS_SCHEMA}},
-        {"name": "closed_by", "type": "string", "default": "watermark",
-         "doc": "watermark (event time passed window_end + lateness) or idle (no data for a while)."},
-    ],
-}
+WINDOW_STATS_SCHEMA = load_schema("WindowStats")
+METRIC_STATS_SCHEMA = nested_schema(WINDOW_STATS_SCHEMA, "MetricStats")
 
 
 @dataclass(frozen=True, slots=True)
-class MetricStats:
+class MetricStats(AvroRecord):
     """count, min, max, mean, stddev (population) and last of one metric in one window."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = METRIC_STATS_SCHEMA
 
     metric: str
     count: int
@@ -245,13 +172,6 @@ class MetricStats:
     last: float
     last_timestamp: int
     unit: str | None = None
-
-    def to_avro(self) -> dict[str, Any]:
-        return {
-            "metric": self.metric, "count": self.count, "min": self.min, "max": self.max,
-            "mean": self.mean, "stddev": self.stddev, "last": self.last,
-            "last_timestamp": self.last_timestamp, "unit": self.unit,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,7 +200,7 @@ class MetricAggregate:
 
 
 @dataclass(frozen=True, slots=True)
-class WindowStats:
+class WindowStats(AvroRecord):
     """One closed window of one robot session with the statistics of every metric seen in it."""
 
     SCHEMA: ClassVar[dict[str, Any]] = WINDOW_STATS_SCHEMA
@@ -306,24 +226,6 @@ class WindowStats:
                 m.last, m.last_timestamp, m.unit,
             )
 
-    def to_avro(self) -> dict[str, Any]:
-        return {
-            "robot_id": self.robot_id, "session_id": self.session_id,
-            "resolution": self.resolution.value, "window_start": self.window_start,
-            "window_end": self.window_end, "metrics": [m.to_avro() for m in self.metrics],
-            "closed_by": self.closed_by,
-        }
-
-    @classmethod
-    def from_avro(cls, datum: Mapping[str, Any]) -> WindowStats:
-        return cls(
-            robot_id=datum["robot_id"], session_id=datum["session_id"],
-            resolution=StatsResolution(datum["resolution"]),
-            window_start=datum["window_start"], window_end=datum["window_end"],
-            metrics=[MetricStats(**m) for m in datum["metrics"]],
-            closed_by=datum["closed_by"],
-        )
-
 
 # --- frames -------------------------------------------------------------------------------------
 
@@ -342,105 +244,18 @@ class TierName(StrEnum):
     THUMBNAIL = "thumbnail"
 
 
-STORED_OBJECT_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "StoredObject",
-    "namespace": NAMESPACE,
-    "doc": "An object for the S3 sink to write at key (in the configured bucket), bytes inline.",
-    "fields": [
-        {"name": "key", "type": "string"},
-        {"name": "content_type", "type": "string"},
-        {"name": "size_bytes", "type": "long"},
-        {"name": "sha256", "type": "string"},
-        {"name": "content", "type": "bytes"},
-    ],
-}
-
-FRAME_TIER_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "FrameTier",
-    "namespace": NAMESPACE,
-    "fields": [
-        {"name": "tier", "type": "string", "doc": "original, preview or thumbnail."},
-        {"name": "key", "type": "string", "doc": "S3 key of the object holding this frame."},
-        {"name": "format", "type": "string", "doc": "mp4 (H.264), png, jpeg or draco."},
-        {"name": "compression", "type": "string", "doc": "e.g. 'libx264 crf=23 preset=veryfast gop=30'."},
-        {"name": "width", "type": "int"},
-        {"name": "height", "type": "int"},
-        {"name": "size_bytes", "type": "long",
-         "doc": "Size of the object at key (the whole segment for H.264)."},
-        {"name": "segment_index", "type": ["null", "int"], "default": None,
-         "doc": "H.264 only: index of this frame in the segment (decode order)."},
-        {"name": "segment_frames", "type": ["null", "int"], "default": None,
-         "doc": "H.264 only: number of frames in the segment."},
-    ],
-}
-
-FRAME_META_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "FrameMeta",
-    "namespace": NAMESPACE,
-    "doc": "One source frame after compaction: a frames_metadata document.",
-    "fields": [
-        {"name": "frame_id", "type": "string", "doc": "{camera}-{kind}-{timestamp µs}, unique per session."},
-        {"name": "seq", "type": "long", "doc": "seq of the source images record."},
-        {"name": "timestamp", "type": _TS},
-        {"name": "bucket_hour", "type": _TS},
-        {"name": "source_format", "type": "string"},
-        {"name": "source_size_bytes", "type": "long"},
-        {"name": "width", "type": "int"},
-        {"name": "height", "type": "int"},
-        {"name": "compressed_size_bytes", "type": "long",
-         "doc": "This frame's share of the original tier (segment size / frames for H.264)."},
-        {"name": "tiers", "type": {"type": "array", "items": FRAME_TIER_SCHEMA}},
-        {"name": "thumbnail", "type": ["null", "bytes"], "default": None,
-         "doc": "The thumbnail tier's bytes (JPEG 120x68) for GridFS; null for point clouds."},
-    ],
-}
-
-BUNDLE_PART_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "BundlePart",
-    "namespace": NAMESPACE,
-    "doc": (
-        "A piece of the hourly bundle raw/{robot}/{session}/compressed/{hour}_bundle.tar.gz: a "
-        "gzip member holding whole tar members. The bundle is the concatenation of its parts in "
-        "part order (concatenated gzip members are one valid gzip stream); the part with "
-        "last=true holds the tar end-of-archive blocks and sorts after every other part."
-    ),
-    "fields": [
-        {"name": "key", "type": "string", "doc": "S3 key of the bundle."},
-        {"name": "part", "type": "string",
-         "doc": "Sort key, unique in the bundle: '{first frame µs:020d}-{camera}-{kind}'."},
-        {"name": "last", "type": "boolean", "default": False},
-        {"name": "members", "type": {"type": "array", "items": "string"},
-         "doc": "Names of the tar members in this part."},
-        {"name": "content", "type": "bytes"},
-    ],
-}
-
-FRAME_BATCH_SCHEMA: dict[str, Any] = {
-    "type": "record",
-    "name": "FrameBatch",
-    "namespace": NAMESPACE,
-    "doc": "Output of one compaction flush of one camera: an H.264 segment, or depth/point-cloud frames.",
-    "fields": [
-        {"name": "robot_id", "type": "string"},
-        {"name": "session_id", "type": "string"},
-        {"name": "camera_id", "type": "string"},
-        {"name": "kind", "type": "string", "doc": "rgb, depth or pointcloud."},
-        {"name": "objects", "type": {"type": "array", "items": STORED_OBJECT_SCHEMA},
-         "doc": "Encoded objects for the S3 sink."},
-        {"name": "frames", "type": {"type": "array", "items": FRAME_META_SCHEMA}},
-        {"name": "bundle_parts", "type": {"type": "array", "items": BUNDLE_PART_SCHEMA}, "default": [],
-         "doc": "Pieces of hourly bundles (this flush's objects; the last part of a closed hour)."},
-    ],
-}
+FRAME_BATCH_SCHEMA = load_schema("FrameBatch")
+STORED_OBJECT_SCHEMA = nested_schema(FRAME_BATCH_SCHEMA, "StoredObject")
+FRAME_META_SCHEMA = nested_schema(FRAME_BATCH_SCHEMA, "FrameMeta")
+FRAME_TIER_SCHEMA = nested_schema(FRAME_BATCH_SCHEMA, "FrameTier")
+BUNDLE_PART_SCHEMA = nested_schema(FRAME_BATCH_SCHEMA, "BundlePart")
 
 
 @dataclass(frozen=True, slots=True)
-class StoredObject:
+class StoredObject(AvroRecord):
     """An object the S3 sink writes: key (in ``s3.bucket``), content type, size, SHA-256, bytes."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = STORED_OBJECT_SCHEMA
 
     key: str
     content_type: str
@@ -448,14 +263,12 @@ class StoredObject:
     sha256: str
     content: bytes
 
-    def to_avro(self) -> dict[str, Any]:
-        return {"key": self.key, "content_type": self.content_type, "size_bytes": self.size_bytes,
-                "sha256": self.sha256, "content": self.content}
-
 
 @dataclass(frozen=True, slots=True)
-class FrameTier:
+class FrameTier(AvroRecord):
     """Where one tier of a frame lives and how it was encoded."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = FRAME_TIER_SCHEMA
 
     tier: str
     key: str
@@ -467,16 +280,12 @@ class FrameTier:
     segment_index: int | None = None
     segment_frames: int | None = None
 
-    def to_avro(self) -> dict[str, Any]:
-        return {"tier": self.tier, "key": self.key, "format": self.format,
-                "compression": self.compression, "width": self.width, "height": self.height,
-                "size_bytes": self.size_bytes, "segment_index": self.segment_index,
-                "segment_frames": self.segment_frames}
-
 
 @dataclass(frozen=True, slots=True)
-class FrameMeta:
+class FrameMeta(AvroRecord):
     """One source frame after compaction (a ``frames_metadata`` document)."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = FRAME_META_SCHEMA
 
     frame_id: str
     seq: int
@@ -500,21 +309,12 @@ class FrameMeta:
     def tier(self, name: TierName | str) -> FrameTier | None:
         return next((t for t in self.tiers if t.tier == name), None)
 
-    def to_avro(self) -> dict[str, Any]:
-        return {"frame_id": self.frame_id, "seq": self.seq, "timestamp": self.timestamp,
-                "bucket_hour": self.bucket_hour, "source_format": self.source_format,
-                "source_size_bytes": self.source_size_bytes, "width": self.width,
-                "height": self.height, "compressed_size_bytes": self.compressed_size_bytes,
-                "tiers": [t.to_avro() for t in self.tiers], "thumbnail": self.thumbnail}
-
-    @classmethod
-    def from_avro(cls, datum: Mapping[str, Any]) -> FrameMeta:
-        return cls(**{**datum, "tiers": [FrameTier(**t) for t in datum["tiers"]]})
-
 
 @dataclass(frozen=True, slots=True)
-class BundlePart:
+class BundlePart(AvroRecord):
     """A gzip member of whole tar members of the hourly bundle at ``key``."""
+
+    SCHEMA: ClassVar[dict[str, Any]] = BUNDLE_PART_SCHEMA
 
     key: str
     part: str
@@ -522,13 +322,9 @@ class BundlePart:
     members: list[str]
     content: bytes
 
-    def to_avro(self) -> dict[str, Any]:
-        return {"key": self.key, "part": self.part, "last": self.last,
-                "members": self.members, "content": self.content}
-
 
 @dataclass(frozen=True, slots=True)
-class FrameBatch:
+class FrameBatch(AvroRecord):
     """One compaction flush of one camera: objects to store, frame metadata, bundle parts.
 
     A batch may hold only a bundle's last part (no objects, no frames) when an hour closes.
@@ -548,24 +344,9 @@ class FrameBatch:
     def key(self) -> bytes:
         return f"{self.robot_id}/{self.session_id}".encode()
 
-    def to_avro(self) -> dict[str, Any]:
-        return {
-            "robot_id": self.robot_id, "session_id": self.session_id,
-            "camera_id": self.camera_id, "kind": self.kind.value,
-            "objects": [o.to_avro() for o in self.objects],
-            "frames": [f.to_avro() for f in self.frames],
-            "bundle_parts": [p.to_avro() for p in self.bundle_parts],
-        }
 
-    @classmethod
-    def from_avro(cls, datum: Mapping[str, Any]) -> FrameBatch:
-        return cls(
-            robot_id=datum["robot_id"], session_id=datum["session_id"],
-            camera_id=datum["camera_id"], kind=FrameKind(datum["kind"]),
-            objects=[StoredObject(**o) for o in datum["objects"]],
-            frames=[FrameMeta.from_avro(f) for f in datum["frames"]],
-            bundle_parts=[BundlePart(**p) for p in datum["bundle_parts"]],
-        )
+register(MetricStats, WindowStats, StoredObject, FrameTier, FrameMeta, BundlePart, FrameBatch,
+         TelemetryBucket)
 
 
 # --- the codec ----------------------------------------------------------------------------------

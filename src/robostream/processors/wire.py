@@ -4,17 +4,23 @@ A :class:`~robostream.processors.records.TelemetryBucket` of a batch holds thous
 and a window holds ~50 metrics; fastavro wants Python lists of Python floats and writes them one
 by one. These writers emit the same Avro binary straight from NumPy arrays: doubles as raw
 little-endian bytes, longs as vectorised zigzag varints.
+
+Both follow the records' ``.avsc``: the bucket writer is assembled from the schema's fields (an
+encoder per Avro type), the window writer's hand-written layout is checked against the schema on
+import (:func:`check_window_layout`); either refuses to load when the schema changed under it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 
 from robostream.processors.aggregations import ClosedWindow
-from robostream.processors.records import TelemetryBucket
+from robostream.processors.record_schema import RecordSchemaError
+from robostream.processors.records import TelemetryBucket, WindowStats
 from robostream.schemas.avro_columns import write_long
 from robostream.schemas.codec import wire_header
 
@@ -43,7 +49,8 @@ def varints(values: np.ndarray) -> bytes:
     keep = np.arange(10)[None, :] < used[:, None]
     more = np.arange(10)[None, :] < (used - 1)[:, None]
     encoded = (groups | (more.astype(np.uint64) << np.uint64(7))).astype(np.uint8)
-    return encoded[keep].tobytes()
+    raw: bytes = encoded[keep].tobytes()
+    return raw
 
 
 def varint_list(values: np.ndarray) -> list[bytes]:
@@ -97,22 +104,90 @@ def _string_map(items: Mapping[str, str]) -> bytes:
     return long_(len(items)) + b"".join(string(k) + string(v) for k, v in items.items()) + b"\0"
 
 
+def _long_column(values: Sequence[int] | np.ndarray) -> bytes:
+    return _long_array(np.asarray(values))
+
+
+#: A fast encoder per Avro type (see :func:`avro_layout`), for the fields of a ``TelemetryBucket``.
+_ENCODERS: dict[Any, Callable[[Any], bytes]] = {
+    "string": string,
+    "long": varint,
+    ("array", "long"): _long_column,
+    ("array", "int"): _long_column,  # an Avro int is the same zigzag varint as a long
+    ("map", ("array", "double")): _double_columns,
+    ("array", "string"): lambda items: _strings(list(items)),
+    ("map", "string"): _string_map,
+}
+
+
+def avro_layout(avro_type: Any) -> Any:
+    """What an Avro type writes, without names, docs and defaults: a primitive's name,
+    ``("array", T)``, ``("map", T)``, ``("union", T, ...)`` or a record's ``((field, T), ...)``."""
+    if isinstance(avro_type, list):
+        return ("union", *(avro_layout(branch) for branch in avro_type))
+    if isinstance(avro_type, str):
+        return avro_type
+    kind = avro_type["type"]
+    if kind == "record":
+        return tuple((f["name"], avro_layout(f["type"])) for f in avro_type["fields"])
+    if kind == "array":
+        return ("array", avro_layout(avro_type["items"]))
+    if kind == "map":
+        return ("map", avro_layout(avro_type["values"]))
+    return avro_layout(kind)
+
+
+def bucket_writers(schema: dict[str, Any]) -> list[tuple[str, Callable[[Any], bytes]]]:
+    """``(field, encoder)`` per field of a ``TelemetryBucket`` schema, in the schema's order."""
+    writers = []
+    for name, layout in avro_layout(schema):
+        encoder = _ENCODERS.get(layout)
+        if encoder is None:
+            raise RecordSchemaError(
+                f"the fast TelemetryBucket writer has no encoder for {name!r} ({layout})"
+            )
+        writers.append((name, encoder))
+    return writers
+
+
+_BUCKET_WRITERS = bucket_writers(TelemetryBucket.SCHEMA)
+
+
 def telemetry_bucket(schema_id: int, bucket: TelemetryBucket) -> bytes:
     """The wire value of a :class:`TelemetryBucket` whose columns may be NumPy arrays."""
-    return b"".join((
-        wire_header(schema_id),
-        string(bucket.robot_id), string(bucket.session_id), string(bucket.data_type),
-        varint(bucket.bucket_hour), varint(bucket.bucket_minute),
-        _long_array(np.asarray(bucket.timestamps)), _long_array(np.asarray(bucket.seqs)),
-        _long_array(np.asarray(bucket.indexes)),
-        _double_columns({k: np.asarray(v) for k, v in bucket.values.items()}),
-        _strings(list(bucket.joint_names)), _string_map(bucket.units),
-    ))
+    return b"".join([wire_header(schema_id),
+                     *[encode(getattr(bucket, name)) for name, encode in _BUCKET_WRITERS]])
 
 
 @lru_cache(maxsize=4096)
 def _unit(unit: str | None) -> bytes:
     return b"\0" if unit is None else b"\2" + string(unit)
+
+
+#: What :func:`window_stats` writes, in order (it writes from a ``ClosedWindow``'s arrays, so by
+#: hand): :func:`check_window_layout` holds it to the ``WindowStats`` schema.
+WINDOW_STATS_LAYOUT: tuple[tuple[str, Any], ...] = (
+    ("robot_id", "string"), ("session_id", "string"), ("resolution", "string"),
+    ("window_start", "long"), ("window_end", "long"),
+    ("metrics", ("array", (
+        ("metric", "string"), ("count", "long"), ("min", "double"), ("max", "double"),
+        ("mean", "double"), ("stddev", "double"), ("last", "double"), ("last_timestamp", "long"),
+        ("unit", ("union", "null", "string")),
+    ))),
+    ("closed_by", "string"),
+)
+
+
+def check_window_layout(schema: dict[str, Any]) -> None:
+    """Raise :class:`RecordSchemaError` unless :func:`window_stats` writes ``schema``."""
+    layout = avro_layout(schema)
+    if layout != WINDOW_STATS_LAYOUT:
+        raise RecordSchemaError(
+            f"the fast WindowStats writer writes {WINDOW_STATS_LAYOUT}, the schema is {layout}"
+        )
+
+
+check_window_layout(WindowStats.SCHEMA)
 
 
 def window_stats(schema_id: int, window: ClosedWindow) -> bytes:
