@@ -140,12 +140,11 @@ class _Ring:
     robot_id: str
     session_id: str
     buckets: list[_Bucket] = field(default_factory=list)
-    last_us: int | None = None
 
-    def add(self, buckets: list[_Bucket], last_us: int | None) -> None:
-        self.buckets += buckets
-        if last_us is not None and (self.last_us is None or last_us > self.last_us):
-            self.last_us = last_us
+    @property
+    def last_us(self) -> int | None:
+        """Time of the session's newest point in this pipeline (``None`` without points)."""
+        return max((ts for b in self.buckets for ts, _ in b.scored), default=None)
 
 
 class RedisSink:
@@ -220,12 +219,11 @@ class RedisSink:
             scored = point_members(bucket)
             message = telemetry_message_of(telemetry.robot_id, telemetry.session_id, [m for _, m in scored])
             buckets.append(_Bucket(record, message, scored, one_record=single_record(bucket)))
-        last_us = max((ts for b in buckets for ts, _ in b.scored), default=None)
         key = keys.latest_key(telemetry.robot_id, telemetry.session_id)
         ring = rings.get(key)
         if ring is None:
             ring = rings[key] = _Ring(key, telemetry.robot_id, telemetry.session_id)
-        ring.add(buckets, last_us)
+        ring.buckets += buckets
 
     def _stored_buckets(self, rings: dict[str, _Ring]) -> set[int]:
         """The first phase of a telemetry write: ``id()`` of the buckets whose points the ring
@@ -235,7 +233,7 @@ class RedisSink:
         stored by one ``ZADD``, so its first point answers for all of them; a bucket merged from
         several records (the derived topic) is checked point by point.
         """
-        pipe = self.client.pipeline(transaction=False)
+        pipe: Any = self.client.pipeline(transaction=False)  # redis-py's execute_command is untyped
         asked: list[list[tuple[_Bucket, int, int]]] = []  # per ring: bucket, its answers' slice
         for ring in rings.values():
             members: list[bytes] = []
