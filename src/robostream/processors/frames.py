@@ -24,9 +24,10 @@ from robostream.processors.compaction.jobs import (
 )
 from robostream.processors.compaction.pool import EncoderPool
 from robostream.processors.outputs import CaughtUp, Outputs, always_caught_up
-from robostream.processors.records import HOUR_US, BundlePart, FrameBatch, FrameKind, StoredObject
+from robostream.processors.records import BundlePart, FrameBatch, FrameKind, StoredObject
 from robostream.processors.throughput import Throughput
 from robostream.schemas import DataType, SchemaIdResolver, ValidationError, decode_record
+from robostream.times import HOUR_US
 
 log = logging.getLogger("robostream.processors")
 

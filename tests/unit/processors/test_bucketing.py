@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from robostream.processors import wire
 from robostream.processors.aggregations import SessionWindows
 from robostream.processors.bucketing import bucket_records
-from robostream.processors.records import HOUR_US, MINUTE_US, DerivedCodec, TelemetryBucket, WindowStats
+from robostream.processors.records import DerivedCodec, TelemetryBucket, WindowStats
 from robostream.schemas import InMemorySchemaResolver
+from robostream.times import HOUR_US, MINUTE_US
 from tests.unit.processors.helpers import HOUR_START, signal_records
 
 CODEC = DerivedCodec(InMemorySchemaResolver())
