@@ -62,7 +62,7 @@ test-unit: $(VENV)/.synced  ## unit tests only (no servers)
 	$(PYTEST) tests/unit
 
 lint: $(VENV)/.synced  ## ruff + mypy
-	$(VENV)/bin/ruff check src tests $(wildcard bench)
+	$(VENV)/bin/ruff check src sdk tests $(wildcard bench) $(wildcard examples)
 	$(VENV)/bin/mypy
 
 stack-up: install  ## start the local stack

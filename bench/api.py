@@ -54,7 +54,6 @@ from _common import Service, free_port, write_json
 from robostream.config import Settings, load_settings
 from robostream.processors.aggregations import SessionWindows
 from robostream.processors.columns import TelemetryColumns, columns_from_payload
-from robostream.producers.session import SessionConfig, session_event
 from robostream.schemas import build_envelope
 from robostream.schemas.examples import example_payload
 from robostream.simulator.robot import RobotModel, time_series_payload
@@ -65,6 +64,7 @@ from robostream.sinks.points import Telemetry
 from robostream.sinks.redis import RedisSink
 from robostream.sinks.s3 import S3Sink
 from robostream.topics import StatsResolution
+from robostream_sdk.session import SessionConfig, session_event
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "api.json"
 HOUR_US = 3_600_000_000

@@ -33,6 +33,10 @@ from pydantic_settings import (
 
 from robostream.errors import RobostreamError
 
+# Robot, session and camera ids: one definition, the robot SDK's (robots check ids before sending).
+from robostream_sdk.contract import ID_PATTERN as ID_PATTERN
+from robostream_sdk.contract import validate_id as validate_id
+
 ENV_PREFIX = "ROBOSTREAM_"
 CONFIG_ENV = "ROBOSTREAM_CONFIG"
 DEFAULT_CONFIG_FILE = "config.yaml"
@@ -40,10 +44,6 @@ DEFAULT_CONFIG_FILE = "config.yaml"
 #: The YAML file :func:`load_settings` was given, for :meth:`Settings.settings_customise_sources`
 #: (a context variable: each thread and task sees its own, unlike ``os.environ``).
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("robostream_config_file", default=None)
-
-ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
-_ID_RE = re.compile(ID_PATTERN)
-
 
 class Section(BaseModel):
     """A config section: unknown keys are errors (a typo must not pass silently)."""
@@ -654,13 +654,3 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         raise ConfigError(f"invalid configuration ({exc.error_count()} problem(s)):\n{lines}") from None
     finally:
         _CONFIG_FILE.reset(token)
-
-
-def validate_id(value: str, what: str = "id") -> str:
-    """Return ``value`` if it is a safe robot/session/camera id, else raise ``ValueError``."""
-    if not isinstance(value, str) or not _ID_RE.fullmatch(value) or ".." in value:
-        raise ValueError(
-            f"invalid {what} {value!r}: expected 1-64 characters of letters, digits, '_', '-' or "
-            "'.', starting with a letter or digit, with no '/', '..' or control characters"
-        )
-    return value

@@ -1,6 +1,6 @@
 """Server TLS contexts and base URLs shared by robostream's servers (gateway, API, registry) and clients.
 
-Kept outside both parts (and free of robostream imports) so either may use it without importing
+Kept outside both parts so either may use it without importing
 the other.
 """
 
@@ -10,6 +10,9 @@ import ssl
 from pathlib import Path
 
 from robostream.errors import RobostreamError
+from robostream_sdk.transport import http_url
+
+__all__ = ["TlsConfigError", "http_url", "server_ssl_context"]
 
 
 class TlsConfigError(RobostreamError):
@@ -27,9 +30,3 @@ def server_ssl_context(cert: Path | None, key: Path | None) -> ssl.SSLContext | 
     except (OSError, ssl.SSLError) as exc:
         raise TlsConfigError(f"cannot load TLS certificate {cert} / key {key}: {exc}") from None
     return context
-
-
-def http_url(host: str, port: int, tls: bool = False) -> str:
-    """``http(s)://host:port``, an IPv6 host in brackets."""
-    host = f"[{host}]" if ":" in host else host
-    return f"{'https' if tls else 'http'}://{host}:{port}"

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robostream.config import Settings
-from robostream.producers import RobotClient
 from robostream.schemas.examples import example_payload
+from robostream_sdk import RobotClient
 from tests.reliability.sizes import ROWS_PER_ENVELOPE
 from tests.reliability.stack import ROBOTS, TOKENS
 

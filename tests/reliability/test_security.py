@@ -18,9 +18,9 @@ import msgpack
 import pytest
 
 from robostream.config import Settings
-from robostream.producers import ClientOptions, RobotClient
 from robostream.sinks.s3 import s3_client
 from robostream.stack.servers import Server
+from robostream_sdk import ClientOptions, RobotClient
 from tests.reliability.badinput import envelope, mp
 from tests.reliability.report import FIGURES
 from tests.reliability.stack import (

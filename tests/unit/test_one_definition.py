@@ -1,5 +1,6 @@
 """Facts with one home: the Confluent wire header, the epoch, the time units, the stats
-resolutions, the metric columns and the binary types are each defined once in ``src/robostream``
+resolutions, the metric columns, the data types, the id pattern, the error codes and the column
+packing are each defined once in ``src/robostream`` or the robot SDK ``sdk/src/robostream_sdk``
 (a second copy fails here, naming the file)."""
 
 from __future__ import annotations
@@ -12,22 +13,30 @@ import pytest
 from robostream.schemas import WIRE_HEADER, wire_header
 from robostream.times import datetime_to_us, micros_to_datetime
 
-SRC = Path(__file__).resolve().parents[2] / "src" / "robostream"
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = (ROOT / "src" / "robostream", ROOT / "sdk" / "src" / "robostream_sdk")
 
 
 def files_defining(text: str) -> set[str]:
-    return {str(path.relative_to(SRC)) for path in SRC.rglob("*.py") if text in path.read_text()}
+    return {str(path.relative_to(package.parent)) for package in PACKAGES for path in package.rglob("*.py")
+            if text in path.read_text()}
 
 
 @pytest.mark.parametrize(("text", "home"), [
-    ('Struct(">bI")', "schemas/codec.py"),
-    ("datetime(1970, 1, 1", "times.py"),
-    ("MINUTE_US = ", "times.py"),
-    ("HOUR_US = ", "times.py"),
-    ("DAY_US = ", "times.py"),
-    ("RESOLUTION_US: ", "topics/catalog.py"),
-    ('"cpu_percent", "memory_mb", "network_latency_ms"', "schemas/packed.py"),
-    ("DataType.SAFETENSORS,\n", "schemas/datatypes.py"),
+    ('Struct(">bI")', "robostream/schemas/codec.py"),
+    ("datetime(1970, 1, 1", "robostream/times.py"),
+    ("MINUTE_US = ", "robostream/times.py"),
+    ("HOUR_US = ", "robostream/times.py"),
+    ("DAY_US = ", "robostream/times.py"),
+    ("RESOLUTION_US: ", "robostream/topics/catalog.py"),
+    ('"cpu_percent", "memory_mb", "network_latency_ms"', "robostream_sdk/packed.py"),
+    ("DataType.SAFETENSORS,\n", "robostream_sdk/contract.py"),
+    ('SAFETENSORS = "safetensors"', "robostream_sdk/contract.py"),
+    ("A-Za-z0-9_.-]{0,63}", "robostream_sdk/contract.py"),
+    ('MALFORMED_FRAME = "malformed_frame"', "robostream_sdk/errors.py"),
+    ("def http_url(", "robostream_sdk/transport/__init__.py"),
+    ("def pack_time_series(", "robostream_sdk/packed.py"),
+    ("def validate_id(", "robostream_sdk/contract.py"),
 ])
 def test_defined_once(text: str, home: str) -> None:
     assert files_defining(text) == {home}

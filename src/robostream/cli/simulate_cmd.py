@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from robostream.config import load_settings
-from robostream.producers import SpoolLockedError
 from robostream.simulator import SimulatedRobot, SimulationOptions, SimulationReport, run_simulation
 from robostream.simulator.progress import show_progress, summary_table
+from robostream_sdk import SpoolLockedError
 
 app = typer.Typer(
     help="Simulate robots: 100 Hz pose/joints/IMU, 30 Hz force/torque, 1 Hz metrics, camera bursts "
@@ -105,5 +105,5 @@ def _logging(console: Console, verbose: bool, *, rich: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.WARNING)
-    for name in ("robostream.simulator", "robostream.producers"):
+    for name in ("robostream.simulator", "robostream_sdk"):
         logging.getLogger(name).setLevel(level)

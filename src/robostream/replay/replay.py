@@ -8,7 +8,7 @@ time, so retention and ``offsets_for_times`` on the namespace follow the replay.
 topics are created like the catalogue's (same partitions and configs) and its subjects
 (``replay.robot.<data_type>-value``) registered.
 
-Through the gateway the SDK (:class:`~robostream.producers.SyncRobotClient`) sends the envelopes
+Through the gateway the SDK (:class:`~robostream_sdk.SyncRobotClient`) sends the envelopes
 of a new session (default ``<session>-replay``) with their recorded timestamps (or shifted to now
 with ``retime``); the SDK numbers ``seq`` from 0 again.
 """
@@ -220,7 +220,7 @@ class GatewayPublisher:
 
     def __init__(self, settings: Settings, gateway_url: str, robot_id: str, session_id: str, *,
                  token: str | None = None, retime: bool = False, spool_dir: Path | None = None) -> None:
-        from robostream.producers import SyncRobotClient
+        from robostream_sdk import SyncRobotClient
 
         self.destination = f"gateway {gateway_url} as {robot_id}, session {session_id}"
         self._tmp = tempfile.TemporaryDirectory(prefix="robostream-replay-") if spool_dir is None else None

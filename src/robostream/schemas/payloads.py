@@ -25,17 +25,13 @@ import msgpack
 import orjson
 import yaml
 
-from robostream.config import validate_id
 from robostream.schemas import catalog, packed
 from robostream.schemas.avro_validate import Validator, b64decode_field, compile_validator
 from robostream.schemas.datatypes import BINARY_TYPES, DataType
 from robostream.schemas.validation import ErrorCode, FieldError, describe
 from robostream.schemas.vuer import decode_tree, encode_vuer
+from robostream_sdk.contract import ID_EXPECTED, validate_id
 
-ID_EXPECTED = (
-    "1-64 characters of letters, digits, '_', '-' or '.', starting with a letter or digit, "
-    "without '/', '..' or control characters"
-)
 CHANNEL_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 FORMAT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9.+/_-]{0,63}")
 SHA256_RE = re.compile(r"[0-9a-f]{64}")

@@ -1,4 +1,4 @@
-"""A robot simulator at the seed's rates, built on the robot SDK (``robostream.producers``).
+"""A robot simulator at the seed's rates, built on the robot SDK (``robostream_sdk``).
 
 ``robostream simulate --robots 3 --duration 300`` runs :func:`run_simulation`: per robot 100 Hz
 pose/joints/IMU, 30 Hz force/torque, 1 Hz system metrics, camera bursts (RGB JPEG, 16-bit depth

@@ -10,8 +10,8 @@ from typing import Any, Literal
 import yaml
 
 from robostream.config import RateSettings, RobotSettings, Settings, SimulatorSettings, validate_id
-from robostream.producers import ClientOptions, gateway_url_from
 from robostream.simulator.camera import parse_resolution
+from robostream_sdk import ClientOptions, gateway_url_from
 
 
 @dataclass(frozen=True, slots=True)

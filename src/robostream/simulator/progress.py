@@ -11,8 +11,8 @@ from rich.live import Live
 from rich.progress_bar import ProgressBar
 from rich.table import Table
 
-from robostream.producers import Counters
 from robostream.simulator.runner import SimulatedRobot, SimulationReport
+from robostream_sdk import Counters
 
 
 def _kb(nbytes: float) -> str:

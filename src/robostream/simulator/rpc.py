@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from robostream.producers import RpcError
 from robostream.simulator.camera import DEFAULT_EXPOSURE_MS
 from robostream.simulator.robot import JOINT_NAMES, RobotModel
+from robostream_sdk import RpcError
 
 METHODS = ("ping", "get_status", "get_joint_state", "set_parameter", "get_parameters",
            "camera.set_exposure")

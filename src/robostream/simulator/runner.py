@@ -1,6 +1,6 @@
 """Run N simulated robots at the seed's rates through the SDK, with progress and a summary.
 
-Each robot is a :class:`SimulatedRobot` driving one :class:`~robostream.producers.RobotClient`:
+Each robot is a :class:`SimulatedRobot` driving one :class:`~robostream_sdk.RobotClient`:
 telemetry records as their samples exist, camera bursts rendered ahead in a worker thread and sent at their
 frame times, a log line every ``log_every_s``, the other data types in turn every
 ``extras_every_s``, and RPC answers. Sample times come from schedules, so the rates hold whatever
@@ -11,7 +11,7 @@ Log lines are the seed's: "Robot robot_001 connected", "Streaming started: 100Hz
 sensors", "Batch sent: 100 messages (12.3KB)" (one per robot and second, summing the batch frames
 sent in that second; every frame at DEBUG) and "Session complete: 300s, 30,000 messages sent". A
 *message* is one reading: one time_series row or one envelope of another type (see
-:mod:`robostream.producers.counters`).
+:mod:`robostream_sdk.counters`).
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from robostream.producers import CameraConfig, Counters, RobotClient, SessionConfig, SessionStats
-from robostream.producers.session import EndReason
 from robostream.schemas import DataType
 from robostream.simulator.camera import CameraFrame, SceneCamera
 from robostream.simulator.media import HEAVY_MEDIA, ROTATION, Extras
@@ -35,6 +33,8 @@ from robostream.simulator.robot import RobotModel
 from robostream.simulator.rpc import RobotRpc
 from robostream.simulator.schedule import BurstSchedule, Clock, RateSchedule, RealClock
 from robostream.simulator.telemetry import STREAMS, Telemetry
+from robostream_sdk import CameraConfig, Counters, RobotClient, SessionConfig, SessionStats
+from robostream_sdk.session import EndReason
 
 log = logging.getLogger("robostream.simulator")
 BATCH_LOG_EVERY_S = 1.0

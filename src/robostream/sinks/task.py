@@ -31,11 +31,11 @@ from typing import Any
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from robostream.config import ConnectorSettings, Settings
-from robostream.producers.backoff import Backoff
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, Sink, SinkContext, SinkRecord
 from robostream.sinks.convert import Converter
 from robostream.sinks.errors import ErrorHandler, Stage, TaskFailedError
 from robostream.sinks.status import PartitionLag, PauseReason, State, TaskStatus
+from robostream_sdk.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,6 @@ from robostream.config import Settings
 from robostream.processors import WindowStats
 from robostream.processors.aggregations import SessionWindows
 from robostream.processors.columns import TelemetryColumns, columns_from_payload
-from robostream.producers.session import CameraConfig, SessionConfig, session_event
 from robostream.schemas import Envelope, build_envelope
 from robostream.schemas.examples import example_payload
 from robostream.simulator.robot import RobotModel, time_series_payload
@@ -34,6 +33,7 @@ from robostream.sinks.points import Telemetry
 from robostream.sinks.redis import RedisSink
 from robostream.sinks.s3 import S3Sink
 from robostream.topics import StatsResolution
+from robostream_sdk.session import CameraConfig, SessionConfig, session_event
 
 STREAMS_100HZ = ("pose", "joints", "imu")
 

@@ -21,10 +21,10 @@ from confluent_kafka import Message
 
 from robostream.config import RobotSettings, Settings
 from robostream.gateway import hash_token
-from robostream.producers import ClientOptions, SyncRobotClient
 from robostream.schemas import DataType, Envelope, encode_frame
 from robostream.schemas.examples import example_payload
 from robostream.topics import dlq_topic, topic_for
+from robostream_sdk import ClientOptions, SyncRobotClient
 
 from .clients import ROBOTS, WsRobot, envelopes, headers_of, http_ingest, read_topics, session, with_session
 from .conftest import RunningGateway

@@ -12,10 +12,10 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from robostream.config import Settings
-from robostream.producers import ClientOptions, SyncRobotClient
 from robostream.schemas import ConfluentSchemaResolver, DataType, decode_value
 from robostream.schemas.examples import example_payload
 from robostream.topics import topic_for
+from robostream_sdk import ClientOptions, SyncRobotClient
 
 from .conftest import TOKENS, GatewayRunner
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from robostream.config import Settings
-from robostream.producers import ClientOptions, SyncRobotClient
 from robostream.schemas.examples import example_payload, time_series_payload
+from robostream_sdk import ClientOptions, SyncRobotClient
 
 from .conftest import TOKENS, GatewayRunner, landed
 

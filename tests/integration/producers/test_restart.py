@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from robostream.config import Settings
-from robostream.producers import Spool
+from robostream_sdk import Spool
 from tests.conftest import TEST_STACK_ENV
 
 from .conftest import GatewayRunner, landed, wait_for

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from robostream.config import Settings
-from robostream.producers import ClientOptions, FlushResult, SyncRobotClient
 from robostream.schemas.examples import example_payload, time_series_payload
+from robostream_sdk import ClientOptions, FlushResult, SyncRobotClient
 
 from .conftest import TOKENS, GatewayRunner, landed
 

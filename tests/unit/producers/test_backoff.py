@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from robostream.producers import Backoff
+from robostream_sdk import Backoff
 
 
 def test_delays_grow_exponentially_up_to_the_cap() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgpack
 import pytest
 
-from robostream.producers.batcher import Batcher, array_header, frame_of
+from robostream_sdk.batcher import Batcher, array_header, frame_of
 
 
 class FakeClock:

@@ -15,14 +15,14 @@ from typing import Any
 import msgpack
 import pytest
 
-from robostream.producers import ClientOptions, RobotClient, RpcError
-from robostream.producers.transport import (
+from robostream_sdk import ClientOptions, RobotClient, RpcError
+from robostream_sdk.transport import (
     Connection,
     ConnectionLostError,
     GatewayRefusedError,
     Transport,
 )
-from robostream.producers.wire import FrameFormat
+from robostream_sdk.wire import FrameFormat
 
 Reply = Callable[[int, list[dict[str, Any]]], list[dict[str, Any]]]
 
@@ -276,7 +276,7 @@ async def test_unsent_batches_wait_in_the_spool_for_the_next_process(tmp_path: P
 
 
 async def test_send_refuses_a_payload_that_breaks_the_contract(tmp_path: Path) -> None:
-    from robostream.schemas import ValidationError
+    from robostream_sdk import ValidationError
 
     client = make_client(tmp_path, ScriptedGateway())
     await client.start_session()
@@ -287,7 +287,7 @@ async def test_send_refuses_a_payload_that_breaks_the_contract(tmp_path: Path) -
 
 
 def test_the_blocking_client_does_the_same(tmp_path: Path) -> None:
-    from robostream.producers import SyncRobotClient
+    from robostream_sdk import SyncRobotClient
 
     gateway = ScriptedGateway()
     options = ClientOptions(spool_dir=tmp_path, max_delay_s=0.01)

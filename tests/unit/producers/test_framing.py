@@ -17,13 +17,13 @@ import orjson
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from robostream.producers import ClientOptions, RobotClient
-from robostream.producers.batcher import Batch, frame_of
-from robostream.producers.spool import Spool
-from robostream.producers.wire import pack_envelope
 from robostream.schemas import DataType
 from robostream.schemas.datatypes import METADATA_TYPES
 from robostream.schemas.examples import example_payload
+from robostream_sdk import ClientOptions, RobotClient
+from robostream_sdk.batcher import Batch, frame_of
+from robostream_sdk.spool import Spool
+from robostream_sdk.wire import pack_envelope
 
 TEXT_TYPES = {"parameters", "log", "markdown", "json", "yaml", "toml", "csv"}
 

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robostream.producers import Spool, SpoolLockedError
-from robostream.producers.batcher import Batch, frame_of
-from robostream.producers.spool import MAGIC, MAGIC_V1, RECORD_V1, SpoolEntry
+from robostream_sdk import Spool, SpoolLockedError
+from robostream_sdk.batcher import Batch, frame_of
+from robostream_sdk.spool import MAGIC, MAGIC_V1, RECORD_V1, SpoolEntry
 
 
 class FakeClock:

@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from robostream.producers import ClientOptions, FlushResult, Spool, SyncRobotClient
-from robostream.schemas import ValidationError
+from robostream_sdk import ClientOptions, FlushResult, Spool, SyncRobotClient, ValidationError
 from tests.unit.producers.test_client_protocol import ScriptedGateway, log_line
 
 

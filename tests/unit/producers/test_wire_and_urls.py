@@ -6,12 +6,11 @@ import msgpack
 import orjson
 import pytest
 
-from robostream.producers import CameraConfig, Counters, SessionConfig, SessionStats, messages_in
-from robostream.producers.session import control_message, session_event
-from robostream.producers.transport import endpoint_url, retry_after_seconds
-from robostream.producers.wire import decode_message, to_json_frame
-from robostream.schemas import ValidationError
 from robostream.schemas.examples import time_series_payload
+from robostream_sdk import CameraConfig, Counters, SessionConfig, SessionStats, ValidationError, messages_in
+from robostream_sdk.session import control_message, session_event
+from robostream_sdk.transport import endpoint_url, retry_after_seconds
+from robostream_sdk.wire import decode_message, to_json_frame
 
 
 @pytest.mark.parametrize(("base", "kind", "expected"), [

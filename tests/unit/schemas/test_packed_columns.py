@@ -202,7 +202,7 @@ def test_packed_columns_are_refused_outside_time_series_and_in_json() -> None:
 
 def test_a_spooled_msgpack_batch_with_packed_columns_goes_out_as_json_lists() -> None:
     """A spool written in MessagePack mode, sent after a restart in JSON mode."""
-    from robostream.producers.wire import to_json_frame
+    from robostream_sdk.wire import to_json_frame
 
     payload = time_series_payload(3)
     envelope = _envelope(packed.pack_time_series(payload))

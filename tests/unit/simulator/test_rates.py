@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from robostream.config import RateSettings, Settings, SimulatorSettings
-from robostream.producers import Counters, SessionConfig, SessionStats, messages_in
 from robostream.schemas import DataType, build_envelope
 from robostream.simulator import SimulatedRobot, SimulationOptions, VirtualClock
 from robostream.simulator.media import ROTATION
 from robostream.simulator.robot import RobotModel
 from robostream.simulator.schedule import BurstSchedule, RateSchedule
 from robostream.simulator.telemetry import Telemetry
+from robostream_sdk import Counters, SessionConfig, SessionStats, messages_in
 
 DURATION_S = 10.0
 

@@ -10,11 +10,11 @@ from typer.testing import CliRunner
 
 from robostream.cli.simulate_cmd import app
 from robostream.config import Settings
-from robostream.producers import RpcError
 from robostream.simulator import SimulationOptions
 from robostream.simulator.camera import SceneCamera
 from robostream.simulator.robot import RobotModel
 from robostream.simulator.rpc import RobotRpc
+from robostream_sdk import RpcError
 
 
 def test_rpc_methods() -> None:

@@ -51,9 +51,9 @@ from confluent_kafka import (
 )
 from confluent_kafka.admin import AdminClient, NewTopic, OffsetSpec
 
-from robostream.producers.backoff import Backoff
 from robostream.schemas.registry.errors import RegistryError, operation_timeout, store_error
 from robostream.schemas.registry.records import Key, Record, decode, encode
+from robostream_sdk.backoff import Backoff
 
 log = logging.getLogger(__name__)
 kafka_log = logging.getLogger(f"{__name__}.librdkafka")

@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from robostream.producers.wire import FrameFormat
+from robostream_sdk.errors import SdkError
+from robostream_sdk.wire import FrameFormat
 
 TransportKind = Literal["ws", "https"]
 
@@ -19,7 +20,7 @@ WS_PATH = "/v1/stream"
 HTTP_PATH = "/v1/ingest"
 
 
-class TransportError(Exception):
+class TransportError(SdkError):
     """The gateway could not be reached (network, DNS, TLS, timeout)."""
 
 
@@ -37,7 +38,7 @@ class GatewayRefusedError(TransportError):
         return self.status in (401, 403)
 
 
-class ConnectionLostError(Exception):
+class ConnectionLostError(SdkError):
     """The connection ended: WebSocket close ``code`` (None for HTTP or a broken socket)."""
 
     def __init__(self, code: int | None, reason: str) -> None:
@@ -112,3 +113,9 @@ def retry_after_seconds(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if seconds >= 0 else None
+
+
+def http_url(host: str, port: int, tls: bool = False) -> str:
+    """``http(s)://host:port``, an IPv6 host in brackets."""
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{host}:{port}"

@@ -2,10 +2,10 @@
 
 Envelopes arrive already packed (MessagePack); a batch frame is the MessagePack array header
 followed by them, so nothing is packed twice. A batch closes when it holds ``max_messages``
-messages (see :mod:`robostream.producers.counters`), when the next envelope would take it past
+messages (see :mod:`robostream_sdk.counters`), when the next envelope would take it past
 ``max_bytes``, when ``max_delay_s`` passed since its first envelope, or when the session changes.
 An envelope larger than ``max_bytes`` travels alone. A frame travels in one format (JSON text or
-MessagePack binary, see :func:`robostream.producers.wire.frame_format`), so there is one open batch
+MessagePack binary, see :func:`robostream_sdk.wire.frame_format`), so there is one open batch
 per format; seqs interleave between the two, each batch's own seqs increase.
 """
 
@@ -16,10 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from robostream.producers.wire import FrameFormat
+from robostream_sdk.wire import FrameFormat
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Batch:
     """A closed batch: one frame of envelopes of one session, seqs ``first_seq .. last_seq``.
 
@@ -49,7 +49,7 @@ def frame_of(packed: list[bytes]) -> bytes:
     return array_header(len(packed)) + b"".join(packed)
 
 
-@dataclass(slots=True)
+@dataclass
 class _Open:
     session_id: str
     fmt: FrameFormat

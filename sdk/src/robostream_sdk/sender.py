@@ -31,18 +31,19 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from robostream.producers.backoff import Backoff
-from robostream.producers.batcher import Batch, frame_of
-from robostream.producers.counters import Counters, messages_in
-from robostream.producers.spool import Spool, SpoolEntry
-from robostream.producers.transport import (
+from robostream_sdk.backoff import Backoff
+from robostream_sdk.batcher import Batch, frame_of
+from robostream_sdk.counters import Counters, messages_in
+from robostream_sdk.errors import SdkError
+from robostream_sdk.spool import Spool, SpoolEntry
+from robostream_sdk.transport import (
     Connection,
     ConnectionLostError,
     GatewayRefusedError,
     Transport,
     TransportError,
 )
-from robostream.producers.wire import (
+from robostream_sdk.wire import (
     CLOSE_GOING_AWAY,
     CLOSE_IDLE,
     CLOSE_TOO_BIG,
@@ -53,7 +54,7 @@ from robostream.producers.wire import (
     pack_envelope,
 )
 
-log = logging.getLogger("robostream.producers")
+log = logging.getLogger("robostream_sdk")
 
 #: ``listener(kind, info)``: connected, disconnected, batch_sent, batch_acked, rejected.
 Listener = Callable[[str, dict[str, Any]], None]
@@ -61,7 +62,7 @@ Listener = Callable[[str, dict[str, Any]], None]
 RpcHandler = Callable[[str, Any], Awaitable[Any]]
 
 
-class RpcError(Exception):
+class RpcError(SdkError):
     """An RPC handler's error answer: ``code`` (machine-readable) and a message."""
 
     def __init__(self, code: str, message: str) -> None:
@@ -77,7 +78,7 @@ class RpcError(Exception):
                    f"{', '.join(known) or 'no methods'}")
 
 
-@dataclass(slots=True)
+@dataclass
 class _Link:
     """State of one connection."""
 
@@ -402,7 +403,7 @@ class Sender:
     def _hold_off(self, nack: dict[str, Any]) -> None:
         """A retriable nack with ``retry_after_ms`` (``rate_limited``): send nothing for that long."""
         retry_ms = nack.get("retry_after_ms")
-        if not isinstance(retry_ms, int | float) or retry_ms <= 0:
+        if not isinstance(retry_ms, (int, float)) or retry_ms <= 0:
             return
         until = asyncio.get_running_loop().time() + retry_ms / 1000
         if until > self._paused_until:
@@ -412,7 +413,7 @@ class Sender:
 
     def _on_slow_down(self, message: dict[str, Any]) -> None:
         retry_ms = message.get("retry_after_ms")
-        delay = retry_ms / 1000 if isinstance(retry_ms, int | float) and retry_ms > 0 else 1.0
+        delay = retry_ms / 1000 if isinstance(retry_ms, (int, float)) and retry_ms > 0 else 1.0
         self._paused_until = asyncio.get_running_loop().time() + delay
         self.counters.slow_downs += 1
         log.info("Robot %s: gateway asked to slow down (%s); pausing %.1fs", self.robot_id,
@@ -506,7 +507,7 @@ async def rpc_reply(handler: RpcHandler | None, request: dict[str, Any]) -> dict
     correlation_id = request.get("correlation_id")
     method = str(request.get("method"))
     deadline = request.get("deadline")
-    timeout = deadline - time.time() if isinstance(deadline, int | float) else None
+    timeout = deadline - time.time() if isinstance(deadline, (int, float)) else None
     reply: dict[str, Any] = {"type": "rpc_response", "correlation_id": correlation_id}
     if handler is None:
         return {**reply, "status": "error",

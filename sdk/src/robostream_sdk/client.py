@@ -24,12 +24,13 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from robostream.config import Settings, validate_id
-from robostream.producers.backoff import Backoff
-from robostream.producers.batcher import Batch, Batcher
-from robostream.producers.counters import Counters, messages_in
-from robostream.producers.sender import Listener, RpcHandler, Sender
-from robostream.producers.session import (
+from robostream_sdk.backoff import Backoff
+from robostream_sdk.batcher import Batch, Batcher
+from robostream_sdk.contract import DataType, build_envelope, validate_id
+from robostream_sdk.counters import Counters, messages_in
+from robostream_sdk.packed import pack_time_series
+from robostream_sdk.sender import Listener, RpcHandler, Sender
+from robostream_sdk.session import (
     EndReason,
     SessionConfig,
     SessionStats,
@@ -37,19 +38,15 @@ from robostream.producers.session import (
     new_session_id,
     session_event,
 )
-from robostream.producers.spool import Spool, SpoolEntry
-from robostream.producers.transport import Transport, TransportKind, endpoint_url
-from robostream.producers.transport.https import HttpsTransport
-from robostream.producers.transport.ws import WsTransport
-from robostream.producers.wire import FrameFormat, Framing, connection_format, frame_format, pack_envelope
-from robostream.schemas import DataType, build_envelope
-from robostream.schemas.packed import pack_time_series
-from robostream.tls import http_url
+from robostream_sdk.spool import Spool, SpoolEntry
+from robostream_sdk.transport import Transport, TransportKind, endpoint_url, http_url
+from robostream_sdk.transport.ws import WsTransport
+from robostream_sdk.wire import FrameFormat, Framing, connection_format, frame_format, pack_envelope
 
-log = logging.getLogger("robostream.producers")
+log = logging.getLogger("robostream_sdk")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ClientOptions:
     """How a client batches, spools and connects (defaults: the ``batching`` section)."""
 
@@ -78,7 +75,7 @@ class ClientOptions:
     pack_columns: bool = True
 
     @classmethod
-    def from_settings(cls, settings: Settings, **overrides: Any) -> ClientOptions:
+    def from_settings(cls, settings: Any, **overrides: Any) -> ClientOptions:
         """Options from ``batching`` (and ``gateway.max_frame_bytes``), then ``overrides``."""
         batching = settings.batching
         base = cls(max_messages=batching.max_messages, max_bytes=batching.max_bytes,
@@ -94,7 +91,7 @@ class ClientOptions:
         return replace(base, **overrides)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Prepared:
     """An envelope validated, numbered and packed, not yet batched (see :meth:`RobotClient.prepare`)."""
 
@@ -106,7 +103,7 @@ class Prepared:
     fmt: FrameFormat = "msgpack"
 
 
-def gateway_url_from(settings: Settings) -> str:
+def gateway_url_from(settings: Any) -> str:
     """The gateway's base URL from the ``gateway`` section (https when it has TLS)."""
     host = settings.gateway.host
     host = "127.0.0.1" if host in ("0.0.0.0", "", "::") else host  # a client never binds
@@ -122,6 +119,8 @@ def make_transport(gateway_url: str, robot_id: str, token: str | None, options: 
     if options.transport == "ws":
         return WsTransport(url, headers, framing=options.fmt, ssl_context=options.ssl_context,
                            open_timeout_s=options.open_timeout_s)
+    from robostream_sdk.transport.https import HttpsTransport  # aiohttp: the [https] extra
+
     return HttpsTransport(url, headers, fmt=connection_format(options.fmt), ssl_context=options.ssl_context,
                           open_timeout_s=options.open_timeout_s)
 
@@ -151,7 +150,7 @@ class RobotClient:
         self._stats: dict[str, SessionStats] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings, robot_id: str, *, token: str | None = None,
+    def from_settings(cls, settings: Any, robot_id: str, *, token: str | None = None,
                       gateway_url: str | None = None, rpc_handler: RpcHandler | None = None,
                       listener: Listener | None = None, **options: Any) -> RobotClient:
         """A client configured from ``config.yaml`` (``batching``, ``gateway``); ``options`` override."""
@@ -300,13 +299,13 @@ class RobotClient:
             payload = pack_time_series(payload)
         envelope = build_envelope(data_type, payload, robot_id=self.robot_id, session_id=stats.session_id,
                                   seq=seq, timestamp=timestamp)
-        packed = pack_envelope(envelope.to_wire())
+        packed = pack_envelope(envelope)
+        data_type = envelope["data_type"]
         if len(packed) > self.options.max_envelope_bytes:
-            raise ValueError(f"{envelope.data_type} envelope of {len(packed)} bytes exceeds the gateway's "
+            raise ValueError(f"{data_type} envelope of {len(packed)} bytes exceeds the gateway's "
                              f"frame limit ({self.options.max_envelope_bytes} bytes)")
         self._seq += 1
-        data_type = str(envelope.data_type)
-        return Prepared(seq, packed, messages_in(envelope.data_type, envelope.payload), data_type, stats,
+        return Prepared(seq, packed, messages_in(data_type, payload), data_type, stats,
                         frame_format(data_type, self.options.fmt))
 
     def enqueue(self, prepared: Prepared) -> bool:

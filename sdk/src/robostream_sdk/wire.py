@@ -14,10 +14,36 @@ import struct
 from typing import Any, Literal
 
 import msgpack
-import orjson
 
-from robostream.schemas.datatypes import METADATA_TYPES
-from robostream.schemas.packed import unpack_time_series
+from robostream_sdk.contract import METADATA_TYPES
+from robostream_sdk.packed import unpack_time_series
+
+try:  # orjson when installed (the platform has it): faster, and NaN becomes null
+    import orjson
+
+    def _dumps(obj: Any) -> bytes:
+        return orjson.dumps(obj, default=_json_default)
+
+    _loads: Any = orjson.loads
+except ImportError:  # pragma: no cover (the SDK alone: the standard library)
+    import json
+
+    def _dumps(obj: Any) -> bytes:
+        return json.dumps(_nan_to_none(obj), default=_json_default, separators=(",", ":"),
+                          allow_nan=False).encode()
+
+    _loads = json.loads
+
+
+def _nan_to_none(obj: Any) -> Any:
+    """NaN (a missing time_series sample) as JSON null, as orjson writes it."""
+    if type(obj) is float:
+        return None if obj != obj else obj
+    if type(obj) is dict:
+        return {k: _nan_to_none(v) for k, v in obj.items()}
+    if type(obj) is list:
+        return [_nan_to_none(v) for v in obj]
+    return obj
 
 #: How one batch frame travels: MessagePack (WebSocket binary frame) or JSON (text frame).
 FrameFormat = Literal["msgpack", "json"]
@@ -54,7 +80,7 @@ def connection_format(framing: Framing) -> FrameFormat:
 
 
 def _json_default(obj: Any) -> Any:
-    if isinstance(obj, bytes | bytearray | memoryview):
+    if isinstance(obj, (bytes, bytearray, memoryview)):
         return base64.b64encode(obj).decode("ascii")
     raise TypeError(f"cannot encode {type(obj).__name__} as JSON")
 
@@ -67,13 +93,13 @@ def to_json_frame(frame: bytes) -> bytes:
         if type(envelope) is dict and envelope.get("data_type") == "time_series":
             with contextlib.suppress(Exception):  # not the validated shape: sent as it is
                 envelope["payload"] = unpack_time_series(envelope["payload"])
-    return orjson.dumps(envelopes, default=_json_default)
+    return _dumps(envelopes)
 
 
 def encode_control(message: dict[str, Any], fmt: FrameFormat) -> bytes:
     """A control message (a map with ``type``) in the connection's format."""
     if fmt == "json":
-        return orjson.dumps(message, default=_json_default)
+        return _dumps(message)
     packed: bytes = msgpack.packb(message, use_bin_type=True)
     return packed
 
@@ -81,7 +107,7 @@ def encode_control(message: dict[str, Any], fmt: FrameFormat) -> bytes:
 def decode_message(data: bytes | str, fmt: FrameFormat) -> dict[str, Any]:
     """A gateway message; raises ``ValueError`` for anything that is not a map with a ``type``."""
     try:
-        message = orjson.loads(data) if fmt == "json" else msgpack.unpackb(data, raw=False)
+        message = _loads(data) if fmt == "json" else msgpack.unpackb(data, raw=False)
     except Exception as exc:  # any parser error means a broken frame
         raise ValueError(f"unreadable gateway message: {exc}") from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from robostream.schemas import DataType
-from robostream.schemas.packed import count
+from robostream_sdk.contract import DataType
+from robostream_sdk.packed import count
 
 
 def messages_in(data_type: DataType | str, payload: dict[str, Any]) -> int:
@@ -21,7 +21,7 @@ def messages_in(data_type: DataType | str, payload: dict[str, Any]) -> int:
     return 1
 
 
-@dataclass(slots=True)
+@dataclass
 class Counters:
     """Client counters, in messages unless the name says otherwise.
 

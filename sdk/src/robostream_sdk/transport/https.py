@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import orjson
 
-from robostream.producers.transport import (
+from robostream_sdk.transport import (
     Connection,
     ConnectionLostError,
     GatewayRefusedError,
@@ -24,7 +24,7 @@ from robostream.producers.transport import (
     TransportError,
     retry_after_seconds,
 )
-from robostream.producers.wire import (
+from robostream_sdk.wire import (
     LENGTH,
     MSGPACK_STREAM,
     NDJSON,
@@ -147,7 +147,7 @@ async def _refusal(response: aiohttp.ClientResponse) -> GatewayRefusedError:
     message = response.reason or "refused"
     retry = retry_after_seconds(response.headers.get("Retry-After"))
     with contextlib.suppress(*_BROKEN, ValueError, TimeoutError):
-        body = orjson.loads(await asyncio.wait_for(response.read(), 5))
+        body = json.loads(await asyncio.wait_for(response.read(), 5))
         if isinstance(body, dict):
             message = str(body.get("message") or message)
             if isinstance(body.get("retry_after_ms"), int | float):

@@ -14,16 +14,17 @@ import uuid
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any, Literal
 
-from robostream import __version__
-from robostream.schemas import validate_event
+from robostream_sdk.contract import check_id
+from robostream_sdk.errors import FieldError
+from robostream_sdk.version import __version__
 
 EndReason = Literal["completed", "aborted", "error", "timeout"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CameraConfig:
     """One camera of a session."""
 
@@ -39,7 +40,7 @@ class CameraConfig:
                 "fps": float(self.fps), "encoding": self.encoding, "streams": list(self.streams)}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class SessionConfig:
     """What a session records (``SessionConfig`` of the session_event schema)."""
 
@@ -61,7 +62,7 @@ class SessionConfig:
         }
 
 
-@dataclass(slots=True)
+@dataclass
 class SessionStats:
     """What one session sent (records are envelopes; messages as in :mod:`.counters`)."""
 
@@ -89,13 +90,13 @@ class SessionStats:
 
 def new_session_id() -> str:
     """``s-YYYYmmdd-HHMMSS-<6 hex>`` (UTC), a valid id that sorts by start time."""
-    return f"s-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+    return f"s-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def session_event(robot_id: str, session_id: str, kind: Literal["start", "end"], *,
                   config: SessionConfig | Mapping[str, Any] | None = None,
                   stats: SessionStats | None = None, at: float | None = None) -> dict[str, Any]:
-    """A validated ``session_event`` datum (timestamp in µs). Raises ``ValidationError``."""
+    """A ``session_event`` datum (timestamp in µs), its ids checked. Raises ``ValidationError``."""
     if isinstance(config, SessionConfig):
         config_datum: Any = config.to_datum()
     elif config is not None:
@@ -110,7 +111,17 @@ def session_event(robot_id: str, session_id: str, kind: Literal["start", "end"],
         "config": config_datum if kind == "start" else None,
         "stats": stats.to_datum() if kind == "end" and stats is not None else None,
     }
-    return validate_event("session_event", datum)
+    try:
+        check_id(robot_id, "robot_id")
+        check_id(session_id, "session_id")
+        for i, camera in enumerate(config_datum["cameras"] if kind == "start" else ()):
+            try:
+                check_id(camera.get("camera_id") if isinstance(camera, dict) else camera, "camera_id")
+            except FieldError as exc:
+                raise exc.at(f"[{i}]").at("cameras").at("config") from None
+    except FieldError as exc:
+        raise exc.to_validation_error(data_type="session_event") from None
+    return datum
 
 
 def control_message(event: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from robostream.producers.transport import (
+from robostream_sdk.transport import (
     Connection,
     ConnectionLostError,
     GatewayRefusedError,
@@ -22,7 +22,7 @@ from robostream.producers.transport import (
     TransportError,
     retry_after_seconds,
 )
-from robostream.producers.wire import (
+from robostream_sdk.wire import (
     FrameFormat,
     Framing,
     connection_format,

@@ -41,8 +41,9 @@ from typing import Any
 
 import msgpack
 
-from robostream.producers.batcher import Batch
-from robostream.producers.wire import FrameFormat
+from robostream_sdk.batcher import Batch
+from robostream_sdk.errors import SdkError
+from robostream_sdk.wire import FrameFormat
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +57,11 @@ MAX_META_BYTES = 4096
 ACK = struct.Struct("<Q")
 
 
-class SpoolLockedError(RuntimeError):
+class SpoolLockedError(SdkError, RuntimeError):
     """Another process uses this spool directory."""
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(eq=False)
 class SpoolEntry:
     """One spooled batch. ``attempts``: how often it went on the wire (this process); ``fmt``: JSON
     text or MessagePack binary frame (the spooled frame is MessagePack either way)."""
@@ -482,7 +483,7 @@ class Spool:
         return kept
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Framing:
     """One segment format: its magic, its record header and how to find a record's start."""
 
@@ -518,7 +519,7 @@ class _Framing:
 FRAMINGS = (_Framing(MAGIC, RECORD, SYNC, 0), _Framing(MAGIC_V1, RECORD_V1, V1_META_START, RECORD_V1.size))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class _Record:
     """An intact record: where its header, metadata and frame are, and its metadata."""
 
@@ -539,7 +540,7 @@ class _Record:
                           self.frame_at, recovered=True, fmt=fmt)
 
 
-@dataclass(slots=True)
+@dataclass
 class _Scan:
     """A segment read back: its intact records, its damaged byte ranges, where a torn tail starts."""
 

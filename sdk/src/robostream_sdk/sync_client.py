@@ -24,20 +24,19 @@ from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
-from robostream.config import Settings
-from robostream.producers.client import Prepared, RobotClient
-from robostream.producers.counters import Counters
-from robostream.producers.session import EndReason, SessionConfig, SessionStats
-from robostream.schemas import DataType
+from robostream_sdk.client import Prepared, RobotClient
+from robostream_sdk.contract import DataType
+from robostream_sdk.counters import Counters
+from robostream_sdk.session import EndReason, SessionConfig, SessionStats
 
-log = logging.getLogger("robostream.producers")
+log = logging.getLogger("robostream_sdk")
 T = TypeVar("T")
 
 #: how long a call waits for the loop beyond its own timeout (the loop only does local work)
 LOOP_GRACE_S = 10.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class FlushResult:
     """What :meth:`SyncRobotClient.flush` or ``close`` left unacked; true when all was acked.
 
@@ -70,7 +69,7 @@ class SyncRobotClient:
         self._attach(RobotClient(gateway_url, robot_id, **kwargs))
 
     @classmethod
-    def from_settings(cls, settings: Settings, robot_id: str, **kwargs: Any) -> SyncRobotClient:
+    def from_settings(cls, settings: Any, robot_id: str, **kwargs: Any) -> SyncRobotClient:
         """A client configured from ``config.yaml``, as :meth:`RobotClient.from_settings`."""
         self = cls.__new__(cls)
         self._attach(RobotClient.from_settings(settings, robot_id, **kwargs))
