@@ -21,6 +21,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import msgpack
 import pytest
@@ -38,12 +39,14 @@ from tests.integration.api.helpers import RunningApi
 from tests.integration.conftest import delete_prefix_topics
 from tests.integration.gateway.clients import LoopThread, WsRobot
 from tests.integration.gateway.conftest import free_port
+from tests.prometheus import scrape
 
 SIMULATED = ("robot_001", "robot_002", "robot_003", "robot_004")
 TOKENS = {**{robot: f"tok-{robot}-gateways-0123" for robot in SIMULATED},
           "robot_slow": "tok-slow-gateways-0123", "robot_off": "tok-off-gateways-01234"}
 WRITE_TOKEN = "write-token-gateways-0123456789"
 ROOT = Path(__file__).resolve().parents[3]
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="module")
@@ -229,6 +232,25 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
         time.sleep(0.05)
 
 
+def requests_read(gateway: Gateway | GatewayProcess) -> float:
+    """How many RPC requests ``gateway`` has read from Kafka (``rpc_total{outcome="requested"}``)."""
+    if isinstance(gateway, GatewayProcess):
+        return scrape(f"http://127.0.0.1:{gateway.port}/metrics").get(
+            "robostream_gateway_rpc_total", outcome="requested")
+    return gateway.metrics.registry.get_sample_value(
+        "robostream_gateway_rpc_total", {"outcome": "requested"}) or 0.0
+
+
+def held_by(gateways: list[Gateway | GatewayProcess], start: Callable[[], T]) -> T:
+    """``start()`` a call for a robot none of ``gateways`` has, and wait until each has read it
+    (and holds it, waiting for the robot)."""
+    before = [requests_read(g) for g in gateways]
+    started = start()
+    wait_for(lambda: all(requests_read(g) > n for g, n in zip(gateways, before, strict=True)), 10,
+             "every gateway read the call")
+    return started
+
+
 def answers(settings: Settings, correlation_ids: set[str], settle_s: float) -> Counter[str]:
     """How many response records each call got, read from the start of the responses topic
     ``settle_s`` after the last one appeared (a second answer would come at the deadline)."""
@@ -283,8 +305,7 @@ def test_a_robot_that_moves_to_the_other_gateway_gets_its_calls_there(cluster: C
     balancer.refuse = True
     cluster.loop.call(balancer.cut())
     wait_for(lambda: not cluster.on_a("robot_001") and not cluster.on_b("robot_001"), 10, "robot_001 away")
-    waiting = cluster.call_later("robot_001", timeout_s=20)  # both gateways read it; nobody holds the robot
-    time.sleep(1.0)
+    waiting = held_by([cluster.a, cluster.b], lambda: cluster.call_later("robot_001", timeout_s=20))
     balancer.order, balancer.refuse = [cluster.b.port, cluster.a.port], False
     wait_for(lambda: cluster.on_b("robot_001"), 30, "robot_001 on gateway B")
     moved = waiting()
@@ -329,8 +350,8 @@ def test_a_gateway_stopped_cancels_the_calls_it_delivered_and_leaves_waiting_one
         try:
             delivered = cluster.call_later("robot_slow", "calibrate", timeout_s=20)
             robot.until("rpc_request", timeout=10)
-            waiting = cluster.call_later("robot_off", timeout_s=4)  # held by all three gateways
-            time.sleep(0.5)
+            waiting = held_by([cluster.a, cluster.b, third],
+                              lambda: cluster.call_later("robot_off", timeout_s=4))
             cluster.loop.call(third.stop())
             stopped = True
         finally:
