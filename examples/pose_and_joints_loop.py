@@ -34,7 +34,7 @@ def main(seconds: float = 10.0) -> None:
             now = time.time()
             (x, y, z), angles = read_robot(now)
             client.send("time_series", {
-                "t": [int(now * 1_000_000)],  # microseconds since the epoch, one per sample
+                "t": [0],  # one sample, 0 µs after the envelope's timestamp
                 "pose": {"position": {"x": [x], "y": [y], "z": [z]},
                          "orientation": {"x": [0.0], "y": [0.0], "z": [0.0], "w": [1.0]}},
                 "joints": {"names": [f"joint_{j}" for j in range(JOINTS)], "angle": [angles]},

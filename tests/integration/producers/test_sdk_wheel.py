@@ -38,10 +38,11 @@ with SyncRobotClient(url, robot, token=token, options=options) as client:
     session = client.start_session()
     start = time.time()
     for i in range(records):
-        t = [int((start + (i * rows + k) / 1000) * 1e6) for k in range(rows)]
+        t = [k * 1000 for k in range(rows)]  # 1 kHz: µs after the envelope's timestamp
         xs = [0.001 * k for k in range(rows)]
         client.send("time_series", {"t": t, "pose": {"position": {"x": xs, "y": xs, "z": xs},
-                    "orientation": {"x": xs, "y": xs, "z": xs, "w": [1.0] * rows}}})
+                    "orientation": {"x": xs, "y": xs, "z": xs, "w": [1.0] * rows}}},
+                    timestamp=start + i * rows / 1000)
     client.send("log", {"level": "info", "message": "done"})  # a JSON frame, without orjson
     flushed = client.flush(timeout_s=120)
     print(json.dumps({"session": session, "version": robostream_sdk.__version__,
