@@ -20,6 +20,7 @@ from robostream.gateway.producer import DeliveryTracker, GatewayProducer
 from robostream.gateway.protocol import GatewayCode, error_frame
 from robostream.schemas import KafkaRecord, SchemaIdResolver, ValidationError, encode_value, validate_event
 from robostream.schemas.catalog import subject_name
+from robostream.schemas.envelope import record_key
 from robostream.topics import sessions_topic
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,7 @@ class SessionEvents:
         except ValidationError as exc:
             return error_frame(exc.code, f"session_event: {exc}", message_type="session_event")
         tracker = DeliveryTracker(asyncio.get_running_loop())
-        record = KafkaRecord(f"{robot_id}/{session_id}".encode(), value,
+        record = KafkaRecord(record_key(robot_id, session_id), value,
                              [("kind", str(datum["kind"]).encode()), ("content-type", SESSION_CONTENT_TYPE)])
         try:
             if not self.producer.produce_now(self.topic, record, tracker, 0):

@@ -45,6 +45,7 @@ import numpy as np
 from robostream.errors import RobostreamError
 from robostream.processors.record_schema import AvroRecord, load_schema, nested_schema, register
 from robostream.schemas.codec import MAGIC_BYTE, WIRE_HEADER
+from robostream.schemas.envelope import record_key
 from robostream.schemas.resolver import SchemaIdResolver
 from robostream.times import HOUR_US as HOUR_US  # re-exported: the derived records' time units
 from robostream.times import MINUTE_US as MINUTE_US
@@ -58,6 +59,18 @@ class DerivedRecordError(RobostreamError, ValueError):
     """A derived record value that is not in the wire format or names an unknown schema."""
 
 
+class _SessionRecord(AvroRecord):
+    """A record of a derived topic: keyed like the raw topics, by its session."""
+
+    __slots__ = ()
+    robot_id: str
+    session_id: str
+
+    @property
+    def key(self) -> bytes:
+        return record_key(self.robot_id, self.session_id)
+
+
 # --- telemetry ----------------------------------------------------------------------------------
 
 
@@ -65,7 +78,7 @@ TELEMETRY_BUCKET_SCHEMA = load_schema("TelemetryBucket")
 
 
 @dataclass(frozen=True, slots=True)
-class TelemetryBucket(AvroRecord):
+class TelemetryBucket(_SessionRecord):
     """Telemetry points of one robot session in one minute bucket (columnar).
 
     Point identity (the sinks' idempotency key) is ``(robot_id, session_id, data_type, seqs[i],
@@ -85,10 +98,6 @@ class TelemetryBucket(AvroRecord):
     joint_names: Sequence[str] = field(default_factory=list)
     units: Mapping[str, str] = field(default_factory=dict)
     data_type: str = "time_series"
-
-    @property
-    def key(self) -> bytes:
-        return f"{self.robot_id}/{self.session_id}".encode()
 
     def __len__(self) -> int:
         return len(self.timestamps)
@@ -200,7 +209,7 @@ class MetricAggregate:
 
 
 @dataclass(frozen=True, slots=True)
-class WindowStats(AvroRecord):
+class WindowStats(_SessionRecord):
     """One closed window of one robot session with the statistics of every metric seen in it."""
 
     SCHEMA: ClassVar[dict[str, Any]] = WINDOW_STATS_SCHEMA
@@ -212,10 +221,6 @@ class WindowStats(AvroRecord):
     window_end: int
     metrics: list[MetricStats]
     closed_by: str = "watermark"
-
-    @property
-    def key(self) -> bytes:
-        return f"{self.robot_id}/{self.session_id}".encode()
 
     def aggregates(self) -> Iterator[MetricAggregate]:
         """One flat :class:`MetricAggregate` per metric."""
@@ -324,7 +329,7 @@ class BundlePart(AvroRecord):
 
 
 @dataclass(frozen=True, slots=True)
-class FrameBatch(AvroRecord):
+class FrameBatch(_SessionRecord):
     """One compaction flush of one camera: objects to store, frame metadata, bundle parts.
 
     A batch may hold only a bundle's last part (no objects, no frames) when an hour closes.
@@ -339,10 +344,6 @@ class FrameBatch(AvroRecord):
     objects: list[StoredObject]
     frames: list[FrameMeta]
     bundle_parts: list[BundlePart] = field(default_factory=list)
-
-    @property
-    def key(self) -> bytes:
-        return f"{self.robot_id}/{self.session_id}".encode()
 
 
 register(MetricStats, WindowStats, StoredObject, FrameTier, FrameMeta, BundlePart, FrameBatch,

@@ -44,6 +44,11 @@ _TIMESTAMP_EXPECTED = (
 )
 
 
+def record_key(robot_id: str, session_id: str) -> bytes:
+    """The Kafka key of a session's records, raw and derived: ``robot_id/session_id`` (UTF-8)."""
+    return f"{robot_id}/{session_id}".encode()
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """A validated envelope. ``payload`` is Avro-shaped (see the data type's schema).
@@ -75,7 +80,7 @@ class Envelope:
     @property
     def key(self) -> bytes:
         """The Kafka record key: ``robot_id/session_id`` (orders records per session)."""
-        return f"{self.robot_id}/{self.session_id}".encode()
+        return record_key(self.robot_id, self.session_id)
 
     def to_wire(self) -> dict[str, Any]:
         """The robot-facing map (timestamp in seconds), ready for MessagePack or JSON."""

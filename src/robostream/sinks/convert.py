@@ -38,6 +38,7 @@ from robostream.schemas import (
     decode_record,
     decode_value,
 )
+from robostream.schemas.envelope import record_key
 from robostream.sinks.base import PoisonRecordError, RetriableSinkError, SessionEvent, SinkRecord
 from robostream.sinks.points import Telemetry
 from robostream.topics import (
@@ -65,7 +66,7 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def _check_key(record: SinkRecord, robot_id: str, session_id: str) -> None:
-    if record.key is not None and record.key != f"{robot_id}/{session_id}".encode():
+    if record.key is not None and record.key != record_key(robot_id, session_id):
         raise PoisonRecordError(
             f"record key {record.key[:80]!r} does not match the value's {robot_id}/{session_id}")
 
