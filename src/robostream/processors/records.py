@@ -35,7 +35,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
@@ -183,24 +183,16 @@ class MetricStats(AvroRecord):
     unit: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MetricAggregate:
-    """One metric of one window, flat: a Redis ``stats:`` key or an ``aggregations`` document."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricAggregate(MetricStats):
+    """One metric of one window, flat: its :class:`MetricStats` with the window and session (a
+    Redis ``stats:`` key or an ``aggregations`` document)."""
 
     robot_id: str
     session_id: str
-    metric: str
     resolution: str
     window_start: int
     window_end: int
-    count: int
-    min: float
-    max: float
-    mean: float
-    stddev: float
-    last: float
-    last_timestamp: int
-    unit: str | None = None
 
     @property
     def redis_key(self) -> str:
@@ -226,10 +218,13 @@ class WindowStats(_SessionRecord):
         """One flat :class:`MetricAggregate` per metric."""
         for m in self.metrics:
             yield MetricAggregate(
-                self.robot_id, self.session_id, m.metric, self.resolution.value,
-                self.window_start, self.window_end, m.count, m.min, m.max, m.mean, m.stddev,
-                m.last, m.last_timestamp, m.unit,
+                **{name: getattr(m, name) for name in _METRIC_STATS_FIELDS},
+                robot_id=self.robot_id, session_id=self.session_id, resolution=self.resolution.value,
+                window_start=self.window_start, window_end=self.window_end,
             )
+
+
+_METRIC_STATS_FIELDS = tuple(f.name for f in fields(MetricStats))
 
 
 # --- frames -------------------------------------------------------------------------------------
