@@ -29,6 +29,7 @@ from robostream.schemas import (
     decode_record,
     parsed_schema,
 )
+from robostream.schemas.envelope import record_key
 from robostream.schemas.packed import METRIC_COLUMNS
 from robostream.schemas.validation import ErrorCode
 
@@ -82,8 +83,9 @@ class TelemetryColumns:
     units: dict[str, str] = field(default_factory=dict)
 
     @property
-    def key(self) -> str:
-        return f"{self.robot_id}/{self.session_id}"
+    def key(self) -> bytes:
+        """The Kafka key of the session's records."""
+        return record_key(self.robot_id, self.session_id)
 
     def __len__(self) -> int:
         return int(self.times.shape[0])
@@ -268,7 +270,8 @@ class _Layout:
         """The m x n matrix of ``rest`` (the bytes after ``t``), or None if the skeleton differs."""
         if rest.shape[0] != self.size or not np.array_equal(rest[self.skeleton_index], self.skeleton):
             return None
-        return rest[self.gather].view("<f8").reshape(len(self.names), n)
+        matrix: np.ndarray = rest[self.gather].view("<f8").reshape(len(self.names), n)
+        return matrix
 
 
 def _parse_layout(body: _Body, n: int) -> _Layout:

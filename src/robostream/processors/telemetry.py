@@ -115,7 +115,7 @@ class TelemetryProcessor:
             except ValidationError as exc:
                 await self.outputs.dead_letter(message, exc, self.metrics)
                 continue
-            key = columns.key.encode()
+            key = columns.key
             records = by_key.get(key)
             if records is None:
                 by_key[key] = [columns]

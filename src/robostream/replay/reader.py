@@ -36,6 +36,7 @@ from robostream.config import Settings, validate_id
 from robostream.errors import RobostreamError
 from robostream.replay.bounds import Bound
 from robostream.schemas import DataType, Envelope, SchemaIdResolver, ValidationError, decode_record
+from robostream.schemas.envelope import record_key
 from robostream.topics.catalog import topic_for
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ class SessionQuery:
     @property
     def key(self) -> bytes:
         """The Kafka key of the session's records."""
-        return f"{self.robot_id}/{self.session_id}".encode()
+        return record_key(self.robot_id, self.session_id)
 
     def in_window(self, timestamp_us: int) -> bool:
         """True when a record's envelope timestamp lies within the time bounds (if any)."""
