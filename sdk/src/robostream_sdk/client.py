@@ -28,6 +28,7 @@ from robostream_sdk.backoff import Backoff
 from robostream_sdk.batcher import Batch, Batcher
 from robostream_sdk.contract import DataType, build_envelope, validate_id
 from robostream_sdk.counters import Counters, messages_in
+from robostream_sdk.errors import SdkError
 from robostream_sdk.packed import pack_time_series
 from robostream_sdk.sender import Listener, RpcHandler, Sender
 from robostream_sdk.session import (
@@ -119,8 +120,11 @@ def make_transport(gateway_url: str, robot_id: str, token: str | None, options: 
     if options.transport == "ws":
         return WsTransport(url, headers, framing=options.fmt, ssl_context=options.ssl_context,
                            open_timeout_s=options.open_timeout_s)
-    from robostream_sdk.transport.https import HttpsTransport  # aiohttp: the [https] extra
-
+    try:
+        from robostream_sdk.transport.https import HttpsTransport
+    except ImportError as exc:  # aiohttp: the [https] extra
+        raise SdkError(f"the HTTPS transport needs aiohttp ({exc}): pip install 'robostream-sdk[https]', "
+                       "or use transport='ws'") from None
     return HttpsTransport(url, headers, fmt=connection_format(options.fmt), ssl_context=options.ssl_context,
                           open_timeout_s=options.open_timeout_s)
 

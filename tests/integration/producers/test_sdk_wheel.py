@@ -33,6 +33,11 @@ from robostream_sdk import ClientOptions, SyncRobotClient
 url, robot, token, spool, rows, records = sys.argv[1:7]
 rows, records = int(rows), int(records)
 assert "robostream" not in sys.modules and "numpy" not in sys.modules
+try:  # HTTPS is the [https] extra (aiohttp), not installed here: a clear sentence, not an ImportError
+    SyncRobotClient(url, robot, token=token, options=ClientOptions(transport="https", spool_dir=spool))
+    raise SystemExit("transport='https' without aiohttp was accepted")
+except robostream_sdk.SdkError as exc:
+    assert "robostream-sdk[https]" in str(exc), exc
 options = ClientOptions(spool_dir=spool, backoff_initial_s=0.05, backoff_max_s=0.5)
 with SyncRobotClient(url, robot, token=token, options=options) as client:
     session = client.start_session()
