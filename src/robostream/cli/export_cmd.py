@@ -41,9 +41,10 @@ def export(
     fmt: Annotated[str | None, typer.Option(
         "--format", "-f", metavar="mcap|jsonl",
         help="File format. Default: jsonl for *.jsonl, else mcap.")] = None,
-    foxglove_images: Annotated[bool, typer.Option(
-        "--foxglove-images/--no-foxglove-images",
-        help="MCAP: also write inline JPEG/PNG frames as foxglove.CompressedImage.")] = True,
+    foxglove: Annotated[bool, typer.Option(
+        "--foxglove/--no-foxglove",
+        help="MCAP: also write the Foxglove channels of the live view (pose, tf, joints, images, "
+             "point clouds, log; docs/foxglove.md).")] = True,
     slack: Slack = "5m",
 ) -> None:
     """Export one recorded session (the progress bar counts offsets read)."""
@@ -57,7 +58,7 @@ def export(
     try:
         query = query_from(robot, session, types, start, end, slack)
         report = export_session(settings, query, output, resolver_for(settings), fmt=chosen,
-                                progress=RichProgress(), foxglove_images=foxglove_images)
+                                progress=RichProgress(), foxglove=foxglove)
     except (ReplayError, BoundError, ValueError, OSError) as exc:
         raise fail(exc) from None
     console = Console(highlight=False)

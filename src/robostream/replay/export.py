@@ -6,8 +6,13 @@ zstd-compressed chunks, message and chunk indexes, statistics and a ``robostream
 record. A message is the envelope as a robot sends it in a JSON frame: ``timestamp`` in seconds
 since the epoch (UTC), bytes as base64, NaN as ``null``. Its log time is the envelope timestamp,
 its publish time the Kafka (ingest) timestamp, its sequence the envelope ``seq`` (mod 2^32).
-Camera frames held inline as JPEG, PNG or WebP are also written as ``foxglove.CompressedImage``
-on ``/images/<camera_id>/<kind>``, so Foxglove's Image panel shows them.
+
+**Foxglove channels** (message encoding ``protobuf``, Foxglove's well-known schemas): the same
+topics and messages as the live ``robostream foxglove`` service (:mod:`robostream.foxglove.messages`),
+so a recording opens with the panels of the live view: ``/<robot>/pose`` (PoseInFrame), ``/<robot>/tf``
+(FrameTransform), ``/<robot>/joints`` (JointStates) per telemetry sample, inline JPEG/PNG/WebP frames
+on ``/<robot>/images/<camera>/<kind>`` (CompressedImage), inline point clouds on
+``/<robot>/pointcloud/<camera>`` (PointCloud) and logs on ``/<robot>/log`` (Log).
 
 **JSONL**: one envelope per line, in the same JSON frame form (a line can be sent to the gateway
 as it is).
@@ -18,7 +23,6 @@ next to the target and renamed into place when complete.
 
 from __future__ import annotations
 
-import base64
 import copy
 import os
 import time
@@ -33,16 +37,14 @@ from mcap.writer import CompressionType, IndexType, Writer
 
 from robostream import __version__
 from robostream.config import Settings
+from robostream.foxglove import messages as foxglove_messages
 from robostream.replay.progress import NoProgress, ProgressReporter
 from robostream.replay.reader import SessionQuery, SessionReader, SessionRecord
-from robostream.schemas import DataType, Envelope, SchemaIdResolver, encode_frame, load_schema
+from robostream.schemas import DataType, SchemaIdResolver, encode_frame, load_schema
 from robostream.schemas.catalog import NAMESPACE
 
 JSON_SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 CHUNK_BYTES = 1024 * 1024
-#: Formats Foxglove's CompressedImage understands.
-FOXGLOVE_IMAGE_FORMATS = {"jpeg": "jpeg", "jpg": "jpeg", "png": "png", "webp": "webp",
-                          "image/jpeg": "jpeg", "image/png": "png", "image/webp": "webp"}
 
 _PRIMITIVES: dict[str, dict[str, Any]] = {
     "null": {"type": "null"},
@@ -53,21 +55,6 @@ _PRIMITIVES: dict[str, dict[str, Any]] = {
     "double": {"type": ["number", "null"], "description": "NaN is null"},
     "bytes": {"type": "string", "contentEncoding": "base64"},
     "string": {"type": "string"},
-}
-
-COMPRESSED_IMAGE_SCHEMA: dict[str, Any] = {
-    "$schema": JSON_SCHEMA_DIALECT,
-    "title": "foxglove.CompressedImage",
-    "description": "A compressed image",
-    "type": "object",
-    "properties": {
-        "timestamp": {"type": "object", "title": "time", "description": "Timestamp of image",
-                      "properties": {"sec": {"type": "integer", "minimum": 0},
-                                     "nsec": {"type": "integer", "minimum": 0, "maximum": 999999999}}},
-        "frame_id": {"type": "string", "description": "Frame of reference for the image (the camera id)"},
-        "data": {"type": "string", "contentEncoding": "base64", "description": "Compressed image data"},
-        "format": {"type": "string", "description": "Image format: jpeg, png, webp"},
-    },
 }
 
 
@@ -165,37 +152,21 @@ def channel_topic(data_type: DataType | str) -> str:
     return f"/{DataType(data_type).value}"
 
 
-def image_topic(camera_id: str, kind: str) -> str:
-    """The CompressedImage channel of a camera: ``/images/front/rgb``."""
-    return f"/images/{camera_id}/{kind}"
-
-
-def compressed_image(envelope: Envelope) -> tuple[str, dict[str, Any]] | None:
-    """``(channel, foxglove.CompressedImage)`` of an inline JPEG/PNG/WebP frame, else ``None``."""
-    if envelope.data_type is not DataType.IMAGES:
-        return None
-    payload = envelope.payload
-    content = payload["blob"]["content"]
-    image_format = FOXGLOVE_IMAGE_FORMATS.get(str(payload["blob"]["format"]).lower())
-    if image_format is None or not isinstance(content, bytes | bytearray):
-        return None
-    seconds, micros = divmod(envelope.timestamp_us, 1_000_000)
-    message = {"timestamp": {"sec": seconds, "nsec": micros * 1000}, "frame_id": payload["camera_id"],
-               "data": base64.b64encode(content).decode("ascii"), "format": image_format}
-    return image_topic(payload["camera_id"], str(payload["kind"])), message
-
-
 class McapSessionWriter:
-    """Writes session records to an MCAP stream: a schema and a channel per data type."""
+    """Writes session records to an MCAP stream: a schema and a channel per data type, plus the
+    Foxglove channels of :mod:`robostream.foxglove.messages` (``foxglove=False``: left out)."""
 
-    def __init__(self, stream: IO[bytes], query: SessionQuery, *, foxglove_images: bool = True) -> None:
+    def __init__(self, stream: IO[bytes], query: SessionQuery, *, foxglove: bool = True) -> None:
         self._writer = Writer(stream, chunk_size=CHUNK_BYTES, compression=CompressionType.ZSTD,
                               index_types=IndexType.ALL)
         self._writer.start(profile="", library=f"robostream {__version__}")
         self._query = query
-        self._foxglove_images = foxglove_images
+        self._foxglove = foxglove
         self._channels: dict[str, int] = {}
-        self._image_schema: int | None = None
+        self._schemas: dict[str, int] = {}
+
+    def _metadata(self, **extra: str) -> dict[str, str]:
+        return {"robot_id": self._query.robot_id, "session_id": self._query.session_id, **extra}
 
     def _channel(self, data_type: DataType) -> int:
         topic = channel_topic(data_type)
@@ -205,36 +176,33 @@ class McapSessionWriter:
                                                      data=orjson.dumps(schema))
             self._channels[topic] = self._writer.register_channel(
                 topic=topic, message_encoding="json", schema_id=schema_id,
-                metadata={"robot_id": self._query.robot_id, "session_id": self._query.session_id,
-                          "data_type": data_type.value})
+                metadata=self._metadata(data_type=data_type.value))
         return self._channels[topic]
 
-    def _image_channel(self, topic: str) -> int:
-        if self._image_schema is None:
-            self._image_schema = self._writer.register_schema(
-                name="foxglove.CompressedImage", encoding="jsonschema",
-                data=orjson.dumps(COMPRESSED_IMAGE_SCHEMA))
+    def _foxglove_channel(self, topic: str, message: foxglove_messages.Message) -> int:
         if topic not in self._channels:
+            schema = foxglove_messages.schema_of(message)
+            if schema.name not in self._schemas:
+                self._schemas[schema.name] = self._writer.register_schema(
+                    name=schema.name, encoding=schema.encoding, data=schema.data)
             self._channels[topic] = self._writer.register_channel(
-                topic=topic, message_encoding="json", schema_id=self._image_schema,
-                metadata={"robot_id": self._query.robot_id, "session_id": self._query.session_id})
+                topic=topic, message_encoding=foxglove_messages.MESSAGE_ENCODING,
+                schema_id=self._schemas[schema.name], metadata=self._metadata())
         return self._channels[topic]
 
     def write(self, record: SessionRecord) -> list[str]:
-        """Write a record; returns the channels it went to."""
+        """Write a record; returns the channels it went to (one entry per message)."""
         envelope = record.envelope
-        log_time = envelope.timestamp_us * 1000
         publish_time = max(0, record.timestamp_ms) * 1_000_000
         sequence = envelope.seq & 0xFFFFFFFF
-        self._writer.add_message(self._channel(envelope.data_type), log_time,
+        self._writer.add_message(self._channel(envelope.data_type), envelope.timestamp_us * 1000,
                                  encode_frame(envelope, "json"), publish_time, sequence)
         written = [channel_topic(envelope.data_type)]
-        image = compressed_image(envelope) if self._foxglove_images else None
-        if image is not None:
-            topic, message = image
-            self._writer.add_message(self._image_channel(topic), log_time, orjson.dumps(message),
-                                     publish_time, sequence)
-            written.append(topic)
+        if self._foxglove:
+            for ts_us, topic, message in foxglove_messages.envelope_messages(envelope):
+                self._writer.add_message(self._foxglove_channel(topic, message), ts_us * 1000,
+                                         message.encode(), publish_time, sequence)
+                written.append(topic)
         return written
 
     def finish(self, metadata: dict[str, str]) -> None:
@@ -297,7 +265,7 @@ def export_metadata(settings: Settings, query: SessionQuery) -> dict[str, str]:
 
 def export_session(settings: Settings, query: SessionQuery, output: Path | str, resolver: SchemaIdResolver,
                    *, fmt: ExportFormat | str = ExportFormat.MCAP, progress: ProgressReporter | None = None,
-                   foxglove_images: bool = True) -> ExportReport:
+                   foxglove: bool = True) -> ExportReport:
     """Write the session of ``query`` to ``output`` as MCAP or JSONL. Raises
     :class:`~robostream.replay.reader.ReplayError` (the target is left untouched then)."""
     progress = progress or NoProgress()
@@ -310,7 +278,7 @@ def export_session(settings: Settings, query: SessionQuery, output: Path | str, 
         with partial.open("wb") as stream, \
                 SessionReader(settings, query, resolver, on_progress=progress.advance) as reader:
             writer: McapSessionWriter | JsonlSessionWriter = (
-                McapSessionWriter(stream, query, foxglove_images=foxglove_images)
+                McapSessionWriter(stream, query, foxglove=foxglove)
                 if fmt is ExportFormat.MCAP else JsonlSessionWriter(stream))
             progress.start(reader.total_offsets, f"export {query.robot_id}/{query.session_id}")
             for record in reader:

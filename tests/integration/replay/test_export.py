@@ -47,15 +47,24 @@ def test_the_export_command_writes_an_mcap_file_foxglove_can_open(
         assert summary is not None and summary.statistics is not None
         channels = {c.id: c for c in summary.channels.values()}
         counts = {channels[cid].topic: n for cid, n in summary.statistics.channel_message_counts.items()}
-        assert counts == {"/time_series": 50, "/log": 5, "/images": 3, "/images/front/rgb": 3}
+        foxglove = {f"/{ROBOT}/pose": "foxglove.PoseInFrame", f"/{ROBOT}/tf": "foxglove.FrameTransform",
+                    f"/{ROBOT}/joints": "foxglove.JointStates", f"/{ROBOT}/log": "foxglove.Log",
+                    f"/{ROBOT}/images/front/rgb": "foxglove.CompressedImage"}
+        samples = 50 * 10  # a pose, a transform and joints per telemetry sample
+        assert counts == {"/time_series": 50, "/log": 5, "/images": 3, f"/{ROBOT}/pose": samples,
+                          f"/{ROBOT}/tf": samples, f"/{ROBOT}/joints": samples, f"/{ROBOT}/log": 5,
+                          f"/{ROBOT}/images/front/rgb": 3}
+        last_sample_us = max(e.timestamp_us + (e.payload["t"][-1] if e.data_type is DataType.TIME_SERIES
+                                               else 0) for e in recording)
         assert summary.statistics.message_start_time == recording[0].timestamp_us * 1000
-        assert summary.statistics.message_end_time == recording[-1].timestamp_us * 1000
+        assert summary.statistics.message_end_time == last_sample_us * 1000
         schemas = {s.id: s for s in summary.schemas.values()}
-        assert {schemas[c.schema_id].name for c in channels.values()} == {
-            "io.robostream.TimeSeries", "io.robostream.Log", "io.robostream.Image",
-            "foxglove.CompressedImage"}
-        assert {s.encoding for s in schemas.values()} == {"jsonschema"}
-        assert {c.message_encoding for c in channels.values()} == {"json"}
+        by_topic = {c.topic: schemas[c.schema_id] for c in channels.values()}
+        assert {t: by_topic[t].name for t in foxglove} == foxglove  # the live service's topics and schemas
+        assert {by_topic[t].name for t in ("/time_series", "/log", "/images")} == {
+            "io.robostream.TimeSeries", "io.robostream.Log", "io.robostream.Image"}
+        assert {(c.message_encoding, by_topic[c.topic].encoding) for c in channels.values()} == {
+            ("json", "jsonschema"), ("protobuf", "protobuf")}
         assert {ci.compression for ci in summary.chunk_indexes} == {"zstd"}
         logs = reader.iter_messages(topics=["/log"], log_time_order=True)
         messages = [orjson.loads(m.data) for _, _, m in logs]

@@ -9,9 +9,9 @@ from typing import Any
 import orjson
 import pytest
 from mcap.reader import make_reader
+from mcap_protobuf.decoder import DecoderFactory
 
 from robostream.replay.export import (
-    COMPRESSED_IMAGE_SCHEMA,
     JsonlSessionWriter,
     McapSessionWriter,
     avro_to_json_schema,
@@ -126,6 +126,11 @@ def test_jsonl_lines_are_robot_json_frames_of_the_same_envelopes() -> None:
     assert decoded[3].payload["blob"]["content"] == records[3].envelope.payload["blob"]["content"]
 
 
+FOXGLOVE_TOPICS = {"/robot_001/pose": "foxglove.PoseInFrame", "/robot_001/tf": "foxglove.FrameTransform",
+                   "/robot_001/joints": "foxglove.JointStates", "/robot_001/log": "foxglove.Log",
+                   "/robot_001/images/front/rgb": "foxglove.CompressedImage"}
+
+
 def test_mcap_has_a_schema_and_channel_per_data_type_zstd_chunks_and_an_index() -> None:
     records = [record(DataType.TIME_SERIES, i, T0_US + i * 100_000) for i in range(20)]
     records += [record(DataType.LOG, 20 + i, T0_US + 50_000 + i * 500_000) for i in range(4)]
@@ -137,31 +142,47 @@ def test_mcap_has_a_schema_and_channel_per_data_type_zstd_chunks_and_an_index() 
     writer.finish({"robot_id": "robot_001", "session_id": "s1"})
 
     out.seek(0)
-    reader = make_reader(out)
+    reader = make_reader(out, decoder_factories=[DecoderFactory()])
     summary = reader.get_summary()
     assert summary is not None and summary.statistics is not None
     channels = {c.topic: c for c in summary.channels.values()}
-    assert set(channels) == {"/time_series", "/log", "/images", "/images/front/rgb"}
+    assert set(channels) == {"/time_series", "/log", "/images", *FOXGLOVE_TOPICS}
     counts = {channels_topic: summary.statistics.channel_message_counts[c.id]
               for channels_topic, c in channels.items()}
-    assert counts == {"/time_series": 20, "/log": 4, "/images": 1, "/images/front/rgb": 1}
+    samples = 20 * 10  # the example record holds 10 samples: a pose, a transform and joints each
+    assert counts == {"/time_series": 20, "/log": 4, "/images": 1, "/robot_001/pose": samples,
+                      "/robot_001/tf": samples, "/robot_001/joints": samples, "/robot_001/log": 4,
+                      "/robot_001/images/front/rgb": 1}
     assert summary.statistics.message_start_time == T0_US * 1000
-    assert summary.statistics.message_end_time == (T0_US + 1_900_000) * 1000
-    assert all(c.message_encoding == "json" for c in channels.values())
-    schemas = {s.name: s for s in summary.schemas.values()}
-    assert set(schemas) == {"io.robostream.TimeSeries", "io.robostream.Log", "io.robostream.Image",
-                            "foxglove.CompressedImage"}
-    assert all(s.encoding == "jsonschema" for s in schemas.values())
-    assert orjson.loads(schemas["foxglove.CompressedImage"].data) == COMPRESSED_IMAGE_SCHEMA
+    assert summary.statistics.message_end_time == (T0_US + 1_900_000 + 90_000) * 1000  # its last sample
+    schemas = {s.id: s for s in summary.schemas.values()}
+    assert {t: schemas[channels[t].schema_id].name for t in FOXGLOVE_TOPICS} == FOXGLOVE_TOPICS
+    assert {schemas[channels[t].schema_id].name for t in ("/time_series", "/log", "/images")} == {
+        "io.robostream.TimeSeries", "io.robostream.Log", "io.robostream.Image"}
+    assert {schemas[c.schema_id].encoding for c in channels.values()} == {"jsonschema", "protobuf"}
+    assert {c.message_encoding for c in channels.values() if c.topic in FOXGLOVE_TOPICS} == {"protobuf"}
     assert summary.chunk_indexes and {ci.compression for ci in summary.chunk_indexes} == {"zstd"}
     assert all(ci.message_index_offsets for ci in summary.chunk_indexes)
     metadata = list(reader.iter_metadata())
     assert metadata[0].name == "robostream" and metadata[0].metadata["session_id"] == "s1"
 
-    messages = list(reader.iter_messages(topics=["/images/front/rgb"]))
-    image = orjson.loads(messages[0][2].data)
-    assert image["format"] == "jpeg" and image["frame_id"] == "front"
-    assert image["timestamp"] == {"sec": (T0_US + 1_000_000) // 1_000_000, "nsec": 0}
+    (_, _, _, image), = reader.iter_decoded_messages(topics=["/robot_001/images/front/rgb"])
+    sent = records[-1].envelope.payload
+    assert image.format == "jpeg" and image.frame_id == "front" and image.data == sent["blob"]["content"]
+    assert (image.timestamp.seconds, image.timestamp.nanos) == ((T0_US + 1_000_000) // 1_000_000, 0)
+    _, _, message, pose = next(iter(reader.iter_decoded_messages(topics=["/robot_001/pose"],
+                                                                 log_time_order=True)))
+    position = records[0].envelope.payload["pose"]["position"]
+    assert pose.frame_id == "world" and message.log_time == T0_US * 1000
+    assert (pose.pose.position.x, pose.pose.position.y) == (position["x"][0], position["y"][0])
+    assert message.publish_time == (T0_US // 1000 + 50) * 1_000_000 and message.sequence == 0
+    _, _, _, joints = next(iter(reader.iter_decoded_messages(topics=["/robot_001/joints"],
+                                                             log_time_order=True)))
+    angles = records[0].envelope.payload["joints"]["angle"][0]
+    assert [j.name for j in joints.joints] == [f"joint_{j}" for j in range(7)]
+    assert [j.position for j in joints.joints] == angles
+    _, _, _, log = next(iter(reader.iter_decoded_messages(topics=["/robot_001/log"])))
+    assert log.message == "joint_3 torque near limit" and log.name == "arm.controller" and log.level == 3
     first = next(iter(reader.iter_messages(topics=["/time_series"], log_time_order=True)))
     assert first[2].log_time == T0_US * 1000 and first[2].publish_time == (T0_US // 1000 + 50) * 1_000_000
     assert orjson.loads(first[2].data)["seq"] == 0
@@ -175,5 +196,5 @@ def test_claim_checked_frames_get_no_compressed_image() -> None:
     out = io.BytesIO()
     writer = McapSessionWriter(out, QUERY)
     assert writer.write(record(DataType.IMAGES, 1, T0_US, payload)) == ["/images"]
-    assert McapSessionWriter(io.BytesIO(), QUERY, foxglove_images=False).write(
+    assert McapSessionWriter(io.BytesIO(), QUERY, foxglove=False).write(
         record(DataType.IMAGES, 2, T0_US)) == ["/images"]
