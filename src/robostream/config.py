@@ -504,6 +504,20 @@ class ApiSettings(HttpServerSettings):
         return value
 
 
+class FoxgloveSettings(Section):
+    """``robostream foxglove``: the live stream over the Foxglove WebSocket protocol."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8765, ge=0, le=65535, description="WebSocket port Foxglove connects to (0: any free)")
+    session_idle_s: float = Field(
+        60.0, gt=0, description="a robot is advertised while its newest sample is younger than this"
+    )
+    discovery_interval_s: float = Field(1.0, gt=0, description="how often new robots and sessions are sought")
+    queue_size: int = Field(
+        1000, ge=1, le=1_000_000, description="live messages buffered per followed robot; then drop-oldest"
+    )
+
+
 class Settings(BaseSettings):
     """All of robostream's settings. Build one with :func:`load_settings`."""
 
@@ -533,6 +547,7 @@ class Settings(BaseSettings):
     sinks: SinksSettings = SinksSettings()
     processors: ProcessorSettings = ProcessorSettings()
     api: ApiSettings = ApiSettings()
+    foxglove: FoxgloveSettings = FoxgloveSettings()
     connectors: list[ConnectorSettings] = Field(default_factory=default_connectors)
 
     @field_validator("connectors")

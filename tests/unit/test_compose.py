@@ -237,7 +237,8 @@ def test_every_robostream_variable_names_a_real_config_key(compose: dict[str, An
     assert seen > 50
 
 
-@pytest.mark.parametrize("service", ["topics", "schema-registry", "gateway", "processors", "sinks", "api"])
+@pytest.mark.parametrize("service", ["topics", "schema-registry", "gateway", "processors", "sinks", "api",
+                                     "foxglove"])
 def test_each_service_environment_loads_into_valid_settings(
     compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -280,6 +281,7 @@ def test_compose_stays_in_step_with_config_yaml(compose: dict[str, Any], default
     assert published(compose, "schema-registry") == {8081: defaults.schema_registry.port}
     assert published(compose, "gateway") == {defaults.gateway.port: defaults.gateway.port}
     assert published(compose, "api") == {defaults.api.port: defaults.api.port}
+    assert published(compose, "foxglove") == {defaults.foxglove.port: defaults.foxglove.port}
     kafka_env = compose["services"]["kafka"]["environment"]
     assert f"HOST://127.0.0.1:{defaults.kafka.port}" in kafka_env["KAFKA_ADVERTISED_LISTENERS"]
     assert compose["services"]["kafka"]["image"] == f"apache/kafka:{defaults.stack.kafka_version}"
@@ -302,11 +304,14 @@ def test_compose_stays_in_step_with_config_yaml(compose: dict[str, Any], default
     for name, port in (("gateway", defaults.gateway.port), ("api", defaults.api.port),
                        ("schema-registry", defaults.schema_registry.port), ("sinks", sinks_port)):
         assert f"127.0.0.1:{port}/" in " ".join(services[name]["healthcheck"]["test"]), name
+    # a WebSocket-only server: healthy when it takes a TCP connection on its port
+    assert f"('127.0.0.1', {defaults.foxglove.port})" in " ".join(services["foxglove"]["healthcheck"]["test"])
 
 
 # -- commands -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("service", ["topics", "schema-registry", "gateway", "processors", "sinks", "api"])
+@pytest.mark.parametrize("service", ["topics", "schema-registry", "gateway", "processors", "sinks", "api",
+                                     "foxglove"])
 def test_service_command_exists_in_the_cli(compose: dict[str, Any], service: str) -> None:
     command = compose["services"][service]["command"]
     if isinstance(command, str):

@@ -14,6 +14,7 @@ from robostream.cli import (
     api_cmd,
     config_cmd,
     export_cmd,
+    foxglove_cmd,
     gateway_cmd,
     kafka_cmd,
     offsets_cmd,
@@ -42,6 +43,7 @@ app.add_typer(gateway_cmd.app, name="gateway")
 app.add_typer(process_cmd.app, name="process")
 app.add_typer(sink_cmd.app, name="sink")
 app.add_typer(api_cmd.app, name="api")
+app.add_typer(foxglove_cmd.app, name="foxglove")
 app.add_typer(simulate_cmd.app, name="simulate")
 app.add_typer(replay_cmd.app, name="replay")
 app.add_typer(export_cmd.app, name="export")

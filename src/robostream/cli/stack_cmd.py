@@ -29,7 +29,8 @@ err = Console(stderr=True)
 Names = Annotated[
     list[str] | None,
     typer.Argument(help="Servers to act on (kafka, mongo, s3, redis, schema-registry, gateway, sinks, "
-                        "processors, api; on a Kafka cluster kafka means every node, kafka-2 one of "
+                        "processors, api, foxglove; on a Kafka cluster kafka means every node, kafka-2 "
+                        "one of "
                         "them); default: all.",
                    show_default=False),
 ]
@@ -111,7 +112,8 @@ def install(names: Names = None) -> None:
 def up(
     names: Names = None,
     services: Annotated[bool, typer.Option(
-        "--services", help="Also start robostream's services: gateway, sinks, processors, api.")] = False,
+        "--services",
+        help="Also start robostream's services: gateway, sinks, processors, api, foxglove.")] = False,
     kafka_brokers: Annotated[int | None, typer.Option(
         "--kafka-brokers", min=1, max=5, show_default=False,
         help="Kafka nodes to run (default: stack.kafka_brokers, 1). 3 gives a local KRaft cluster "
@@ -182,6 +184,8 @@ def report() -> None:
 def _where_to_look(settings: Settings) -> None:
     api = settings.api
     console.print(f"Viewer:          http://{api.host}:{api.port}/  (API docs: /openapi.json)")
+    console.print(f"Foxglove:        ws://{settings.foxglove.host}:{settings.foxglove.port}  "
+                  "(Foxglove app: Open connection > Foxglove WebSocket)")
     console.print(f"Gateway:         ws://{settings.gateway.host}:{settings.gateway.port}/v1/stream")
     console.print(f"Sink status:     http://{settings.sinks.host}:{settings.sinks.port}/connectors")
     console.print(f"Schema registry: {settings.schema_registry.url}/subjects")

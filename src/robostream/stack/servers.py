@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 import ssl
 import subprocess
 import sys
@@ -619,11 +620,38 @@ class ApiService(RobostreamService):
             return False
 
 
+class FoxgloveService(RobostreamService):
+    """Live robots over the Foxglove WebSocket protocol (``robostream foxglove``)."""
+
+    name = "foxglove"
+    after = ("s3", "redis")
+    service = True
+
+    @property
+    def port(self) -> int:
+        return self.settings.foxglove.port
+
+    @property
+    def base_url(self) -> str:
+        return f"ws://{self.settings.foxglove.host}:{self.port}"
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "robostream", "foxglove"]
+
+    def healthy(self) -> bool:
+        """Accepts TCP connections (a WebSocket server answers plain HTTP GETs with an error)."""
+        try:
+            with socket.create_connection((self.settings.foxglove.host, self.port), timeout=1):
+                return True
+        except OSError:
+            return False
+
+
 def all_servers(settings: Settings) -> list[Server]:
     """The local stack: infrastructure first, then robostream's own services."""
     return [*kafka_servers(settings), MongoServer(settings), S3Server(settings), RedisServer(settings),
             SchemaRegistryServer(settings), GatewayService(settings), SinkService(settings),
-            ProcessorService(settings), ApiService(settings)]
+            ProcessorService(settings), ApiService(settings), FoxgloveService(settings)]
 
 
 def kafka_servers(settings: Settings) -> list[KafkaServer]:

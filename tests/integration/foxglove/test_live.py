@@ -1,0 +1,134 @@
+"""``robostream foxglove``: a Foxglove WebSocket client (``foxglove.websocket.v1``) sees a
+simulated robot's channels with Foxglove's schemas, and its pose and camera frames arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import struct
+from typing import Any
+
+import orjson
+import pytest
+import websockets
+from mcap.records import Schema
+from mcap_protobuf.decoder import DecoderFactory
+from websockets.typing import Subprotocol
+
+from robostream.config import Settings
+from robostream.foxglove.service import FoxgloveBridge
+from tests.integration.api.helpers import Landing, SimulatedRobot, jpeg, now_us
+
+#: foxglove-sdk 0.30 speaks the Foxglove WebSocket protocol under this subprotocol name (the
+#: successor of "foxglove.websocket.v1"; the Foxglove app offers both)
+SUBPROTOCOL = "foxglove.sdk.v1"
+MESSAGE_DATA = 0x01
+
+
+class FoxgloveClient:
+    """A minimal Foxglove WebSocket client: advertised channels, subscriptions, decoded messages."""
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+        self.channels: dict[str, dict[str, Any]] = {}  # topic -> advertised channel
+        self._subscriptions: dict[int, dict[str, Any]] = {}
+        self._decoders = DecoderFactory()
+
+    async def next_message(self, wait_s: float) -> tuple[str, int, Any] | None:
+        """The next message of a subscription ``(topic, log time ns, decoded)``; advertisements on
+        the way are recorded; None when nothing came within ``wait_s``."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while (left := deadline - loop.time()) > 0:
+            try:
+                frame = await asyncio.wait_for(self.ws.recv(), left)
+            except TimeoutError:
+                return None
+            if isinstance(frame, str):
+                message = orjson.loads(frame)
+                if message["op"] == "advertise":
+                    self.channels.update({c["topic"]: c for c in message["channels"]})
+                continue
+            assert frame[0] == MESSAGE_DATA, frame[:1]
+            subscription, log_time = struct.unpack_from("<IQ", frame, 1)
+            channel = self._subscriptions[subscription]
+            schema = Schema(id=channel["id"], name=channel["schemaName"], encoding=channel["schemaEncoding"],
+                            data=base64.b64decode(channel["schema"]))
+            decode = self._decoders.decoder_for(channel["encoding"], schema)
+            assert decode is not None, channel
+            return channel["topic"], log_time, decode(frame[13:])
+        return None
+
+    async def advertised(self, topic: str, wait_s: float = 10.0) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        while topic not in self.channels and loop.time() < deadline:
+            await self.next_message(0.2)
+        assert topic in self.channels, f"{topic} not advertised; channels: {sorted(self.channels)}"
+        return self.channels[topic]
+
+    async def subscribe(self, topic: str) -> None:
+        channel = self.channels[topic]
+        self._subscriptions[channel["id"]] = channel
+        await self.ws.send(orjson.dumps({"op": "subscribe", "subscriptions": [
+            {"id": channel["id"], "channelId": channel["id"]}]}).decode())
+
+
+async def until_received(client: FoxgloveClient, topic: str, send: Any, tries: int = 40) -> tuple[int, Any]:
+    """Land data with ``send()`` until a message of ``topic`` arrives (the service follows a robot
+    only once a client subscribed: what was published before is not for it)."""
+    for _ in range(tries):
+        await asyncio.to_thread(send)
+        received = await client.next_message(0.5)
+        while received is not None and received[0] != topic:
+            received = await client.next_message(0.5)
+        if received is not None:
+            return received[1], received[2]
+    raise AssertionError(f"nothing arrived on {topic}")
+
+
+@pytest.mark.timeout(60)
+async def test_a_client_sees_the_robot_with_foxglove_schemas_and_gets_its_pose_and_frames(
+        landing: Landing, fox_settings: Settings, robot_id: str) -> None:
+    robot = SimulatedRobot(robot_id, "s1", now_us())
+    sent = {}
+
+    def stream() -> None:
+        record = robot.next_record()
+        for i, ts in enumerate(record.times.tolist()):
+            sent[ts] = dict(zip(record.names, record.values[:, i].tolist(), strict=True))
+        landing.telemetry([record], to=("redis",))
+
+    stream()  # the robot is live (Redis sessions:live) before the service starts
+    async with FoxgloveBridge(fox_settings) as bridge, \
+            websockets.connect(bridge.url, subprotocols=[Subprotocol(SUBPROTOCOL)]) as ws:
+            client = FoxgloveClient(ws)
+            schemas = {topic: (await client.advertised(topic))["schemaName"]
+                       for topic in (f"/{robot_id}/pose", f"/{robot_id}/tf", f"/{robot_id}/joints")}
+            assert schemas == {f"/{robot_id}/pose": "foxglove.PoseInFrame",
+                               f"/{robot_id}/tf": "foxglove.FrameTransform",
+                               f"/{robot_id}/joints": "foxglove.JointStates"}
+            assert {client.channels[t]["encoding"] for t in schemas} == {"protobuf"}
+
+            await client.subscribe(f"/{robot_id}/pose")
+            log_time, pose = await until_received(client, f"/{robot_id}/pose", stream)
+            values = sent[log_time // 1000]
+            assert pose.frame_id == "world"
+            assert (pose.pose.position.x, pose.pose.position.y, pose.pose.position.z) == (
+                values["pose.position.x"], values["pose.position.y"], values["pose.position.z"])
+            assert pose.pose.orientation.w == values["pose.orientation.w"]
+
+            picture = jpeg(64, 48, 90)
+            seq = iter(range(1000, 2000))
+            image_topic = f"/{robot_id}/images/front/rgb"
+            frame = lambda: landing.image(robot_id, "s1", now_us(), seq=next(seq), content=picture,  # noqa: E731
+                                          to=("s3", "redis"))
+            for _ in range(40):  # a camera's channel is advertised with its first frame
+                if image_topic in client.channels:
+                    break
+                await asyncio.to_thread(frame)
+                await client.next_message(0.5)
+            assert client.channels[image_topic]["schemaName"] == "foxglove.CompressedImage"
+            await client.subscribe(image_topic)
+            _, image = await until_received(client, image_topic, frame)
+    assert image.format == "jpeg" and image.frame_id == "front" and image.data == picture
