@@ -71,7 +71,7 @@ from robostream.topics import catalogue, create_topics, topic_for
 
 DEFAULT_OUT = RESULTS / "e2e.json"
 MB = 1_000_000
-SERVICES = ("gateway", "sinks", "processors", "api")
+SERVICES = ("gateway", "sinks", "sinks-live", "processors", "api")
 CEILING_MAX_RECORDS = 200_000
 
 
@@ -87,6 +87,8 @@ class Pipeline:
     run_id: str
     profile: Sequence[str] = ()
     redis_flush_ms: int | None = None
+    sink_layout: str = "split"
+    processors_niceness: int = 0
     services: dict[str, Service] = field(default_factory=dict)
 
     @property
@@ -105,6 +107,7 @@ class Pipeline:
             "ROBOSTREAM_API__ANONYMOUS_READ": "true",
             "ROBOSTREAM_GATEWAY__PORT": str(self.settings.gateway.port),
             "ROBOSTREAM_SINKS__PORT": str(self.settings.sinks.port),
+            "ROBOSTREAM_SINKS__LIVE_PORT": str(self.settings.sinks.live_port),
             "ROBOSTREAM_API__PORT": str(self.settings.api.port),
         }
 
@@ -121,6 +124,10 @@ class Pipeline:
             "processors": (["process"], None),
             "api": (["api"], f"http://127.0.0.1:{s.api.port}/healthz"),
         }
+        if self.sink_layout == "split":  # as the stack runs them (sinks.split_live)
+            plan["sinks"] = (["sink", "run", "--role", "store"], plan["sinks"][1])
+            plan["sinks-live"] = (["sink", "run", "--role", "live"],
+                                  f"http://127.0.0.1:{s.sinks.live_port}/connectors")
         for name, (args, health) in plan.items():
             python_args: list[str] = []
             if name in self.profile:
@@ -129,6 +136,8 @@ class Pipeline:
                                "-o", str(session)]
             self.services[name] = Service(name, args, self.folder, self.env, health_url=health, settle_s=8.0,
                                           python_args=python_args).spawn()
+            if name == "processors" and self.processors_niceness:
+                os.setpriority(os.PRIO_PROCESS, self.services[name].pid, self.processors_niceness)
         for service in self.services.values():
             service.wait(120)
 
@@ -719,6 +728,11 @@ async def _floor(settings: Settings, topic: str, channel: str, count: int, rate:
 # -- report ----------------------------------------------------------------------------------------
 
 
+def short(service: str) -> str:
+    """A service's name in three letters for the table (``sinks-live`` -> ``liv``)."""
+    return "liv" if service == "sinks-live" else service[:3]
+
+
 def case_name(case: dict[str, Any]) -> str:
     plural = "s" if case["robots"] > 1 else ""
     return f"{case['robots']} robot{plural}, {'media' if case['media'] else 'telemetry'}"
@@ -745,8 +759,8 @@ def print_report(report: dict[str, Any]) -> None:
             case_name(case), f"{case['msgs_per_s']:,.0f}", f"{case['records_per_s']:,.0f}",
             f"{case['mb_per_s']:.2f}", str(sum(case["lag_at_end"].values())), f"{case['drain_s']:.1f}",
             str(case["lost"]), quantiles(case["live"]),
-            " ".join(f"{n[:3]} {case['cpu_percent'][n]:.0f}" for n in (*SERVICES, "simulator")),
-            " ".join(f"{n[:3]} {case['peak_rss_mb'][n]:.0f}" for n in SERVICES),
+            " ".join(f"{short(n)} {v:.0f}" for n, v in case["cpu_percent"].items()),
+            " ".join(f"{short(n)} {v:.0f}" for n, v in case["peak_rss_mb"].items()),
             f"{c['kafka_produce']['records_per_s']:,.0f}", f"{c['kafka_consume']['records_per_s']:,.0f}",
             f"{c['mongo_insert_many']['docs_per_s']:,.0f}",
             f"{c['s3_put']['mb_per_s']:.1f}" if "s3_put" in c else "-",
@@ -783,7 +797,7 @@ def bench_settings(run_id: str) -> Settings:
         "mongo": base.mongo.model_copy(update={"database": f"bench_e2e_{run_id}"}),
         "processors": base.processors.model_copy(update={"app_id": f"bench-e2e-{run_id}"}),
         "gateway": base.gateway.model_copy(update={"port": free_port()}),
-        "sinks": base.sinks.model_copy(update={"port": free_port()}),
+        "sinks": base.sinks.model_copy(update={"port": free_port(), "live_port": free_port()}),
         "api": base.api.model_copy(update={"port": free_port()}),
     })
 
@@ -814,6 +828,11 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--profile", nargs="+", choices=SERVICES, default=[],
                         help="run these services under pyinstrument")
     parser.add_argument("--profile-name", default="e2e", help="file name stem of the saved profile")
+    parser.add_argument("--sink-layout", choices=["one", "split"],
+                        help="split: a store and a live sink worker, as the stack runs them "
+                             "(default: sinks.split_live); one: every connector in one worker")
+    parser.add_argument("--processors-niceness", type=int, default=0,
+                        help="start the processors at this CPU niceness (an experiment)")
     parser.add_argument("--redis-flush-ms", type=int,
                         help="flush_interval_ms of the Redis connector (default: config.yaml's)")
     parser.add_argument("--floor-records", type=int, default=2000,
@@ -862,7 +881,9 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
               flush=True)
     with tempfile.TemporaryDirectory(prefix="robostream-e2e-") as tmp:
         folder = Path(tmp)
-        pipeline = Pipeline(settings, folder, run_id, args.profile, args.redis_flush_ms)
+        layout = args.sink_layout or ("split" if settings.sinks.split_live else "one")
+        pipeline = Pipeline(settings, folder, run_id, args.profile, args.redis_flush_ms, layout,
+                            args.processors_niceness)
         try:
             began = time.monotonic()
             pipeline.start()
@@ -889,6 +910,8 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "small_duration_s": args.small_duration or args.duration, "resolution": "640x360",
         "drain_timeout_s": args.drain_timeout, "profile": args.profile,
         "redis_flush_ms": args.redis_flush_ms,
+        "sink_layout": layout,
+        "processors_niceness": args.processors_niceness,
         "floor_records": args.floor_records, "floor_rate_per_s": args.floor_rate,
         "rates": settings.rates.model_dump(mode="json"),
         "batching": settings.batching.model_dump(mode="json"),

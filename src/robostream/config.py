@@ -405,11 +405,31 @@ def default_connectors() -> list[ConnectorSettings]:
     ]
 
 
+SinkRole = Literal["all", "live", "store"]
+
+
 class SinksSettings(Section):
-    """The sink worker (``robostream sink run``): its Kafka Connect-style REST status API."""
+    """The sink workers (``robostream sink run``) and their Kafka Connect-style REST status APIs.
+
+    The live view's connectors (``live_kinds``: Redis) can run in a worker process of their own
+    (``--role live``) beside the store worker (``--role store``: MongoDB, S3), so the stores' bulk
+    writes (BSON of whole minutes, pyramid bins, uploads) never hold the live path's GIL, and the
+    store worker yields the CPU to it under overload (``store_niceness``). Delivery guarantees do
+    not change: each connector keeps its own consumer group and commits after its own writes.
+    """
 
     host: str = "127.0.0.1"
-    port: int = Field(8083, ge=0, le=65535, description="REST API port (0: any free port)")
+    port: int = Field(8083, ge=0, le=65535,
+                      description="REST API port of the worker (of the store worker when split)")
+    split_live: bool = Field(
+        True, description="the local stack runs the live_kinds connectors in a worker of their own")
+    live_port: int = Field(8084, ge=0, le=65535, description="REST API port of the live worker")
+    live_kinds: list[ConnectorKind] = Field(
+        default_factory=lambda: ["redis"], description="connector kinds on the live view's path")
+    store_niceness: int = Field(
+        10, ge=0, le=19,
+        description="the store worker lowers its CPU priority by this much (nice): under overload "
+                    "the live path gets the CPU first and the stores catch up after")
 
 
 class ProcessorSettings(Section):

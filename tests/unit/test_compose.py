@@ -123,7 +123,7 @@ def test_schema_rejects_what_compose_rejects(raw: dict[str, Any]) -> None:
 def test_every_service_has_its_dependencies_and_images_are_pinned(compose: dict[str, Any]) -> None:
     services = compose["services"]
     expected = {"kafka", "kafka-1", "kafka-2", "kafka-3", "mongo", "minio", "minio-bucket", "redis",
-                "topics", "schema-registry", "gateway", "processors", "sinks", "api"}
+                "topics", "schema-registry", "gateway", "processors", "sinks", "sinks-live", "api"}
     assert expected <= services.keys()
     for name, svc in services.items():
         for dependency in svc.get("depends_on", {}):
@@ -237,8 +237,8 @@ def test_every_robostream_variable_names_a_real_config_key(compose: dict[str, An
     assert seen > 50
 
 
-@pytest.mark.parametrize("service", ["topics", "schema-registry", "gateway", "processors", "sinks", "api",
-                                     "foxglove"])
+@pytest.mark.parametrize("service", ["topics", "schema-registry", "gateway", "processors", "sinks",
+                                     "sinks-live", "api", "foxglove"])
 def test_each_service_environment_loads_into_valid_settings(
     compose: dict[str, Any], service: str, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -301,17 +301,38 @@ def test_compose_stays_in_step_with_config_yaml(compose: dict[str, Any], default
     assert processors["ROBOSTREAM_PROCESSORS__APP_ID"] == defaults.processors.app_id
     sinks_port = int(services["sinks"]["environment"]["ROBOSTREAM_SINKS__PORT"])
     assert sinks_port == defaults.sinks.port and str(sinks_port) in services["sinks"]["expose"]
+    live_port = int(services["sinks-live"]["environment"]["ROBOSTREAM_SINKS__LIVE_PORT"])
+    assert live_port == defaults.sinks.live_port and str(live_port) in services["sinks-live"]["expose"]
     for name, port in (("gateway", defaults.gateway.port), ("api", defaults.api.port),
-                       ("schema-registry", defaults.schema_registry.port), ("sinks", sinks_port)):
+                       ("schema-registry", defaults.schema_registry.port), ("sinks", sinks_port),
+                       ("sinks-live", live_port)):
         assert f"127.0.0.1:{port}/" in " ".join(services[name]["healthcheck"]["test"]), name
     # a WebSocket-only server: healthy when it takes a TCP connection on its port
     assert f"('127.0.0.1', {defaults.foxglove.port})" in " ".join(services["foxglove"]["healthcheck"]["test"])
 
 
+def test_compose_runs_the_stores_and_the_live_view_in_separate_sink_workers(
+    compose: dict[str, Any], defaults: Settings,
+) -> None:
+    """Like the local stack (sinks.split_live): `sinks` runs the store connectors, `sinks-live`
+    the live view's, so every default connector runs in exactly one of them."""
+    from robostream.sinks import select_connectors
+
+    assert defaults.sinks.split_live
+    roles = {}
+    for name in ("sinks", "sinks-live"):
+        command = compose["services"][name]["command"]
+        roles[name] = command[command.index("--role") + 1]
+    assert roles == {"sinks": "store", "sinks-live": "live"}
+    store = {c.name for c in select_connectors(defaults, None, "store")}
+    live = {c.name for c in select_connectors(defaults, None, "live")}
+    assert live == {"redis"} and store == {"mongo", "s3"}
+
+
 # -- commands -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("service", ["topics", "schema-registry", "gateway", "processors", "sinks", "api",
-                                     "foxglove"])
+@pytest.mark.parametrize("service", ["topics", "schema-registry", "gateway", "processors", "sinks",
+                                     "sinks-live", "api", "foxglove"])
 def test_service_command_exists_in_the_cli(compose: dict[str, Any], service: str) -> None:
     command = compose["services"][service]["command"]
     if isinstance(command, str):

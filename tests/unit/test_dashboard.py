@@ -37,6 +37,7 @@ def every_service() -> dict[str, set[str]]:
         "api": exported(ApiMetrics(lambda: None).registry),
         "schema-registry": exported(RegistryMetrics(RegistryState()).registry),
         "sinks": exported(sink_registry({})),
+        "sinks-live": exported(sink_registry({})),
         "processors": exported(MetricsServer(Throughput("worker-1"), "app", "127.0.0.1", 0).registry),
     }
 
@@ -87,6 +88,7 @@ def test_prometheus_scrapes_every_service_on_its_port() -> None:
              "api": compose["api"]["environment"]["ROBOSTREAM_API__PORT"],
              "schema-registry": compose["schema-registry"]["command"][-1],
              "sinks": compose["sinks"]["environment"]["ROBOSTREAM_SINKS__PORT"],
+             "sinks-live": compose["sinks-live"]["environment"]["ROBOSTREAM_SINKS__LIVE_PORT"],
              "processors": processors["ROBOSTREAM_PROCESSORS__METRICS_PORT"]}
     assert targets == {name: f"{name}:{port}" for name, port in ports.items()}
     assert processors["ROBOSTREAM_PROCESSORS__METRICS_HOST"] == "0.0.0.0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import urllib.error
@@ -13,14 +14,14 @@ from rich.console import Console
 from rich.table import Table
 
 from robostream.cli.options import listen_port
-from robostream.config import load_settings
+from robostream.config import SinkRole, load_settings
 
 app = typer.Typer(
     help=(
         "Kafka-Connect-style sink workers: land robot topics in MongoDB, S3 and Redis. "
         "Connectors are declared under `connectors:` in config.yaml; offsets are committed only "
         "after a write is durable. A REST status API (Kafka Connect's shape) runs beside them "
-        "on sinks.host:sinks.port."
+        "on sinks.host:sinks.port (the live worker's on sinks.live_port)."
     ),
     no_args_is_help=True,
 )
@@ -33,7 +34,15 @@ ConnectorOption = Annotated[
 UrlOption = Annotated[
     str | None,
     typer.Option("--url", metavar="URL",
-                 help="REST API of a running worker. Default: http://sinks.host:sinks.port."),
+                 help="REST API of a running worker. Default: the store worker's "
+                      "(sinks.port) and the live worker's (sinks.live_port)."),
+]
+RoleOption = Annotated[
+    SinkRole,
+    typer.Option("--role",
+                 help="all: every enabled connector; live: those of sinks.live_kinds (Redis, the "
+                      "live view's path) on sinks.live_port; store: the others (MongoDB, S3), at "
+                      "a lower CPU priority (sinks.store_niceness)."),
 ]
 
 
@@ -45,31 +54,29 @@ def _fail(message: str) -> typer.Exit:
 @app.command("run")
 def run(
     connector: ConnectorOption = None,
+    role: RoleOption = "all",
     port: Annotated[int | None, listen_port(help_text="REST API port (0: any free port).")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ...")] = "INFO",
 ) -> None:
     """Run connectors until Ctrl-C / SIGTERM (each task lands and commits what it holds)."""
-    from robostream.sinks import ConnectorConfigError, Worker
+    from robostream.sinks import ConnectorConfigError, Worker, lower_priority
 
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if connector and role != "all":
+        raise _fail("give either --connector or --role, not both")
     settings = load_settings()
     if port is not None:
+        field = "live_port" if role == "live" else "port"
         settings = settings.model_copy(
-            update={"sinks": settings.sinks.model_copy(update={"port": port})})
+            update={"sinks": settings.sinks.model_copy(update={field: port})})
+    if role == "store":
+        lower_priority(settings.sinks.store_niceness)
     try:
-        worker = Worker(settings, connector)
+        worker = Worker(settings, connector, role=role)
     except ConnectorConfigError as exc:
         raise _fail(str(exc)) from None
     worker.run_forever()
-
-
-def _get(url: str) -> Any:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as resp:  # noqa: S310 - http(s) URL from config
-            return json.loads(resp.read())
-    except (urllib.error.URLError, OSError) as exc:
-        raise _fail(f"no sink worker answers at {url} ({exc}); is `robostream sink run` running?") from None
 
 
 def _put(url: str) -> None:
@@ -83,11 +90,40 @@ def _put(url: str) -> None:
         raise _fail(f"no sink worker answers at {url} ({exc})") from None
 
 
-def _base_url(url: str | None) -> str:
+def _worker_urls(url: str | None) -> list[str]:
+    """``--url``, or the store worker's and (when split) the live worker's REST API."""
     if url is not None:
-        return url.rstrip("/")
-    settings = load_settings()
-    return f"http://{settings.sinks.host}:{settings.sinks.port}"
+        return [url.rstrip("/")]
+    sinks = load_settings().sinks
+    ports = [sinks.port, sinks.live_port] if sinks.split_live else [sinks.port]
+    return [f"http://{sinks.host}:{port}" for port in ports]
+
+
+def _answering(url: str | None) -> dict[str, Any]:
+    """``GET /connectors?expand=status`` of every worker that answers, merged by connector."""
+    merged: dict[str, Any] = {}
+    silent = []
+    for base in _worker_urls(url):
+        try:
+            with urllib.request.urlopen(f"{base}/connectors?expand=status", timeout=5) as resp:  # noqa: S310
+                merged.update(json.loads(resp.read()))
+        except (urllib.error.URLError, OSError):
+            silent.append(base)
+    if silent and not merged:
+        raise _fail(f"no sink worker answers at {', '.join(silent)}; is `robostream sink run` running?")
+    for base in silent:
+        Console(stderr=True, highlight=False).print(f"[yellow]note:[/] no sink worker answers at {base}")
+    return merged
+
+
+def _holder(name: str, url: str | None) -> str:
+    """The REST API of the running worker that runs connector ``name``."""
+    for base in _worker_urls(url):
+        with (contextlib.suppress(urllib.error.URLError, OSError, ValueError),
+              urllib.request.urlopen(f"{base}/connectors", timeout=5) as resp):  # noqa: S310
+            if name in json.loads(resp.read()):
+                return base
+    raise _fail(f"no running sink worker at {', '.join(_worker_urls(url))} runs connector {name!r}")
 
 
 def _task_row(name: str, state: str, task: dict[str, Any]) -> list[str]:
@@ -109,7 +145,7 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print the REST answer as JSON.")] = False,
 ) -> None:
     """Connector and task states, lag and counts of a running worker."""
-    statuses = _get(f"{_base_url(url)}/connectors?expand=status")
+    statuses = _answering(url)
     if as_json:
         typer.echo(json.dumps(statuses, indent=2))
         return
@@ -124,14 +160,14 @@ def status(
 @app.command("pause")
 def pause(name: str, url: UrlOption = None) -> None:
     """Pause a connector (PUT /connectors/NAME/pause)."""
-    _put(f"{_base_url(url)}/connectors/{name}/pause")
+    _put(f"{_holder(name, url)}/connectors/{name}/pause")
     typer.echo(f"{name}: pause requested")
 
 
 @app.command("resume")
 def resume(name: str, url: UrlOption = None) -> None:
     """Resume a connector (PUT /connectors/NAME/resume)."""
-    _put(f"{_base_url(url)}/connectors/{name}/resume")
+    _put(f"{_holder(name, url)}/connectors/{name}/resume")
     typer.echo(f"{name}: resume requested")
 
 

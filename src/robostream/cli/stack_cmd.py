@@ -28,10 +28,9 @@ err = Console(stderr=True)
 
 Names = Annotated[
     list[str] | None,
-    typer.Argument(help="Servers to act on (kafka, mongo, s3, redis, schema-registry, gateway, sinks, "
-                        "processors, api, foxglove; on a Kafka cluster kafka means every node, kafka-2 "
-                        "one of "
-                        "them); default: all.",
+    typer.Argument(help="Servers to act on (kafka, mongo, s3, redis, schema-registry, gateway, "
+                        "sinks, sinks-live, processors, api, foxglove; on a Kafka cluster kafka "
+                        "means every node, kafka-2 one of them); default: all.",
                    show_default=False),
 ]
 
@@ -113,7 +112,8 @@ def up(
     names: Names = None,
     services: Annotated[bool, typer.Option(
         "--services",
-        help="Also start robostream's services: gateway, sinks, processors, api, foxglove.")] = False,
+        help="Also start robostream's services: gateway, sinks, sinks-live, processors, api, "
+             "foxglove.")] = False,
     kafka_brokers: Annotated[int | None, typer.Option(
         "--kafka-brokers", min=1, max=5, show_default=False,
         help="Kafka nodes to run (default: stack.kafka_brokers, 1). 3 gives a local KRaft cluster "
@@ -187,7 +187,9 @@ def _where_to_look(settings: Settings) -> None:
     console.print(f"Foxglove:        ws://{settings.foxglove.host}:{settings.foxglove.port}  "
                   "(Foxglove app: Open connection > Foxglove WebSocket)")
     console.print(f"Gateway:         ws://{settings.gateway.host}:{settings.gateway.port}/v1/stream")
-    console.print(f"Sink status:     http://{settings.sinks.host}:{settings.sinks.port}/connectors")
+    sinks = settings.sinks
+    live = f"  live: http://{sinks.host}:{sinks.live_port}/connectors" if sinks.split_live else ""
+    console.print(f"Sink status:     http://{sinks.host}:{sinks.port}/connectors{live}")
     console.print(f"Schema registry: {settings.schema_registry.url}/subjects")
     console.print(f"Kafka:           {settings.kafka.bootstrap}  (robostream kafka console-consumer ...)")
 

@@ -15,7 +15,7 @@ from robostream.sinks.base import (
 )
 from robostream.sinks.connector import Connector, ConnectorConfigError, resolve_topic, subscription
 from robostream.sinks.errors import ErrorHandler, Stage, TaskFailedError, context_headers
-from robostream.sinks.runtime import Worker, select_connectors
+from robostream.sinks.runtime import Worker, lower_priority, select_connectors
 from robostream.sinks.status import State
 from robostream.sinks.task import SinkTask, group_id
 
@@ -36,6 +36,7 @@ __all__ = [
     "Worker",
     "context_headers",
     "group_id",
+    "lower_priority",
     "resolve_topic",
     "select_connectors",
     "subscription",

@@ -8,13 +8,16 @@ The live connector (Redis) shares the interpreter with bulk ones (MongoDB's conv
 work in bursts): with Python's default 5 ms GIL switch interval, every GIL handoff of the live
 task can wait 5 ms behind a bulk task, which made the live view's p99 6x its median. The worker
 runs with a :data:`GIL_SWITCH_INTERVAL_S` switch interval instead (measured: sink -> Redis
-publish p99 125 ms -> 19 ms with one robot).
+publish p99 125 ms -> 19 ms with one robot). The local stack and docker-compose go further and run
+the live connector in a worker process of its own (``role="live"``) beside the store worker
+(``role="store"``, at a lower CPU priority): see :class:`robostream.config.SinksSettings`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import sys
@@ -22,7 +25,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
-from robostream.config import ConnectorSettings, Settings
+from robostream.config import ConnectorSettings, Settings, SinkRole
 from robostream.httpserver import HttpServer, ServerAddress
 from robostream.sinks.connector import (
     Connector,
@@ -42,11 +45,20 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 log = logging.getLogger(__name__)
 
 
-def select_connectors(settings: Settings, names: Sequence[str] | None) -> list[ConnectorSettings]:
-    """The connectors to run: those named (enabled or not), or every enabled one."""
+def select_connectors(settings: Settings, names: Sequence[str] | None,
+                      role: SinkRole = "all") -> list[ConnectorSettings]:
+    """The connectors to run: those named (enabled or not), or every enabled one of ``role``.
+
+    ``live``: the enabled connectors whose kind is in ``sinks.live_kinds`` (the live view's path);
+    ``store``: the other enabled ones; ``all``: every enabled connector.
+    """
     known = {c.name: c for c in settings.connectors}
     if not names:
-        return [c for c in settings.connectors if c.enabled]
+        enabled = [c for c in settings.connectors if c.enabled]
+        if role == "all":
+            return enabled
+        live = set(settings.sinks.live_kinds)
+        return [c for c in enabled if (c.kind in live) == (role == "live")]
     unknown = [n for n in names if n not in known]
     if unknown:
         raise ConnectorConfigError(
@@ -54,6 +66,20 @@ def select_connectors(settings: Settings, names: Sequence[str] | None) -> list[C
             f"{', '.join(known) or 'none'}"
         )
     return [known[n] for n in names]
+
+
+def role_settings(settings: Settings, role: SinkRole) -> Settings:
+    """``settings`` for a worker of ``role``: the live worker listens on ``sinks.live_port``."""
+    if role != "live":
+        return settings
+    return settings.model_copy(
+        update={"sinks": settings.sinks.model_copy(update={"port": settings.sinks.live_port})})
+
+
+def lower_priority(niceness: int) -> None:
+    """Lower this process's CPU priority (threads started afterwards inherit it)."""
+    if niceness > 0:
+        os.nice(niceness)
 
 
 class RestServer(ServerAddress):
@@ -113,15 +139,20 @@ class Worker:
         sink_factories: Mapping[str, SinkFactory] | None = None,
         resolver_factory: ResolverFactory = registry_resolver,
         rest: bool = True,
+        role: SinkRole = "all",
     ) -> None:
+        settings = role_settings(settings, role)
         self.settings = settings
         self.worker_id = worker_id(settings)
         factories = sink_factories or {}
         self.connectors: dict[str, Connector] = {
             c.name: Connector(c, settings, sink_factory=factories.get(c.kind),
                               resolver_factory=resolver_factory, worker=self.worker_id)
-            for c in select_connectors(settings, names)
+            for c in select_connectors(settings, names, role)
         }
+        if not self.connectors:
+            raise ConnectorConfigError(f"no enabled connector for the {role} worker; config.yaml's "
+                                       f"connectors: and sinks.live_kinds decide which runs where")
         self.rest = (RestServer(self.connectors, self.worker_id, settings.sinks.host,
                                 settings.sinks.port) if rest else None)
         self._stopped = threading.Event()

@@ -19,7 +19,7 @@ from importlib.resources import files
 from pathlib import Path
 
 from robostream import __version__
-from robostream.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, Settings, local_kafka_nodes
+from robostream.config import CONFIG_ENV, DEFAULT_CONFIG_FILE, Settings, SinkRole, local_kafka_nodes
 from robostream.stack.process import StackError
 from robostream.topics.catalog import DLQ_HEADROOM_BYTES
 
@@ -497,23 +497,46 @@ class GatewayService(RobostreamService):
 
 
 class SinkService(RobostreamService):
-    """The sink worker running every enabled connector (``robostream sink run``)."""
+    """A sink worker (``robostream sink run --role ROLE``); ``all`` runs every enabled connector."""
 
     name = "sinks"
-    after = ("kafka", "mongo", "s3", "redis", "schema-registry")
+    after: tuple[str, ...] = ("kafka", "mongo", "s3", "redis", "schema-registry")
     service = True
     health_path = "/connectors"
+    role: SinkRole = "all"
 
     @property
     def port(self) -> int:
-        return self.settings.sinks.port
+        sinks = self.settings.sinks
+        return sinks.live_port if self.role == "live" else sinks.port
 
     @property
     def base_url(self) -> str:
         return f"http://{self.settings.sinks.host}:{self.port}"
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "robostream", "sink", "run"]
+        return [sys.executable, "-m", "robostream", "sink", "run", "--role", self.role]
+
+
+class StoreSinkService(SinkService):
+    """The store worker (MongoDB, S3), at a lower CPU priority (``sinks.store_niceness``)."""
+
+    role: SinkRole = "store"
+
+
+class LiveSinkService(SinkService):
+    """The live worker (``sinks.live_kinds``: Redis), in a process of its own: the live view's path."""
+
+    name = "sinks-live"
+    after = ("kafka", "redis", "schema-registry")
+    role: SinkRole = "live"
+
+
+def sink_services(settings: Settings) -> list[Server]:
+    """One worker for every connector, or (``sinks.split_live``) a store and a live worker."""
+    if settings.sinks.split_live:
+        return [StoreSinkService(settings), LiveSinkService(settings)]
+    return [SinkService(settings)]
 
 
 class ProcessorService(RobostreamService):
@@ -650,7 +673,7 @@ class FoxgloveService(RobostreamService):
 def all_servers(settings: Settings) -> list[Server]:
     """The local stack: infrastructure first, then robostream's own services."""
     return [*kafka_servers(settings), MongoServer(settings), S3Server(settings), RedisServer(settings),
-            SchemaRegistryServer(settings), GatewayService(settings), SinkService(settings),
+            SchemaRegistryServer(settings), GatewayService(settings), *sink_services(settings),
             ProcessorService(settings), ApiService(settings), FoxgloveService(settings)]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from robostream.config import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
-SERVICES = {"gateway", "sinks", "processors", "api"}
+SERVICES = {"gateway", "sinks", "sinks-live", "processors", "api"}  # the stack's default layout
 
 
 def test_bench_run_e2e_quick(stack: object, registry_url: str, settings: Settings, tmp_path: Path) -> None:

@@ -98,3 +98,26 @@ def test_select_connectors_by_name_or_all_enabled() -> None:
     assert [c.name for c in select_connectors(settings, ["b"])] == ["b"]
     with pytest.raises(ConnectorConfigError, match=r"unknown connector.*zz.*declares a, b"):
         select_connectors(settings, ["zz"])
+
+
+def test_the_live_and_the_store_worker_split_the_enabled_connectors_by_kind() -> None:
+    settings = Settings(connectors=[
+        ConnectorSettings(name="m", kind="mongo", topics=["time_series"]),
+        ConnectorSettings(name="r", kind="redis", topics=["time_series"]),
+        ConnectorSettings(name="r2", kind="redis", topics=["images"], enabled=False),
+        ConnectorSettings(name="s", kind="s3", topics=["images"]),
+    ])
+    assert [c.name for c in select_connectors(settings, None, "live")] == ["r"]
+    assert [c.name for c in select_connectors(settings, None, "store")] == ["m", "s"]
+    assert [c.name for c in select_connectors(settings, None, "all")] == ["m", "r", "s"]
+    live_s3 = settings.sinks.model_copy(update={"live_kinds": ["redis", "s3"]})
+    moved = settings.model_copy(update={"sinks": live_s3})
+    assert [c.name for c in select_connectors(moved, None, "live")] == ["r", "s"]
+
+
+def test_a_worker_with_no_connector_of_its_role_refuses_to_start() -> None:
+    from robostream.sinks import Worker
+
+    settings = Settings(connectors=[ConnectorSettings(name="m", kind="mongo", topics=["time_series"])])
+    with pytest.raises(ConnectorConfigError, match="no enabled connector for the live worker"):
+        Worker(settings, None, role="live", rest=False)
