@@ -425,7 +425,8 @@ class SinksSettings(Section):
         True, description="the local stack runs the live_kinds connectors in a worker of their own")
     live_port: int = Field(8084, ge=0, le=65535, description="REST API port of the live worker")
     live_kinds: list[ConnectorKind] = Field(
-        default_factory=lambda: ["redis"], description="connector kinds on the live view's path")
+        default_factory=lambda: list[ConnectorKind](["redis"]),
+        description="connector kinds on the live view's path")
     store_niceness: int = Field(
         10, ge=0, le=19,
         description="the store worker lowers its CPU priority by this much (nice): under overload "
