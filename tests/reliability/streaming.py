@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +49,7 @@ class RobotRun:
     acked_seqs: set[int] = field(default_factory=set)
     acked_images: set[int] = field(default_factory=set)  # seqs of images acked
     image_seqs: set[int] = field(default_factory=set)
+    partly_retried: set[int] = field(default_factory=set)  # seqs of batches acked with retriable nacks
     rejected: int = 0
     retried: int = 0
     counters: dict[str, int] = field(default_factory=dict)
@@ -58,11 +60,24 @@ class RobotRun:
         entry = info["entry"]
         self.rejected += info["rejected"]
         self.retried += info["retried"]
-        if info["rejected"] or info["retried"]:
-            return  # the retried envelopes come back in a later batch
         seqs = range(entry.first_seq, entry.last_seq + 1)
-        self.acked_seqs.update(s for s in seqs if s not in self.image_seqs)
-        self.acked_images.update(s for s in seqs if s in self.image_seqs)
+        if info["rejected"] or info["retried"]:
+            # the event does not say which envelopes the gateway took: the nacked ones come back
+            # in a later batch, the others count once the spool has emptied (settle_retried)
+            self.partly_retried.update(seqs)
+            return
+        self._acked(seqs)
+
+    def _acked(self, seqs: Iterable[int]) -> None:
+        for seq in seqs:
+            (self.acked_images if seq in self.image_seqs else self.acked_seqs).add(seq)
+
+    def settle_retried(self) -> None:
+        """Once the SDK's spool is empty with nothing rejected or dropped, every envelope of a
+        batch acked with retriable nacks was acked: in that batch, or resent and acked later."""
+        if self.rejected == 0 and not self.counters.get("dropped"):
+            self._acked(self.partly_retried)
+            self.partly_retried.clear()
 
 
 class Streamer:
@@ -148,3 +163,4 @@ class Streamer:
             assert ok, f"{run.robot_id}: the spool did not empty: {client.counters.snapshot()}"
             await client.end_session(timeout_s=60)
             run.counters = client.counters.snapshot()
+            run.settle_retried()
