@@ -143,7 +143,8 @@ class FoxgloveBridge:
                             type(exc).__name__, exc)
 
     async def discover(self) -> None:
-        """Advertise robots that stream now; follow a followed robot's newer session."""
+        """Advertise robots that stream now, withdraw idle ones nobody watches; follow a followed
+        robot's newer session."""
         since_us = (time.time() - self.settings.foxglove.session_idle_s) * 1_000_000
         members = cast(list[tuple[bytes, float]], await self._redis.zrangebyscore(
             keys.LIVE_SESSIONS_KEY, since_us, "+inf", withscores=True))
@@ -152,6 +153,9 @@ class FoxgloveBridge:
             robot_id, _, session_id = member.decode().partition(":")
             if robot_id not in newest or score > newest[robot_id][0]:
                 newest[robot_id] = (score, session_id)
+        idle = [r for r, robot in self._robots.items() if r not in newest and not robot.subscriptions]
+        for robot_id in idle:
+            self._remove_robot(robot_id)
         for robot_id, (_, session_id) in newest.items():
             robot = self._robots.get(robot_id)
             if robot is None:
@@ -176,6 +180,13 @@ class FoxgloveBridge:
                             (messages.joints_topic(robot_id), messages.JointStates)):
             self._channel(topic, kind)
         log.info("Robot %s: advertised (session %s)", robot_id, session_id)
+
+    def _remove_robot(self, robot_id: str) -> None:
+        del self._robots[robot_id]
+        prefix = f"/{robot_id}/"
+        for topic in [t for t in self._channels if t.startswith(prefix)]:
+            self._channels.pop(topic).close()
+        log.info("Robot %s: idle, withdrawn", robot_id)
 
     def _channel(self, topic: str, kind: type[messages.Message]) -> foxglove.Channel:
         channel = self._channels.get(topic)

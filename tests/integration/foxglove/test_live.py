@@ -74,6 +74,12 @@ class FoxgloveClient:
             {"id": channel["id"], "channelId": channel["id"]}]}).decode())
 
 
+async def pubsub_channels(landing: Landing, robot_id: str) -> list[str]:
+    """The robot's Redis pub/sub channels someone (the service) subscribes to now."""
+    channels = await asyncio.to_thread(landing.redis.client.pubsub_channels, f"live:{robot_id}:*")
+    return sorted(c.decode() for c in channels)
+
+
 async def until_received(client: FoxgloveClient, topic: str, send: Any, tries: int = 40) -> tuple[int, Any]:
     """Land data with ``send()`` until a message of ``topic`` arrives (the service follows a robot
     only once a client subscribed: what was published before is not for it)."""
@@ -100,8 +106,8 @@ async def test_a_client_sees_the_robot_with_foxglove_schemas_and_gets_its_pose_a
         landing.telemetry([record], to=("redis",))
 
     stream()  # the robot is live (Redis sessions:live) before the service starts
-    async with FoxgloveBridge(fox_settings) as bridge, \
-            websockets.connect(bridge.url, subprotocols=[Subprotocol(SUBPROTOCOL)]) as ws:
+    async with FoxgloveBridge(fox_settings) as bridge:
+        async with websockets.connect(bridge.url, subprotocols=[Subprotocol(SUBPROTOCOL)]) as ws:
             client = FoxgloveClient(ws)
             schemas = {topic: (await client.advertised(topic))["schemaName"]
                        for topic in (f"/{robot_id}/pose", f"/{robot_id}/tf", f"/{robot_id}/joints")}
@@ -110,6 +116,7 @@ async def test_a_client_sees_the_robot_with_foxglove_schemas_and_gets_its_pose_a
                                f"/{robot_id}/joints": "foxglove.JointStates"}
             assert {client.channels[t]["encoding"] for t in schemas} == {"protobuf"}
 
+            assert await pubsub_channels(landing, robot_id) == []  # nobody watches: nothing read
             await client.subscribe(f"/{robot_id}/pose")
             log_time, pose = await until_received(client, f"/{robot_id}/pose", stream)
             values = sent[log_time // 1000]
@@ -131,4 +138,11 @@ async def test_a_client_sees_the_robot_with_foxglove_schemas_and_gets_its_pose_a
             assert client.channels[image_topic]["schemaName"] == "foxglove.CompressedImage"
             await client.subscribe(image_topic)
             _, image = await until_received(client, image_topic, frame)
+            assert await pubsub_channels(landing, robot_id) == [
+                f"live:{robot_id}:s1:images", f"live:{robot_id}:s1:time_series"]
+        for _ in range(50):  # the client left: the service lets go of the robot's Redis channels
+            if not await pubsub_channels(landing, robot_id):
+                break
+            await asyncio.sleep(0.1)  # polling the observable state, not standing in for it
+        assert await pubsub_channels(landing, robot_id) == []
     assert image.format == "jpeg" and image.frame_id == "front" and image.data == picture
