@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 
 from robostream.api.errors import Handler
 from robostream.api.live import LiveHub
+from robostream.gctuning import GC_PAUSES
 from robostream.httpserver import measured, route_of
 
 PREFIX = "robostream_api"
@@ -49,6 +50,7 @@ class ApiMetrics:
 
     def __init__(self, hub: Callable[[], LiveHub | None]) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(GC_PAUSES)
         r = self.registry
         self.requests = Counter(f"{PREFIX}_requests_total", "HTTP requests answered, by route and status.",
                                 ["method", "route", "status"], registry=r)

@@ -7,12 +7,15 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
+from robostream.gctuning import freeze_startup_heap
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 
 
 def serve_until_signal(serve: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Set up logging and run ``serve(stop)``; SIGINT or SIGTERM sets ``stop`` (graceful shutdown)."""
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    freeze_startup_heap()
 
     async def main() -> None:
         stop = asyncio.Event()

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from robostream.cli.options import listen_port
 from robostream.config import SinkRole, load_settings
+from robostream.gctuning import freeze_startup_heap
 
 app = typer.Typer(
     help=(
@@ -76,6 +77,7 @@ def run(
         worker = Worker(settings, connector, role=role)
     except ConnectorConfigError as exc:
         raise _fail(str(exc)) from None
+    freeze_startup_heap()
     worker.run_forever()
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from robostream.gctuning import GC_PAUSES
+
 PREFIX = "robostream_gateway"
 ACK_LATENCY_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 120.0,
@@ -21,6 +23,7 @@ class GatewayMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self.registry.register(GC_PAUSES)
         r = self.registry
         self.connections = Gauge(f"{PREFIX}_connections", "Open robot connections.",
                                  ["transport"], registry=r)

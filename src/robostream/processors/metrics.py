@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from robostream.gctuning import GC_PAUSES
 from robostream.processors.throughput import Throughput
 
 log = logging.getLogger("robostream.processors")
@@ -71,6 +72,7 @@ class MetricsServer:
     def __init__(self, throughput: Throughput, app_id: str, host: str, port: int) -> None:
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(ProcessorCollector(throughput, app_id))
+        self.registry.register(GC_PAUSES)
         self.host = host
         self.port = port
         self._server: WSGIServer | None = None

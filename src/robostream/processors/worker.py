@@ -14,6 +14,7 @@ from typing import Any
 
 from robostream.config import Settings
 from robostream.errors import RobostreamError
+from robostream.gctuning import freeze_startup_heap
 from robostream.processors.metrics import MetricsServer
 from robostream.schemas import DataType
 from robostream.topics import TopicAdminError, create_topics, list_topics, topic_for
@@ -95,6 +96,7 @@ def run_worker(
         metrics = MetricsServer(processor.metrics, p.app_id, p.metrics_host, p.metrics_port)
         metrics.start()
     worker = faust_worker(processor.app, loglevel)
+    freeze_startup_heap()
     try:
         worker.execute_from_commandline()
     except SystemExit:

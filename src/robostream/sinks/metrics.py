@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from robostream.gctuning import GC_PAUSES
 from robostream.sinks.connector import Connector
 from robostream.sinks.status import State
 from robostream.sinks.task import group_id
@@ -66,6 +67,7 @@ def sink_registry(connectors: Mapping[str, Connector]) -> CollectorRegistry:
     """A registry of its own holding the worker's :class:`SinkCollector`."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(SinkCollector(connectors))
+    registry.register(GC_PAUSES)
     return registry
 
 

@@ -10,6 +10,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 
+from robostream.gctuning import GC_PAUSES
 from robostream.httpserver import measured, route_of
 from robostream.schemas.registry.state import RegistryState
 
@@ -38,6 +39,7 @@ class RegistryMetrics:
 
     def __init__(self, state: RegistryState) -> None:
         self.registry = CollectorRegistry()
+        self.registry.register(GC_PAUSES)
         r = self.registry
         self.requests = Counter(f"{PREFIX}_requests_total", "HTTP requests answered, by method, route "
                                 "and status.", ["method", "route", "status"], registry=r)

@@ -1,0 +1,78 @@
+"""The garbage collector of a long-running service: its start-up heap frozen, its pauses measured.
+
+CPython's cyclic collector stops the whole process while it walks every object of the generations
+it collects. After robostream's imports a service holds ~120,000 tracked objects (modules,
+classes, pydantic, aiohttp, Faust and librdkafka wrappers), none of which will ever be garbage;
+a full collection walks all of them, tens of milliseconds on a 2-core machine and more under load,
+while a live record waits. :func:`freeze_startup_heap` moves what start-up allocated into the
+permanent generation (:func:`gc.freeze`), so later collections walk only what the service
+allocated since. :data:`GC_PAUSES` times every collection (``robostream_gc_pause_seconds`` by
+generation) for each service's ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import gc
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+#: upper bounds (seconds) of the pause histogram's buckets
+BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+
+
+class GcPauses(Collector):
+    """Every collection's pause in this process, by generation (a Prometheus histogram)."""
+
+    def __init__(self) -> None:
+        self._counts = [[0] * (len(BUCKETS) + 1) for _ in range(3)]
+        self._sums = [0.0, 0.0, 0.0]
+        self._started = 0.0
+        self.installed = False
+
+    def install(self) -> None:
+        """Start timing collections (idempotent)."""
+        if not self.installed:
+            gc.callbacks.append(self._callback)
+            self.installed = True
+
+    def _callback(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+            return
+        pause = time.perf_counter() - self._started
+        generation = info["generation"]
+        self._counts[generation][bisect.bisect_left(BUCKETS, pause)] += 1
+        self._sums[generation] += pause
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            "robostream_gc_pause_seconds",
+            "Pauses of the cyclic garbage collector (the whole process waits), by generation.",
+            labels=["generation"])
+        for generation in range(3):
+            cumulative, buckets = 0, []
+            for bound, count in zip((*BUCKETS, float("inf")), self._counts[generation], strict=True):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            family.add_metric([str(generation)], buckets, self._sums[generation])
+        yield family
+
+
+#: The process's collector of GC pauses; register it in a service's registry.
+GC_PAUSES = GcPauses()
+
+
+def freeze_startup_heap() -> int:
+    """Collect once, then freeze every object start-up left (call when a service is up).
+
+    Returns how many objects were frozen. Also starts timing collections (:data:`GC_PAUSES`).
+    """
+    GC_PAUSES.install()
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

@@ -1,0 +1,47 @@
+"""The services' garbage-collector set-up: start-up heap frozen, every collection timed."""
+
+from __future__ import annotations
+
+import gc
+
+from prometheus_client import CollectorRegistry
+
+from robostream.gctuning import GC_PAUSES, GcPauses, freeze_startup_heap
+
+NAME = "robostream_gc_pause_seconds"
+
+
+def _registry_with(collector: GcPauses) -> CollectorRegistry:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return registry
+
+
+def test_each_collection_is_counted_in_its_generation() -> None:
+    pauses = GcPauses()
+    registry = _registry_with(pauses)
+    pauses.install()
+    try:
+        gc.collect(1)
+        gc.collect(2)
+        gc.collect(2)
+    finally:
+        gc.callbacks.remove(pauses._callback)
+
+    def sample(suffix: str, generation: str, **labels: str) -> float | None:
+        return registry.get_sample_value(f"{NAME}_{suffix}", {"generation": generation, **labels})
+
+    assert (sample("count", "1"), sample("count", "2")) == (1, 2)
+    assert sample("bucket", "2", le="+Inf") == 2 and (sample("sum", "2") or 0) > 0
+    assert sample("bucket", "2", le="0.0005") in (0, 1, 2)  # every bucket is exported
+
+
+def test_freezing_the_startup_heap_takes_robostreams_imports_out_of_collections() -> None:
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen > 10_000  # modules, classes, pydantic models ...
+        assert GC_PAUSES.installed and GC_PAUSES._callback in gc.callbacks
+    finally:
+        gc.unfreeze()  # the rest of the test session collects as usual
+        gc.callbacks.remove(GC_PAUSES._callback)
+        GC_PAUSES.installed = False
