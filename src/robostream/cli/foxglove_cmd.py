@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from robostream.cli.options import listen_host, listen_port
 from robostream.cli.serving import serve_until_signal
@@ -24,7 +25,11 @@ def run(
     port: Annotated[int | None, listen_port("foxglove.port")] = None,
 ) -> None:
     """Serve until interrupted."""
-    from robostream.foxglove.service import serve_foxglove
+    from robostream.foxglove.service import FoxgloveServiceError, serve_foxglove
 
     settings = load_settings()
-    serve_until_signal(lambda stop: serve_foxglove(settings, host=host, port=port, stop=stop))
+    try:
+        serve_until_signal(lambda stop: serve_foxglove(settings, host=host, port=port, stop=stop))
+    except FoxgloveServiceError as exc:
+        Console(stderr=True, highlight=False).print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from None

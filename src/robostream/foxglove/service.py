@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from robostream.api.live import ClientQueue, LiveHub
 from robostream.config import Settings, validate_id
+from robostream.errors import RobostreamError
 from robostream.foxglove import messages
 from robostream.sinks import keys
 from robostream.sinks.s3 import s3_client
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 #: The Redis pub/sub types a followed robot is read from.
 LIVE_TYPES = ("time_series", "images")
 SERVER_NAME = "robostream"
+
+
+class FoxgloveServiceError(RobostreamError, RuntimeError):
+    """The Foxglove WebSocket server cannot start (e.g. its port is taken)."""
 
 
 @dataclass
@@ -99,9 +104,15 @@ class FoxgloveBridge:
 
     async def start(self) -> None:
         listener = _Listener(asyncio.get_running_loop(), self)
-        self._server = foxglove.start_server(name=SERVER_NAME, host=self._host, port=self._port,
-                                             server_listener=listener, context=self._context)
-        await self.discover()
+        try:
+            self._server = foxglove.start_server(name=SERVER_NAME, host=self._host, port=self._port,
+                                                 server_listener=listener, context=self._context)
+        except RuntimeError as exc:  # foxglove-sdk's FoxgloveError
+            raise FoxgloveServiceError(
+                f"foxglove_listen_failed: cannot serve on {self._host}:{self._port} ({exc}); stop what "
+                "uses the port or choose another (foxglove.port in config.yaml, or --port)") from exc
+        with contextlib.suppress(RedisError, OSError):  # Redis not up yet: the next round finds the robots
+            await self.discover()
         self._discovery = asyncio.create_task(self._discover_forever(), name="foxglove-discovery")
         log.info("Foxglove WebSocket server on %s", self.url)
 
