@@ -17,12 +17,15 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PROJECT_ENVIRONMENT=/opt/venv
 WORKDIR /src
 # Dependencies first (cached while only the sources change) ...
+# (the robot SDK, sdk/, is a uv workspace member: its pyproject.toml is part of the lock's picture)
 COPY pyproject.toml uv.lock ./
+COPY sdk/pyproject.toml sdk/README.md ./sdk/
 RUN --mount=type=cache,target=/root/.cache/uv \
-    uv sync --frozen --no-dev --no-group stack --no-install-project
-# ... then the project itself, as a regular (non-editable) install.
+    uv sync --frozen --no-dev --no-group stack --no-install-workspace
+# ... then the project and the SDK themselves, as regular (non-editable) installs.
 COPY README.md ./
 COPY src ./src
+COPY sdk ./sdk
 RUN --mount=type=cache,target=/root/.cache/uv \
     uv sync --frozen --no-dev --no-group stack --no-editable
 

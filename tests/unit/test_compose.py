@@ -406,6 +406,6 @@ def test_dockerignore_keeps_the_build_context_to_what_the_image_needs() -> None:
              if line.strip() and not line.startswith("#")]
     assert lines[0] == "*"
     included = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert included == {"pyproject.toml", "uv.lock", "README.md", "config.yaml", "src"}
+    assert included == {"pyproject.toml", "uv.lock", "README.md", "config.yaml", "src", "sdk"}
     for needed in included:
         assert (ROOT / needed).exists(), needed
