@@ -18,8 +18,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from robostream.config import Settings
 from robostream.sinks.buckets import Minute
 from robostream.topics import topic_for
+from tests.reliability.report import FaultRow
 from tests.reliability.sizes import ROWS_PER_ENVELOPE
-from tests.reliability.streaming import RobotRun
+from tests.reliability.streaming import RobotRun, Streamer
 
 
 @dataclass
@@ -139,3 +140,27 @@ def kafka_seqs(settings: Settings, data_type: str, keys: set[str], timeout_s: fl
     finally:
         consumer.close()
     return found
+
+
+def fault_row(fault: str, streamer: Streamer, results: list[tuple[set[int], Landed]],
+              note: str, recovery_s: float, data_type: str = "time_series") -> FaultRow:
+    acked = sum(len(seqs) for seqs, _ in results) * ROWS_PER_ENVELOPE
+    keys = {f"{run.robot_id}/{run.session_id}" for run in streamer.runs}
+    redelivered = kafka_seqs(streamer.settings, data_type, keys).redelivered() if data_type else 0
+    return FaultRow(
+        fault=fault,
+        sent=sum(run.sent_envelopes - len(run.image_seqs) for run in streamer.runs) * ROWS_PER_ENVELOPE,
+        acked=acked,
+        landed=sum(landed.landed(seqs) for seqs, landed in results),
+        lost=sum(landed.lost(seqs) for seqs, landed in results),
+        duplicated=sum(landed.duplicated() for _, landed in results),
+        envelopes=sum(len(seqs) for seqs, _ in results),
+        kafka_redelivered=redelivered, recovery_s=recovery_s, note=note,
+    )
+
+
+def assert_exactly_once_in_order(row: FaultRow, results: list[tuple[set[int], Landed]]) -> None:
+    assert row.lost == 0, f"{row.fault}: {row.lost} acked messages missing"
+    assert row.duplicated == 0, f"{row.fault}: {row.duplicated} messages landed twice"
+    for _, landed in results:
+        assert landed.out_of_order() == 0, f"{row.fault}: seqs landed out of order"

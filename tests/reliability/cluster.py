@@ -2,12 +2,14 @@
 ``stack.kafka_brokers: 3`` (``robostream stack up --kafka-brokers 3``), then ``topics create``.
 
 Only what the faults need runs on it: the three Kafka nodes, the schema registry and the gateway
-(as real ``robostream`` subprocesses). Every JVM started here is stopped when the module's tests
-end, passed or failed.
+(as real ``robostream`` subprocesses); the faults that kill a processor worker or a sink task also
+start MongoDB (SecantusDB), Redis, the sink worker and the processors on it (``SERVICES_ON_CLUSTER``).
+Every process started here is stopped when the module's tests end, passed or failed.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
@@ -17,10 +19,19 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from robostream.config import Settings, load_settings
-from robostream.stack.servers import GatewayService, SchemaRegistryServer, Server, kafka_servers
+from robostream.stack.servers import (
+    GatewayService,
+    MongoServer,
+    ProcessorService,
+    RedisServer,
+    SchemaRegistryServer,
+    Server,
+    SinkService,
+    kafka_servers,
+)
 from robostream.topics import create_topics, topic_for
 from tests.conftest import PORT_OFFSET, ROOT, environment
-from tests.reliability.stack import ReliabilityStack, write_tokens_file
+from tests.reliability.stack import CONNECTORS, ReliabilityStack, write_tokens_file
 
 BASE = 23000
 PORT = BASE + PORT_OFFSET
@@ -40,11 +51,18 @@ def cluster_env() -> dict[str, str]:
         "ROBOSTREAM_STACK__STOP_TIMEOUT_S": "15",
         "ROBOSTREAM_SCHEMA_REGISTRY__URL": f"http://127.0.0.1:{PORT + 81}",
         "ROBOSTREAM_GATEWAY__PORT": str(PORT + 180),
-        # stores the gateway never writes to here (no blob is large enough for claim-check): ports
-        # nothing listens on, so a mistake shows instead of touching a developer's stack
+        # S3 is never written to here (no image, no blob large enough for claim-check): a port
+        # nothing listens on, so a mistake shows instead of touching a developer's stack; MongoDB
+        # and Redis run only for the faults that need the sinks (SERVICES_ON_CLUSTER)
         "ROBOSTREAM_S3__ENDPOINT": f"http://127.0.0.1:{PORT + 333}",
-        "ROBOSTREAM_MONGO__URI": f"mongodb://127.0.0.1:{PORT + 17}/?directConnection=true",
+        "ROBOSTREAM_MONGO__URI": f"mongodb://127.0.0.1:{PORT + 17}/?directConnection=true&retryWrites=false",
         "ROBOSTREAM_REDIS__URL": f"redis://127.0.0.1:{PORT + 379}/0",
+        "ROBOSTREAM_REDIS__LATEST_WINDOW": "10000000",  # the ring holds every point: countable
+        "ROBOSTREAM_SINKS__PORT": str(PORT + 183),
+        "ROBOSTREAM_CONNECTORS": json.dumps([c for c in CONNECTORS if c["kind"] != "s3"]),
+        "ROBOSTREAM_PROCESSORS__SESSION_TIMEOUT_S": "6",
+        "ROBOSTREAM_PROCESSORS__BUNDLES": "false",
+        "ROBOSTREAM_PROCESSORS__BUCKETED_OUTPUT": "true",  # the mongo connector lands it
         "ROBOSTREAM_TOPICS__PARTITIONS": "3",
         "ROBOSTREAM_AUTH__TOKENS_FILE": str(STATE_DIR / "tokens.yaml"),
         "ROBOSTREAM_AUTH__ALLOW_UNAUTHENTICATED": "false",
@@ -86,11 +104,26 @@ class ImpatientGateway(Gateway):
         return {**super().env(), **IMPATIENT_ENV}
 
 
+class Sinks(SinkService):
+    after = ("kafka", "mongo", "redis", "schema-registry")  # no S3 connector on the cluster
+
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **ENV}
+
+
+class Processors(ProcessorService):
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **ENV}
+
+
 SERVICES = ("schema-registry", "gateway", "gateway-impatient")
+#: Started by the faults that kill a processor worker or a sink task, not by :func:`start`.
+SERVICES_ON_CLUSTER = ("mongo", "redis", "sinks", "processors")
 
 
 def servers(settings: Settings) -> list[Server]:
-    return [*kafka_servers(settings), Registry(settings), Gateway(settings), ImpatientGateway(settings)]
+    return [*kafka_servers(settings), Registry(settings), Gateway(settings), ImpatientGateway(settings),
+            MongoServer(settings), RedisServer(settings), Sinks(settings), Processors(settings)]
 
 
 class ClusterStack(ReliabilityStack):
@@ -124,12 +157,18 @@ class ClusterStack(ReliabilityStack):
                 self.kill9(server.name)
 
 
-def start() -> ClusterStack:
+def new_stack() -> ClusterStack:
+    """The cluster's stack, not started. Its settings come from ``os.environ``, which
+    :func:`cluster_settings` changes for a moment: call this on the main thread, not beside tests."""
+    settings = cluster_settings()
+    return ClusterStack(settings, servers(settings))
+
+
+def start(stack: ClusterStack) -> ClusterStack:
     """The cluster, its topics, the registry and both gateways; leftovers of an interrupted run
     are stopped first. The state folder is reused (formatting 3 nodes costs seconds); one that
-    does not start is emptied and tried once more."""
-    settings = cluster_settings()
-    stack = ClusterStack(settings, servers(settings))
+    does not start is emptied and tried once more. Safe on a thread: reads no environment."""
+    settings = stack.settings
     stack.down()
     for spool in STATE_DIR.glob("spool*"):  # robots of an interrupted run must not resend into this one
         shutil.rmtree(spool)

@@ -7,22 +7,32 @@ ROBOSTREAM_KEEP_TEST_STACK=1 leaves the reliability stack running for the next r
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from robostream.config import Settings
-from tests.reliability import report
+from tests.reliability import cluster, report
+from tests.reliability.cluster import ClusterStack
 from tests.reliability.stack import ReliabilityStack, reliability_settings, start
+
+#: The module whose tests run on the 3-broker cluster: last among the reliability tests, so that
+#: the cluster's start-up (~25 s, mostly three JVMs) runs on a thread beside the tests before them.
+CLUSTER_TESTS = "/reliability/test_broker_failures.py"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if "/reliability/" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
+    here = [i for i, item in enumerate(items) if "/reliability/" in str(item.fspath)]
+    for item in (items[i] for i in here):
+        item.add_marker(pytest.mark.integration)
+    ordered = sorted((items[i] for i in here), key=lambda item: CLUSTER_TESTS in str(item.fspath))
+    for i, item in zip(here, ordered, strict=True):
+        items[i] = item
 
 
 STARTED = time.monotonic()
@@ -50,6 +60,31 @@ def rel_stack(rel_settings: Settings) -> Iterator[ReliabilityStack]:
     yield stack
     if os.environ.get("ROBOSTREAM_KEEP_TEST_STACK") != "1":
         stack.down()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cluster_in_background(
+    request: pytest.FixtureRequest, rel_settings: Settings,
+) -> Iterator[Future[ClusterStack]]:
+    """The 3-broker cluster starting on a thread from the first reliability test on, if any test of
+    CLUSTER_TESTS is to run (its ``cluster`` fixture waits for it); stopped at the session's end."""
+    if not any(CLUSTER_TESTS in str(item.fspath) for item in request.session.items):
+        yield Future()  # never awaited: no test uses the cluster
+        return
+    stack = cluster.new_stack()  # here, not on the thread: reading its settings changes os.environ
+    started = time.monotonic()
+
+    def start() -> ClusterStack:
+        cluster.start(stack)
+        report.FIGURES.timings["cluster start (in the background)"] = time.monotonic() - started
+        return stack
+
+    with ThreadPoolExecutor(1, thread_name_prefix="cluster-start") as pool:
+        future = pool.submit(start)
+        yield future
+        with contextlib.suppress(BaseException):
+            future.result()
+    stack.kill_all()
 
 
 @pytest.fixture(autouse=True)

@@ -2,7 +2,8 @@
 2) while three robots stream through the gateway: what Kafka promises, checked the way Kafka's own
 system tests and Jepsen do — every record acked to a robot is in Kafka, once, in order.
 
-The cluster is ``robostream stack up --kafka-brokers 3`` on its own ports (tests/reliability/cluster.py).
+The cluster is ``robostream stack up --kafka-brokers 3`` on its own ports (tests/reliability/cluster.py),
+started in the background while the other reliability tests run (these run last: conftest.py).
 """
 
 from __future__ import annotations
@@ -12,26 +13,44 @@ import math
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from typing import Any
 
 import aiohttp
 import msgpack
 import pytest
+import redis
+from pymongo import MongoClient
 
 from tests.reliability.badinput import envelope
-from tests.reliability.checks import kafka_seqs
-from tests.reliability.cluster import IMPATIENT_ENV, NODES, ClusterStack, cluster_settings, session_id, start
+from tests.reliability.checks import (
+    assert_exactly_once_in_order,
+    fault_row,
+    kafka_seqs,
+    mongo_telemetry,
+    redis_ring,
+    wait_landed,
+)
+from tests.reliability.cluster import (
+    IMPATIENT_ENV,
+    NODES,
+    SERVICES_ON_CLUSTER,
+    ClusterStack,
+    cluster_settings,
+    session_id,
+)
 from tests.reliability.report import FIGURES, FaultRow
 from tests.reliability.sizes import FULL, ROWS_PER_ENVELOPE, SIZES
 from tests.reliability.stack import TOKENS
 from tests.reliability.streaming import Streamer
 
-STREAM_S = 60 if FULL else 15  # how long the robots stream at their fixed rate
+STREAM_S = SIZES.cluster_stream_s  # how long the robots stream at their fixed rate
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[ClusterStack]:
-    stack = start()
+def cluster(cluster_in_background: Future[ClusterStack]) -> Iterator[ClusterStack]:
+    """The cluster conftest.py started on a thread when the reliability tests began."""
+    stack = cluster_in_background.result()
     try:
         yield stack
     finally:
@@ -115,11 +134,46 @@ def test_kill9_of_the_leading_broker_loses_duplicates_and_reorders_nothing(clust
                  f"with 2 of 3 brokers; back in sync {in_sync_s:.1f} s after restart; landed = records "
                  "read back from Kafka")
     FIGURES.faults.append(result)
+    assert_once_in_order(landed)
+
+
+def assert_once_in_order(landed: dict[str, tuple[set[int], list[int]]]) -> None:
+    """Every acked seq is in Kafka, once, in the order the robot sent it (per session)."""
     for key, (acked, seqs) in landed.items():
         missing = sorted(acked - set(seqs))
         assert not missing, f"{key}: {len(missing)} acked seqs missing from Kafka, e.g. {missing[:10]}"
         assert len(seqs) == len(set(seqs)), f"{key}: {len(seqs) - len(set(seqs))} records twice in Kafka"
         assert seqs == sorted(seqs), f"{key}: records out of order in Kafka"
+
+
+@pytest.mark.skipif(not FULL, reason="make reliability only: three broker restarts cost ~1 min")
+@pytest.mark.timeout(900)
+def test_a_rolling_restart_of_every_broker_while_robots_stream_loses_duplicates_and_reorders_nothing(
+    cluster: ClusterStack,
+) -> None:
+    """As an operator upgrades a cluster: each broker in turn stopped (SIGTERM: controlled
+    shutdown moves its leaderships), started, and back in sync before the next."""
+    per_robot = math.ceil(SIZES.cluster_messages / ROWS_PER_ENVELOPE / 3)
+    stream_s = 3 * STREAM_S  # three restarts, each while the robots stream
+    streamer = Streamer(cluster.settings, per_robot, rate_per_robot=per_robot / stream_s).start()
+    streamer.wait_sent(0.1)
+    restarts: list[tuple[str, float, float]] = []  # broker, seconds down, seconds until in sync
+    for node in NODES:
+        assert not streamer.finished.is_set(), f"the robots stopped streaming before {node} restarted"
+        down_s = cluster.outage(node, 0)
+        restarts.append((node, down_s, cluster.wait_in_sync("time_series")))
+    streamer.join(timeout_s=600)
+
+    assert_every_envelope_acked(streamer)
+    landed = in_kafka(cluster, streamer)
+    recovery_s = max(down + in_sync for _, down, in_sync in restarts)
+    FIGURES.faults.append(row(
+        "rolling restart of all 3 brokers", streamer.sent, landed, recovery_s,
+        "each broker stopped (SIGTERM, controlled shutdown) and started while 3 robots streamed, the "
+        "next once every partition had 3 replicas in sync again; "
+        + ", ".join(f"{node} down {down:.0f} s, in sync {sync:.1f} s later" for node, down, sync in restarts)
+        + "; landed = records read back from Kafka"))
+    assert_once_in_order(landed)
 
 
 async def exchange(port: int, frame: bytes, timeout_s: float = 60) -> list[dict[str, Any]]:
@@ -199,3 +253,57 @@ def test_two_brokers_down_nothing_is_acked_robots_get_retriable_nacks_and_keep_e
     for key, (acked, seqs) in landed.items():
         missing = sorted(acked - set(seqs))
         assert not missing, f"{key}: {len(missing)} acked seqs missing from Kafka, e.g. {missing[:10]}"
+
+
+@pytest.mark.skipif(not FULL, reason="make reliability only: stores, sinks and processors on the cluster")
+@pytest.mark.timeout(1200)
+def test_kill9_of_a_processor_worker_and_a_sink_task_during_a_leader_election_loses_and_duplicates_nothing(
+    cluster: ClusterStack,
+) -> None:
+    """The broker leading most partitions is killed; before the controller has moved its
+    leaderships (the brokers' 9 s session timeout), the processor worker and the sink worker are
+    killed too and started again: they rejoin their groups while partitions change leader."""
+    cluster.up(SERVICES_ON_CLUSTER)
+    settings = cluster.settings
+    per_robot = math.ceil(SIZES.cluster_messages / ROWS_PER_ENVELOPE / 3)
+    streamer = Streamer(settings, per_robot, rate_per_robot=per_robot / (2 * STREAM_S)).start()
+    node = cluster.leaders("time_series").most_common(1)[0][0]
+    victim = f"kafka-{node}"
+    streamer.wait_sent(0.3)
+    cluster.kill9(victim)
+    killed = time.monotonic()
+    for service in ("processors", "sinks"):
+        cluster.kill9(service)
+    assert node in cluster.leaders("time_series"), "the election ended before the services were killed"
+    back = {service: cluster.restart(service) for service in ("processors", "sinks")}
+    wait_for(lambda: node not in cluster.leaders("time_series") and -1 not in cluster.leaders("time_series"),
+             60, "new partition leaders")
+    elected_s = time.monotonic() - killed  # at most: the services' restarts came first
+    time.sleep(max(0.0, SIZES.cluster_down_s - (time.monotonic() - killed)))
+    cluster.restart(victim)
+    streamer.join(timeout_s=600)
+    assert_every_envelope_acked(streamer)
+
+    client: MongoClient[dict[str, Any]] = MongoClient(settings.mongo.uri)
+    cache = redis.Redis.from_url(settings.redis.url)
+    try:
+        db = client[settings.mongo.database]
+        mongo = [(run.acked_seqs, wait_landed(lambda run=run: mongo_telemetry(db, run), run.acked_seqs, 600))
+                 for run in streamer.runs]
+        ring = [(run.acked_seqs, wait_landed(lambda run=run: redis_ring(cache, run), run.acked_seqs, 600))
+                for run in streamer.runs]
+    finally:
+        client.close()
+        cache.close()
+    drained_s = time.monotonic() - killed  # every acked point landed: the sinks' lag is gone
+    what = (f"{victim} (leader of most partitions) kill -9; processor worker and sink worker kill -9 "
+            f"before new leaders were elected, restarted in {back['processors']:.0f}/{back['sinks']:.0f} s; "
+            f"new leaders in place {elected_s:.0f} s after the kill; every acked point landed "
+            f"{drained_s:.0f} s after it")
+    rows = [fault_row("kill -9 processor + sink worker during a leader election (3 brokers)", streamer,
+                      mongo, f"{what}; landed = points in MongoDB telemetry (via the processors)", drained_s),
+            fault_row("kill -9 sink worker during a leader election (3 brokers), Redis", streamer, ring,
+                      f"{what}; landed = points in the Redis ring", drained_s)]
+    FIGURES.faults.extend(rows)
+    assert_exactly_once_in_order(rows[0], mongo)
+    assert rows[1].lost == 0 and rows[1].duplicated == 0, rows[1]

@@ -19,6 +19,8 @@ from pymongo import MongoClient
 from robostream.config import Settings
 from tests.reliability.checks import (
     Landed,
+    assert_exactly_once_in_order,
+    fault_row,
     kafka_seqs,
     mongo_telemetry,
     redis_ring,
@@ -69,30 +71,6 @@ def assert_all_sent_acked(streamer: Streamer) -> None:
         telemetry = run.sent_envelopes - len(run.image_seqs)
         assert len(run.acked_seqs) == telemetry, (
             f"{run.robot_id}: {len(run.acked_seqs)} of {telemetry} telemetry envelopes acked")
-
-
-def fault_row(fault: str, streamer: Streamer, results: list[tuple[set[int], Landed]],
-              note: str, recovery_s: float, data_type: str = "time_series") -> FaultRow:
-    acked = sum(len(seqs) for seqs, _ in results) * ROWS
-    keys = {f"{run.robot_id}/{run.session_id}" for run in streamer.runs}
-    redelivered = kafka_seqs(streamer.settings, data_type, keys).redelivered() if data_type else 0
-    return FaultRow(
-        fault=fault,
-        sent=sum(run.sent_envelopes - len(run.image_seqs) for run in streamer.runs) * ROWS,
-        acked=acked,
-        landed=sum(landed.landed(seqs) for seqs, landed in results),
-        lost=sum(landed.lost(seqs) for seqs, landed in results),
-        duplicated=sum(landed.duplicated() for _, landed in results),
-        envelopes=sum(len(seqs) for seqs, _ in results),
-        kafka_redelivered=redelivered, recovery_s=recovery_s, note=note,
-    )
-
-
-def assert_exactly_once_in_order(row: FaultRow, results: list[tuple[set[int], Landed]]) -> None:
-    assert row.lost == 0, f"{row.fault}: {row.lost} acked messages missing"
-    assert row.duplicated == 0, f"{row.fault}: {row.duplicated} messages landed twice"
-    for _, landed in results:
-        assert landed.out_of_order() == 0, f"{row.fault}: seqs landed out of order"
 
 
 @pytest.mark.timeout(1200 if SIZES.crash_messages > 100_000 else 400)
@@ -175,7 +153,7 @@ def test_broker_restart_loses_nothing_acknowledged(
     rel_stack: ReliabilityStack, rel_settings: Settings, db: Any
 ) -> None:
     per_robot = envelopes_per_robot(SIZES.broker_messages)
-    streamer = Streamer(rel_settings, per_robot, rate_per_robot=per_robot / 25).start()
+    streamer = Streamer(rel_settings, per_robot, rate_per_robot=per_robot / SIZES.broker_stream_s).start()
     streamer.wait_sent(0.3)
     down = rel_stack.outage("kafka", 0)
     streamer.join(timeout_s=600)
