@@ -87,6 +87,18 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=exported.render(), headers={"Content-Type": exported.content_type})
 
 
+#: The viewer's Service Worker (static/sw.js): it caches what the viewer shows, for offline replay.
+SERVICE_WORKER = "/static/sw.js"
+
+
+async def service_worker_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """The Service Worker may control the whole origin (its scope is ``/``, above its own folder),
+    and browsers check for a new version of it on every visit."""
+    if request.path == SERVICE_WORKER:
+        response.headers["Service-Worker-Allowed"] = "/"
+        response.headers["Cache-Control"] = "no-cache"
+
+
 def add_routes(app: web.Application) -> None:
     router = app.router
     router.add_get("/", index)
@@ -103,6 +115,7 @@ def add_routes(app: web.Application) -> None:
     router.add_get("/v1/stats/{metric}", get_stats)
     router.add_post("/v1/robots/{id}/rpc", call_robot)
     router.add_static("/static/", STATIC_DIR, append_version=False)
+    app.on_response_prepare.append(service_worker_headers)
 
 
 def create_app(settings: Settings, stores: Stores | None = None) -> web.Application:

@@ -1,10 +1,15 @@
 /* robostream ML-Dash viewer: pick a robot and session, watch pose and joints live, see the
  * newest frames, scrub and play history, or explore a whole session (History: min/max bands of
  * the level-of-detail pyramid, mouse wheel zooms, dragging pans, down to raw points).
- * Plain JavaScript, no dependencies, no network but the API.
+ * Frames load progressively (thumbnail, then preview, the original on a click) in the frame
+ * view, which follows the live camera or shows a frame picked in the session's frame list (a
+ * virtual list: only the rows on screen are in the page); H.264 segments play as video and point
+ * clouds are drawn in 3D (pointcloud.js). A Service Worker (sw.js) keeps what was viewed in
+ * IndexedDB, so a session viewed once replays offline.
+ * Plain JavaScript, no dependencies but the vendored Draco decoder, no network but the API.
  * A small form calls a method on the robot (POST /v1/robots/{id}/rpc) with a write token.
- * window.robostreamViewer exposes counters and the history view's state (tests read them) and
- * zoomTo(fromUs, toUs). */
+ * window.robostreamViewer exposes counters and the history view's state (tests read them),
+ * zoomTo(fromUs, toUs), frameView (what the frame view shows) and storedOffline(). */
 (() => {
   "use strict";
 
@@ -45,6 +50,9 @@
     historyLoading: false, // a fetch is due or under way
     historyFetches: 0,     // answers drawn
     historyAborted: 0,     // fetches cancelled by a newer zoom or pan
+    frameView: null,       // the frame view: {id, kind, tier, format, url, segment, points, error}
+    frameList: { frames: 0, rows: 0, done: false },  // the session's frame list: loaded, in the page
+    offline: { supported: false, controlled: false, warmed: 0 },  // the Service Worker
   };
   window.robostreamViewer = state;
 
@@ -285,11 +293,21 @@
     for (const plot of plots) plot.push(row.ts_us, row.values || {});
   }
 
-  // -- frames ----------------------------------------------------------------------------------
+  // -- frames: the newest-frames strip -------------------------------------------------------
 
   function thumbnailUrl(frame) {
     const urls = frame.urls || {};
     return urls.thumbnail || urls.rgb_thumbnail || urls.rgb || Object.values(urls)[0];
+  }
+
+  /** A live "frame" message as a frame list entry: {id, camera_id, timestamp_us, kinds, urls: {kind: url}}. */
+  function liveEntry(message) {
+    const kind = !message.kind || message.kind === "thumbnail" ? "rgb" : message.kind;
+    const urls = message.urls || {};
+    const url = urls[`${kind}_thumbnail`] || (kind === "rgb" ? urls.thumbnail : null) || urls[`${kind}_preview`]
+      || urls[kind] || thumbnailUrl(message);
+    return { id: `${state.robot}:${state.session}:${message.camera_id}-${message.timestamp_us}`,
+             camera_id: message.camera_id, timestamp_us: message.timestamp_us, kinds: [kind], urls: { [kind]: url } };
   }
 
   const shownFrames = new Set();
@@ -299,9 +317,10 @@
     $("thumbnails").innerHTML = "";
   }
 
-  function addThumbnail(url, timestampUs, camera) {
-    const key = `${camera}-${timestampUs}`;
-    if (!url || shownFrames.has(key)) return;
+  function addThumbnail(entry) {
+    const url = Object.values(entry.urls)[0];
+    const key = `${entry.camera_id}-${entry.timestamp_us}`;
+    if (!url || formatOf(url) !== "image" || shownFrames.has(key)) return;
     shownFrames.add(key);
     const strip = $("thumbnails");
     const figure = document.createElement("figure");
@@ -310,23 +329,281 @@
     let tries = 0;
     img.onerror = () => { if (tries++ < 8) setTimeout(() => { img.src = url; }, 250 * tries); };
     img.src = url;
-    img.alt = `${camera} ${timestampUs}`;
+    img.alt = `${entry.camera_id} ${entry.timestamp_us}`;
     const caption = document.createElement("small");
-    caption.textContent = `${camera} ${new Date(timestampUs / 1000).toISOString().slice(11, 23)}`;
+    caption.textContent = `${entry.camera_id} ${clockTime(entry.timestamp_us)}`;
     figure.append(img, caption);
+    figure.title = "show in the frame view";
+    figure.onclick = () => { $("frame-follow").checked = false; showFrame(entry); };
     strip.prepend(figure);
     while (strip.children.length > 12) strip.lastChild.remove();
     state.frames += 1;
     showCounters();
+    followLive(entry);
   }
 
   async function loadFrames(range) {
     try {
       const body = await api(`/v1/frames?${query({ robot: state.robot, session: state.session, tier: "thumbnail",
                                                    limit: 8, ...range })}`);
-      for (const frame of body.frames) addThumbnail(thumbnailUrl(frame), frame.timestamp_us, frame.camera_id);
+      for (const frame of body.frames) addThumbnail({ ...frame, urls: { [pickKind(frame)]: frame.urls[pickKind(frame)] } });
     } catch (error) { console.warn("frames:", error.message); }
   }
+
+  function clockTime(us) {
+    return new Date(us / 1000).toISOString().slice(11, 23);
+  }
+
+  // -- the frame view: thumbnail first, then the preview, the original on a click ------------
+
+  const FORMATS = [[/\.(jpe?g|png|webp|gif|bmp)$/i, "image"], [/\.mp4$/i, "video"], [/\.(drc|ply)$/i, "pointcloud"]];
+  const FOLLOW_EVERY_MS = 1000;  // the frame view follows the live camera at most this often
+  const camera = { frame: null, kind: null, token: 0, cloudView: null, followed: 0, followTimer: null };
+
+  /** What a URL holds, from its path's extension: "image", "video" (an H.264 segment) or "pointcloud". */
+  function formatOf(url) {
+    const path = new URL(url, location.href).pathname;
+    const found = FORMATS.find(([pattern]) => pattern.test(path));
+    return found ? found[1] : "image";
+  }
+
+  function pickKind(frame) {
+    const kinds = frame.kinds || [];
+    return kinds.includes("rgb") ? "rgb" : kinds.includes("depth") ? "depth" : kinds[0];
+  }
+
+  /** The frame (camera_id, timestamp_us) at a resolution tier, as GET /v1/frames lists it. The
+   * range ends a millisecond later: MongoDB keeps frame times to the millisecond, so from = to
+   * (µs) would be an empty range. */
+  async function frameAt(frame, tier) {
+    const ts = frame.timestamp_us;
+    const body = await api(`/v1/frames?${query({ robot: state.robot, session: state.session,
+                                                 camera: frame.camera_id, from: seconds(ts), to: seconds(ts + 1000),
+                                                 tier, limit: 1 })}`);
+    return body.frames.find((f) => f.timestamp_us === ts) || null;
+  }
+
+  /** Loads url off-screen and shows it once decoded: the lower tier stays until then. */
+  function upgradeImage(url, tier) {
+    return new Promise((resolve, reject) => {
+      const next = new Image();
+      next.onload = () => {
+        const img = $("frame-image");
+        img.src = url;
+        img.dataset.tier = tier;
+        img.hidden = false;
+        resolve();
+      };
+      next.onerror = () => reject(new Error(`the ${tier} did not load`));
+      next.src = url;
+    });
+  }
+
+  function stageShows(what) {
+    $("frame-image").hidden = what !== "image";
+    $("frame-video").hidden = what !== "video";
+    $("frame-cloud").hidden = what !== "pointcloud";
+  }
+
+  function showFrameInfo() {
+    const view = state.frameView;
+    if (!view) return;
+    const parts = [`${view.kind}`, view.tier ? `${view.tier}${view.format ? ` (${view.format})` : ""}` : "loading…"];
+    if (view.points) parts.push(`${view.points.toLocaleString("en")} points`);
+    if (view.segment && view.tier !== "original") parts.push("preview is an H.264 segment");
+    if (view.error) parts.push(view.error);
+    $("frame-info").textContent = parts.join(" · ");
+    $("frame-segment").hidden = !view.segment;
+    $("frame-original").disabled = view.tier === "original";
+  }
+
+  /** Show a frame list entry: its thumbnail at once, then its preview; kind: rgb, depth, pointcloud. */
+  async function showFrame(frame, kind) {
+    const token = ++camera.token;
+    const kinds = frame.kinds && frame.kinds.length ? frame.kinds : ["rgb"];
+    kind = kind && kinds.includes(kind) ? kind : pickKind(frame) || kinds[0];
+    camera.frame = frame;
+    camera.kind = kind;
+    const view = { id: frame.id, kind, tier: null, format: null, url: null, segment: null, points: 0, error: null };
+    state.frameView = view;
+    $("frame-title").textContent = `${frame.camera_id} ${clockTime(frame.timestamp_us)}`;
+    $("frame-kinds").innerHTML = "";
+    for (const k of kinds) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.textContent = k;
+      button.className = k === kind ? "active" : "";
+      button.onclick = () => showFrame(frame, k);
+      $("frame-kinds").append(button);
+    }
+    $("frame-video").removeAttribute("src");
+    showFrameInfo();
+    if (kind === "pointcloud") { await showOriginal(); return; }  // one tier only: the cloud itself
+    const thumbnail = (frame.urls || {})[kind];
+    if (thumbnail && formatOf(thumbnail) === "image") {
+      $("frame-image").src = thumbnail;
+      $("frame-image").dataset.tier = "thumbnail";
+      Object.assign(view, { tier: "thumbnail", format: "image", url: thumbnail });
+      stageShows("image");
+    } else stageShows(null);
+    showFrameInfo();
+    try {
+      const preview = await frameAt(frame, "preview");
+      const url = preview && preview.urls[kind];
+      if (token !== camera.token || !url || url === view.url) return;
+      if (formatOf(url) === "video") view.segment = url;  // the preview tier of RGB: an H.264 segment
+      else if (formatOf(url) === "image") {
+        await upgradeImage(url, "preview");
+        if (token !== camera.token) return;
+        Object.assign(view, { tier: "preview", format: "image", url });
+        stageShows("image");
+      }
+    } catch (error) {
+      if (token === camera.token) view.error = error.message;
+    }
+    if (token === camera.token) showFrameInfo();
+  }
+
+  /** On demand: the frame's original (an image, an H.264 segment, or a point cloud drawn in 3D). */
+  async function showOriginal() {
+    const token = camera.token, view = state.frameView;
+    if (!view || !camera.frame) return;
+    $("frame-follow").checked = false;
+    try {
+      const entry = await frameAt(camera.frame, "original");
+      const url = entry && entry.urls[view.kind];
+      if (!url) throw new Error(`no original ${view.kind} for this frame`);
+      const format = formatOf(url);
+      if (format === "image") await upgradeImage(url, "original");
+      else if (format === "video") playSegment(url);
+      else view.points = await drawCloud(url);
+      if (token !== camera.token) return;
+      Object.assign(view, { tier: "original", format, url });
+      stageShows(format);
+    } catch (error) {
+      if (token === camera.token) view.error = error.message;
+    }
+    if (token === camera.token) showFrameInfo();
+  }
+
+  function playSegment(url) {
+    const video = $("frame-video");
+    video.src = url;
+    video.dataset.segment = url;
+    stageShows("video");
+    video.play().catch(() => { /* autoplay may be refused: the controls are there */ });
+  }
+
+  async function drawCloud(url) {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`the point cloud did not load (HTTP ${response.status})`);
+    const extension = new URL(url, location.href).pathname.split(".").pop().toLowerCase();
+    const cloud = await window.RobostreamPointCloud.decode(await response.arrayBuffer(), extension);
+    stageShows("pointcloud");
+    if (!camera.cloudView) camera.cloudView = new window.RobostreamPointCloud.View($("frame-cloud"));
+    camera.cloudView.show(cloud);
+    return cloud.count;
+  }
+
+  /** In live mode with "follow" on, the frame view shows the newest camera frame (images only). */
+  function followLive(entry) {
+    if (state.mode !== "live" || !$("frame-follow").checked || entry.kinds[0] === "pointcloud") return;
+    if (camera.frame && camera.frame.timestamp_us > entry.timestamp_us) return;
+    camera.pending = entry;
+    if (camera.followTimer) return;
+    const wait = Math.max(0, camera.followed + FOLLOW_EVERY_MS - performance.now());
+    camera.followTimer = setTimeout(() => {
+      camera.followTimer = null;
+      camera.followed = performance.now();
+      if ($("frame-follow").checked) showFrame(camera.pending);
+    }, wait);
+  }
+
+  state.cloudLitPixels = () => (camera.cloudView && !$("frame-cloud").hidden ? camera.cloudView.litPixels() : 0);
+  $("frame-original").onclick = () => showOriginal();
+  $("frame-image").onclick = () => { if (state.frameView && state.frameView.tier !== "original") showOriginal(); };
+  $("frame-segment").onclick = () => { if (state.frameView && state.frameView.segment) playSegment(state.frameView.segment); };
+
+  // -- the session's frame list: virtual scrolling (only the rows on screen are in the page) --
+
+  const ROW_HEIGHT = 44;
+  const OVERSCAN = 4;     // rows kept beyond each edge of the visible ones
+  const LIST_PAGE = 200;  // frames asked for at once, as the list scrolls near its end
+  const list = { frames: [], ids: new Set(), done: false, loading: null, rows: new Map(), generation: 0 };
+
+  function resetFrameList() {
+    list.generation += 1;
+    Object.assign(list, { frames: [], ids: new Set(), done: false, loading: null });
+    for (const row of list.rows.values()) row.remove();
+    list.rows.clear();
+    $("frame-list").scrollTop = 0;
+    renderFrameList();
+  }
+
+  async function loadMoreFrames() {
+    if (list.done || list.loading || !state.robot || !state.session) return;
+    const generation = list.generation;
+    const last = list.frames[list.frames.length - 1];
+    const [sessionStart] = historySpan();
+    const from = last ? last.timestamp_us : sessionStart;  // inclusive: frames of other cameras at that time
+    list.loading = api(`/v1/frames?${query({ robot: state.robot, session: state.session, tier: "thumbnail",
+                                             from: seconds(from), limit: LIST_PAGE })}`);
+    try {
+      const body = await list.loading;
+      if (generation !== list.generation) return;
+      const fresh = body.frames.filter((f) => !list.ids.has(f.id));
+      for (const frame of fresh) { list.ids.add(frame.id); list.frames.push(frame); }
+      list.done = body.frames.length < LIST_PAGE || !fresh.length;
+    } catch (error) {
+      if (generation === list.generation) { list.done = true; console.warn("frame list:", error.message); }
+    } finally {
+      if (generation === list.generation) { list.loading = null; renderFrameList(); }
+    }
+  }
+
+  function frameRow(frame, index) {
+    const row = document.createElement("div");
+    row.className = "frame-row";
+    row.style.top = `${index * ROW_HEIGHT}px`;
+    row.dataset.index = String(index);
+    const kind = pickKind(frame);
+    const url = (frame.urls || {})[kind];
+    if (url && formatOf(url) === "image") {
+      const img = document.createElement("img");
+      img.src = url;
+      img.alt = frame.id;
+      row.append(img);
+    } else {
+      const badge = document.createElement("span");
+      badge.className = "frame-badge";
+      badge.textContent = kind === "pointcloud" ? "3D" : "—";
+      row.append(badge);
+    }
+    const label = document.createElement("span");
+    label.textContent = `#${index + 1} · ${frame.camera_id} · ${clockTime(frame.timestamp_us)} · ${(frame.kinds || []).join(", ")}`;
+    row.append(label);
+    row.onclick = () => { $("frame-follow").checked = false; showFrame(frame); };
+    return row;
+  }
+
+  function renderFrameList() {
+    const box = $("frame-list");
+    box.firstElementChild.style.height = `${list.frames.length * ROW_HEIGHT}px`;
+    const first = Math.max(0, Math.floor(box.scrollTop / ROW_HEIGHT) - OVERSCAN);
+    const last = Math.min(list.frames.length, Math.ceil((box.scrollTop + box.clientHeight) / ROW_HEIGHT) + OVERSCAN);
+    for (const [index, row] of list.rows) {
+      if (index < first || index >= last) { row.remove(); list.rows.delete(index); }
+    }
+    for (let index = first; index < last; index++) {
+      if (!list.rows.has(index)) { const row = frameRow(list.frames[index], index); box.append(row); list.rows.set(index, row); }
+    }
+    Object.assign(state.frameList, { frames: list.frames.length, rows: list.rows.size, done: list.done });
+    $("frame-count").textContent = list.frames.length
+      ? `${list.frames.length}${list.done ? "" : "+"} frames` : (list.done ? "no frames" : "");
+    if (last >= list.frames.length - OVERSCAN * 4) loadMoreFrames();
+  }
+
+  $("frame-list").addEventListener("scroll", () => requestAnimationFrame(renderFrameList), { passive: true });
 
   // -- live ------------------------------------------------------------------------------------
 
@@ -342,6 +619,7 @@
     state.mode = "live";
     plots.forEach((p) => { p.clear(); p.windowUs = LIVE_WINDOW_US; });
     $("live-button").classList.add("active");
+    if (!navigator.onLine) { setStatus("offline · History and frames replay from the browser cache", "error"); return; }
     const scheme = location.protocol === "https:" ? "wss" : "ws";
     const ws = new WebSocket(`${scheme}://${location.host}/v1/live?${query({
       robot: state.robot, session: state.session, types: "time_series,images", access_token: state.token })}`);
@@ -358,7 +636,7 @@
         for (const point of message.points || []) plotRow(point);
         state.livePoints += (message.points || []).length;
       } else if (message.type === "frame") {
-        addThumbnail(thumbnailUrl(message), message.timestamp_us, message.camera_id);
+        addThumbnail(liveEntry(message));
       } else if (message.type === "dropped") {
         state.dropped = message.total;
       } else if (message.type === "error") {
@@ -763,9 +1041,61 @@
       try { state.sessionInfo = await api(`/v1/sessions/${state.robot}:${state.session}`); } catch (_) { /* new */ }
       loadFrames({});
     }
+    resetFrameList();
     showScrubTime();
     startLive();
   }
+
+  // -- offline: the Service Worker keeps what was viewed (sw.js) ------------------------------
+
+  /** Registers the Service Worker. On a first visit, what the page loaded before the worker took
+   * control (resource entries without workerStart: no Service Worker saw them), then or later,
+   * is fetched once more through it, so that it is kept too. */
+  async function setupOffline() {
+    const offline = state.offline;
+    offline.supported = "serviceWorker" in navigator;
+    if (!offline.supported) return;
+    await navigator.serviceWorker.register("/static/sw.js", { scope: "/" });
+    if (!navigator.serviceWorker.controller) {
+      await new Promise((resolve) => navigator.serviceWorker.addEventListener("controllerchange", resolve, { once: true }));
+    }
+    offline.controlled = true;
+    const seen = new Set();
+    const warm = (url) => {
+      if (seen.has(url) || !keptByWorker(url)) return;
+      seen.add(url);
+      const own = new URL(url).origin === location.origin;
+      const options = own ? { headers: { ...headers(), Accept: "application/x-ndjson, */*" } } : { mode: "no-cors" };
+      fetch(url, options).then((response) => response.blob()).then(() => { offline.warmed += 1; }, () => {});
+    };
+    const navigation = performance.getEntriesByType("navigation")[0];
+    if (!navigation || !navigation.workerStart) warm(location.href);
+    new PerformanceObserver((entries) => {
+      for (const entry of entries.getEntries()) if (!entry.workerStart) warm(entry.name);
+    }).observe({ type: "resource", buffered: true });
+  }
+
+  /** Whether sw.js keeps what url answers (mirrors its keyOf). */
+  function keptByWorker(url) {
+    const parsed = new URL(url);
+    if (parsed.origin !== location.origin) return /[?&](X-Amz-Signature|Signature)=/.test(parsed.search);
+    return parsed.pathname === "/" || parsed.pathname.startsWith("/static/")
+      || (parsed.pathname.startsWith("/v1/") && parsed.pathname !== "/v1/live" && !parsed.pathname.endsWith("/rpc"));
+  }
+
+  /** What the Service Worker keeps, by kind: {page, static, api, history, frames, object}. */
+  function storedOffline() {
+    const worker = navigator.serviceWorker && navigator.serviceWorker.controller;
+    if (!worker) return Promise.resolve({});
+    return new Promise((resolve) => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = (event) => resolve(event.data);
+      worker.postMessage({ type: "stored" }, [channel.port2]);
+    });
+  }
+
+  state.storedOffline = storedOffline;
+  window.addEventListener("online", () => { if (state.mode === "live") startLive(); });
 
   async function init() {
     $("token").value = state.token;
@@ -783,6 +1113,7 @@
       $("scrubber").value = "1000";
       showScrubTime();
       clearThumbnails();
+      $("frame-follow").checked = true;
       loadFrames({});
       startLive();
     };
@@ -796,4 +1127,5 @@
   }
 
   init();
+  setupOffline().catch((error) => console.warn("offline cache:", error.message));
 })();
