@@ -522,7 +522,13 @@
   state.cloudLitPixels = () => (camera.cloudView && !$("frame-cloud").hidden ? camera.cloudView.litPixels() : 0);
   $("frame-original").onclick = () => showOriginal();
   $("frame-image").onclick = () => { if (state.frameView && state.frameView.tier !== "original") showOriginal(); };
-  $("frame-segment").onclick = () => { if (state.frameView && state.frameView.segment) playSegment(state.frameView.segment); };
+  $("frame-segment").onclick = () => {
+    const view = state.frameView;
+    if (!view || !view.segment) return;
+    playSegment(view.segment);
+    Object.assign(view, { tier: "preview", format: "video", url: view.segment });
+    showFrameInfo();
+  };
 
   // -- the session's frame list: virtual scrolling (only the rows on screen are in the page) --
 
