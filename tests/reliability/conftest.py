@@ -19,6 +19,7 @@ import pytest
 from robostream.config import Settings
 from tests.reliability import cluster, report
 from tests.reliability.cluster import ClusterStack
+from tests.reliability.sizes import FULL
 from tests.reliability.stack import ReliabilityStack, reliability_settings, start
 
 #: The module whose tests run on the 3-broker cluster: last among the reliability tests, so that
@@ -26,7 +27,12 @@ from tests.reliability.stack import ReliabilityStack, reliability_settings, star
 CLUSTER_TESTS = "/reliability/test_broker_failures.py"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not FULL:  # `make test` keeps a smaller version of these faults; they run in `make reliability`
+        full_only = [item for item in items if item.get_closest_marker("full_size_only")]
+        if full_only:
+            config.hook.pytest_deselected(items=full_only)
+            items[:] = [item for item in items if not item.get_closest_marker("full_size_only")]
     here = [i for i, item in enumerate(items) if "/reliability/" in str(item.fspath)]
     for item in (items[i] for i in here):
         item.add_marker(pytest.mark.integration)

@@ -147,7 +147,7 @@ def assert_once_in_order(landed: dict[str, tuple[set[int], list[int]]]) -> None:
         assert seqs == sorted(seqs), f"{key}: records out of order in Kafka"
 
 
-@pytest.mark.skipif(not FULL, reason="make reliability only: three broker restarts cost ~1 min")
+@pytest.mark.full_size_only  # three broker restarts cost ~1 min: `make reliability` only
 @pytest.mark.timeout(900)
 def test_a_rolling_restart_of_every_broker_while_robots_stream_loses_duplicates_and_reorders_nothing(
     cluster: ClusterStack,
@@ -270,7 +270,7 @@ def start_supervised(cluster: ClusterStack, service: str, attempts: int = 5) -> 
     raise AssertionError(f"{service} exited during start-up {attempts} times: {cluster.log_path(service)}")
 
 
-@pytest.mark.skipif(not FULL, reason="make reliability only: stores, sinks and processors on the cluster")
+@pytest.mark.full_size_only  # stores, sinks and processors on the cluster: `make reliability` only
 @pytest.mark.timeout(1200)
 def test_kill9_of_a_processor_worker_and_a_sink_task_during_a_leader_election_loses_and_duplicates_nothing(
     cluster: ClusterStack,
