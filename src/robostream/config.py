@@ -45,6 +45,7 @@ DEFAULT_CONFIG_FILE = "config.yaml"
 #: (a context variable: each thread and task sees its own, unlike ``os.environ``).
 _CONFIG_FILE: ContextVar[Path | None] = ContextVar("robostream_config_file", default=None)
 
+
 class Section(BaseModel):
     """A config section: unknown keys are errors (a typo must not pass silently)."""
 
