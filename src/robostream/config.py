@@ -337,14 +337,16 @@ class AuthSettings(Section):
 
 ConnectorKind = Literal["mongo", "s3", "redis"]
 
-#: Default catalogue topics each sink kind lands (names relative to ``topics.prefix``).
-DEFAULT_CONNECTOR_TOPICS: dict[ConnectorKind, list[str]] = {
-    "mongo": ["sessions", "time_series", "images", "derived.stats_1m", "derived.stats_1h",
-              "derived.frames"],
-    "s3": ["images", "video", "audio", "file", "safetensors", "msgpack", "zip", "tar",
-           "derived.frames"],
-    "redis": ["time_series", "images", "derived.stats_1s", "derived.stats_1m", "derived.stats_1h",
-              "derived.frames"],
+#: The connectors of a fresh install (name -> kind, catalogue topics relative to ``topics.prefix``).
+#: Redis has two: telemetry and statistics apart from camera frames, so a telemetry record never
+#: waits in one consumer's batch behind frame records (the live view's p99 with media).
+DEFAULT_CONNECTOR_TOPICS: dict[str, tuple[ConnectorKind, list[str]]] = {
+    "mongo": ("mongo", ["sessions", "time_series", "images", "derived.stats_1m", "derived.stats_1h",
+                        "derived.frames"]),
+    "s3": ("s3", ["images", "video", "audio", "file", "safetensors", "msgpack", "zip", "tar",
+                  "derived.frames"]),
+    "redis": ("redis", ["time_series", "derived.stats_1s", "derived.stats_1m", "derived.stats_1h"]),
+    "redis-frames": ("redis", ["images", "derived.frames"]),
 }
 
 
@@ -399,10 +401,10 @@ class ConnectorSettings(Section):
 
 
 def default_connectors() -> list[ConnectorSettings]:
-    """The three connectors of a fresh install: MongoDB, S3 and Redis over their topics."""
+    """The connectors of a fresh install: MongoDB, S3 and Redis (two) over their topics."""
     return [
-        ConnectorSettings(name=kind, kind=kind, topics=topics, errors_tolerance="all")
-        for kind, topics in DEFAULT_CONNECTOR_TOPICS.items()
+        ConnectorSettings(name=name, kind=kind, topics=topics, errors_tolerance="all")
+        for name, (kind, topics) in DEFAULT_CONNECTOR_TOPICS.items()
     ]
 
 

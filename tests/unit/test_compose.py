@@ -326,7 +326,7 @@ def test_compose_runs_the_stores_and_the_live_view_in_separate_sink_workers(
     assert roles == {"sinks": "store", "sinks-live": "live"}
     store = {c.name for c in select_connectors(defaults, None, "store")}
     live = {c.name for c in select_connectors(defaults, None, "live")}
-    assert live == {"redis"} and store == {"mongo", "s3"}
+    assert live == {"redis", "redis-frames"} and store == {"mongo", "s3"}
 
 
 # -- commands -----------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ def test_bench_run_e2e_quick(stack: object, registry_url: str, settings: Setting
     assert case["lost"] == 0 and case["sdk_lost"] == 0
     assert case["messages_acked"] > 0 and case["msgs_per_s"] > 0
     assert case["telemetry_records_in_mongo"] == case["telemetry_records_acked"] > 0
-    assert len(case["lag_at_end"]) == 4  # three connectors + the processors' group
+    assert len(case["lag_at_end"]) == 5  # four connectors + the processors' group
     assert set(case["cpu_percent"]) == SERVICES | {"simulator"}
     assert set(case["peak_rss_mb"]) >= SERVICES and all(v > 0 for v in case["peak_rss_mb"].values())
     assert {"kafka_produce", "kafka_consume", "mongo_insert_many", "ratios"} <= case["ceilings"].keys()

@@ -14,10 +14,14 @@ from robostream.sinks.connector import dlq_topic_name
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_repo_config_declares_the_three_connectors_over_catalogue_topics() -> None:
+def test_repo_config_declares_the_default_connectors_over_catalogue_topics() -> None:
     settings = load_settings(ROOT / "config.yaml")
     kinds = {c.name: c.kind for c in settings.connectors}
-    assert kinds == {"mongo": "mongo", "s3": "s3", "redis": "redis"}
+    assert kinds == {"mongo": "mongo", "s3": "s3", "redis": "redis", "redis-frames": "redis"}
+    assert [c.model_dump() for c in settings.connectors if c.kind == "redis"] == [
+        c.model_dump() | {"flush_interval_ms": 0} for c in Settings().connectors if c.kind == "redis"]
+    redis, frames = (set(c.topics) for c in settings.connectors if c.kind == "redis")
+    assert "time_series" in redis and "images" in frames and not redis & frames
     assert settings.sinks.port == 8083
     for connector in settings.connectors:
         topics = subscription(connector, settings)
@@ -29,8 +33,8 @@ def test_repo_config_declares_the_three_connectors_over_catalogue_topics() -> No
     assert "robot.sessions" in subscription(mongo, settings)
 
 
-def test_defaults_without_a_connectors_section_are_the_same_three() -> None:
-    assert [c.kind for c in Settings().connectors] == ["mongo", "s3", "redis"]
+def test_defaults_without_a_connectors_section_are_the_same_four() -> None:
+    assert [c.kind for c in Settings().connectors] == ["mongo", "s3", "redis", "redis"]
 
 
 def test_a_connector_from_yaml_with_every_key(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ def test_unknown_connector_is_named_with_the_known_ones(monkeypatch: pytest.Monk
     monkeypatch.setenv("ROBOSTREAM_CONFIG", str(ROOT / "config.yaml"))
     result = runner.invoke(app, ["run", "--connector", "elastic"])
     assert result.exit_code == 2
-    assert "unknown connector(s) elastic" in result.output and "mongo, s3, redis" in result.output
+    said = " ".join(result.output.split())
+    assert "unknown connector(s) elastic" in said and "declares mongo, s3, redis, redis-frames" in said
 
 
 def test_status_without_a_worker_says_so() -> None:
