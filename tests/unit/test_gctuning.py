@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import gc
+import sys
 
+import pytest
 from prometheus_client import CollectorRegistry
 
-from robostream.gctuning import GC_PAUSES, GcPauses, freeze_startup_heap
+from robostream.gctuning import GC_PAUSES, GIL_SWITCH_INTERVAL_S, GcPauses, freeze_startup_heap
 
 NAME = "robostream_gc_pause_seconds"
 
@@ -45,3 +47,18 @@ def test_freezing_the_startup_heap_takes_robostreams_imports_out_of_collections(
         gc.unfreeze()  # the rest of the test session collects as usual
         gc.callbacks.remove(GC_PAUSES._callback)
         GC_PAUSES.installed = False
+
+
+def test_the_gateway_shortens_gil_handoffs_when_its_delivery_report_thread_starts(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from robostream.config import Settings
+    from robostream.gateway.producer import GatewayProducer
+
+    intervals: list[float] = []
+    monkeypatch.setattr(sys, "setswitchinterval", intervals.append)
+    producer = GatewayProducer(Settings())
+    producer.start()
+    try:
+        assert intervals == [GIL_SWITCH_INTERVAL_S] and GIL_SWITCH_INTERVAL_S < 0.005
+    finally:
+        producer.close(0)

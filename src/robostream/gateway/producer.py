@@ -19,6 +19,7 @@ from typing import Any, cast
 from confluent_kafka import KafkaError, Producer
 
 from robostream.config import Settings
+from robostream.gctuning import shorten_gil_handoffs
 from robostream.schemas import KafkaRecord
 from robostream.topics.catalog import DLQ_HEADROOM_BYTES
 
@@ -108,8 +109,13 @@ class GatewayProducer:
         self.kafka_error: str | None = None
 
     def start(self) -> None:
-        """Start the poll thread (delivery reports)."""
+        """Start the poll thread (delivery reports).
+
+        That thread runs a Python callback per record; with Python's default 5 ms GIL switch
+        interval the event loop then waited up to 5 ms per handoff in the middle of a frame.
+        """
         if self._thread is None:
+            shorten_gil_handoffs()
             self._thread = threading.Thread(target=self._poll_forever, name="gateway-producer-poll",
                                             daemon=True)
             self._thread.start()

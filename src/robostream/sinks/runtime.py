@@ -7,7 +7,7 @@ asyncio loop in one more thread, so a slow store never delays a status request.
 The live connector (Redis) shares the interpreter with bulk ones (MongoDB's conversion is Python
 work in bursts): with Python's default 5 ms GIL switch interval, every GIL handoff of the live
 task can wait 5 ms behind a bulk task, which made the live view's p99 6x its median. The worker
-runs with a :data:`GIL_SWITCH_INTERVAL_S` switch interval instead (measured: sink -> Redis
+runs with :func:`robostream.gctuning.shorten_gil_handoffs` instead (measured: sink -> Redis
 publish p99 125 ms -> 19 ms with one robot). The local stack and docker-compose go further and run
 the live connector in a worker process of its own (``role="live"``) beside the store worker
 (``role="store"``, at a lower CPU priority): see :class:`robostream.config.SinksSettings`.
@@ -20,12 +20,12 @@ import logging
 import os
 import signal
 import socket
-import sys
 import threading
 from collections.abc import Mapping, Sequence
 from types import FrameType
 
 from robostream.config import ConnectorSettings, Settings, SinkRole
+from robostream.gctuning import shorten_gil_handoffs
 from robostream.httpserver import HttpServer, ServerAddress
 from robostream.sinks.connector import (
     Connector,
@@ -39,8 +39,6 @@ from robostream.sinks.rest import WORKER_KEY, build_app
 
 #: How long ``stop`` lets REST requests in progress finish (aiohttp's default).
 SHUTDOWN_TIMEOUT_S = 60.0
-#: How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
-GIL_SWITCH_INTERVAL_S = 0.0005
 
 log = logging.getLogger(__name__)
 
@@ -159,7 +157,7 @@ class Worker:
 
     def start(self) -> None:
         """Start the REST API, then every connector's tasks."""
-        sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
+        shorten_gil_handoffs()
         if self.rest is not None:
             self.rest.start()
             self.worker_id = self.rest.worker_id
