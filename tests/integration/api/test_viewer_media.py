@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,12 +19,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+import redis
 
 from robostream.processors import FrameBatch, FrameKind, FrameMeta, FrameTier, StoredObject
 from robostream.processors.compaction import h264, pointcloud
 from robostream.schemas import build_envelope
 from robostream.schemas.examples import example_payload
 from robostream.times import HOUR_US
+from tests.conftest import TEST_STACK_ENV
 from tests.integration.api.helpers import Landing, RunningApi, SimulatedRobot, jpeg, now_us
 from tests.integration.api.test_viewer import ARTIFACTS, CHROMIUM, FLAGS
 
@@ -290,10 +293,25 @@ def test_point_clouds_are_drawn_in_3d(page: Any, index: int, points: int, ext: s
     assert lit > points // 4  # the points are on the canvas (each 2x2 px, some hidden behind others)
 
 
+def subscribed(channel: str, timeout_s: float = 20.0) -> None:
+    """Wait until Redis has a subscriber on ``channel`` (or one of its ``:<type>`` channels)."""
+    client = redis.Redis.from_url(TEST_STACK_ENV["ROBOSTREAM_REDIS__URL"])
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not client.pubsub_channels(f"{channel}*"):
+            assert time.monotonic() < deadline, f"nobody subscribed to {channel} within {timeout_s} s"
+            time.sleep(0.05)
+    finally:
+        client.close()
+
+
 def test_the_live_camera_view_follows_progressively(page: Any, landing: Landing,
                                                     seeded: dict[str, Any]) -> None:
     page.click("#live-button")
     page.wait_for_function("document.getElementById('status').textContent === 'live'")
+    # Pub/sub delivers only to subscribers: write once the API's subscription has reached Redis
+    # (the page says 'live' when its WebSocket is open, which can come first).
+    subscribed(f"live:{seeded['robot']}:{seeded['session']}")
     ts = now_us()
     landing.write([depth_batch(seeded["robot"], seeded["session"], "cam", ts)], to=("s3", "mongo", "redis"))
     page.wait_for_function(f"(v => v && v.id.endsWith('cam-{ts}') && v.tier === 'preview')"
@@ -315,7 +333,6 @@ def test_a_session_viewed_once_replays_offline(page: Any) -> None:
 
     page.context.set_offline(True)  # the API and S3 stay up, but the browser cannot reach them
     page.reload()
-    page.on("requestfailed", lambda r: print("REQFAILED", r.url[:150], r.failure))
     page.wait_for_function("!['idle', 'connecting…'].includes(document.getElementById('status').textContent)")
     assert page.inner_text("#status").startswith("offline"), page.inner_text("#status")
     page.wait_for_function("window.robostreamViewer.frameList.frames === 200")
