@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import math
+import os
 import ssl
 import struct
 import time
@@ -13,6 +15,7 @@ from typing import Any
 import msgpack
 import orjson
 import pytest
+from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
 from robostream.config import Settings
 from robostream.schemas import ConfluentSchemaResolver, DataType, build_envelope, decode_record
@@ -298,3 +301,57 @@ def test_packed_time_series_columns_land_like_lists_and_bad_ones_are_nacked_and_
     dead = dead_letters(limited, 3, lambda m: m.key() == f"robot_a/{session_id}".encode())
     assert msgpack.unpackb(dead["non_finite"].value()) == infinite  # the robot's bytes, as sent
     assert set(dead) == {"invalid_field", "non_finite"}
+
+
+def set_topic_max_bytes(settings: Settings, topic: str, max_bytes: int) -> None:
+    """Alter one topic's ``max.message.bytes`` (what the broker takes in one record batch)."""
+    admin = AdminClient({"bootstrap.servers": settings.kafka.bootstrap})
+    change = ConfigResource(ConfigResource.Type.TOPIC, topic, incremental_configs=[
+        ConfigEntry("max.message.bytes", str(max_bytes),
+                    incremental_operation=AlterConfigOpType.SET)])
+    for future in admin.incremental_alter_configs([change]).values():
+        future.result(timeout=30)
+    # the controller has it; wait until the broker that leads the topic serves it too
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        described = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)])
+        configs = next(iter(described.values())).result(timeout=30)
+        if configs["max.message.bytes"].value == str(max_bytes):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"{topic}: max.message.bytes is not {max_bytes} after 30 s")
+
+
+def test_a_record_the_broker_refuses_as_too_large_is_nacked_retriable_and_lands_once_when_resent(
+    gateway: RunningGateway, limited: Settings, client_ssl: ssl.SSLContext
+) -> None:
+    """The gateway's own size limit lets the record through, but the topic was set smaller by an
+    operator: Kafka refuses it, the robot gets a retriable ``kafka_error`` nack (no ack, nothing
+    on the DLQ, it keeps the envelope) and the same envelope lands once the topic takes it."""
+    session_id = session()
+    topic = topic_for(DataType.LOG, limited)
+    noise = base64.b64encode(os.urandom(60_000)).decode()  # 80 KB that no codec shrinks below 16 KB
+    envelope = raw("log", 0, session_id, {"level": "info", "logger": "camera", "message": noise})
+    robot = WsRobot(gateway.ws_url, ROBOTS["robot_a"], client_ssl)
+    try:
+        set_topic_max_bytes(limited, topic, 16 * 1024)
+        try:
+            robot.send(msgpack.packb([envelope]))
+            refused_ack, refused = robot.ack()
+        finally:
+            set_topic_max_bytes(limited, topic, limited.topics.max_message_bytes)
+        robot.send(msgpack.packb([envelope]))
+        ack, nacks = robot.ack()
+    finally:
+        robot.close()
+
+    assert (refused_ack["count"], refused_ack["rejected"]) == (0, 1)
+    assert [(n["code"], n["retriable"], n["dlq"]) for n in refused] == [("kafka_error", True, False)]
+    assert "MSG_SIZE_TOO_LARGE" in refused[0]["message"], refused[0]
+    assert ((ack["count"], ack["seq"]), nacks) == ((1, 0), [])
+    landed = [m for m in read_topics(limited.kafka.bootstrap, topic, lambda got: False, timeout=3)
+              if with_session(session_id)(m)]
+    resolver = ConfluentSchemaResolver(limited.schema_registry.url)
+    assert [decode_record(value_of(m), resolver).payload["message"] for m in landed] == [noise]
+    assert not [m for m in read_topics(limited.kafka.bootstrap, dlq_topic(limited), lambda got: False,
+                                       timeout=2) if m.key() == f"robot_a/{session_id}".encode()]
