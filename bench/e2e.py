@@ -88,7 +88,6 @@ class Pipeline:
     profile: Sequence[str] = ()
     redis_flush_ms: int | None = None
     sink_layout: str = "split"
-    processors_niceness: int = 0
     services: dict[str, Service] = field(default_factory=dict)
 
     @property
@@ -136,8 +135,6 @@ class Pipeline:
                                "-o", str(session)]
             self.services[name] = Service(name, args, self.folder, self.env, health_url=health, settle_s=8.0,
                                           python_args=python_args).spawn()
-            if name == "processors" and self.processors_niceness:
-                os.setpriority(os.PRIO_PROCESS, self.services[name].pid, self.processors_niceness)
         for service in self.services.values():
             service.wait(120)
 
@@ -831,8 +828,6 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--sink-layout", choices=["one", "split"],
                         help="split: a store and a live sink worker, as the stack runs them "
                              "(default: sinks.split_live); one: every connector in one worker")
-    parser.add_argument("--processors-niceness", type=int, default=0,
-                        help="start the processors at this CPU niceness (an experiment)")
     parser.add_argument("--redis-flush-ms", type=int,
                         help="flush_interval_ms of the Redis connector (default: config.yaml's)")
     parser.add_argument("--floor-records", type=int, default=2000,
@@ -882,8 +877,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="robostream-e2e-") as tmp:
         folder = Path(tmp)
         layout = args.sink_layout or ("split" if settings.sinks.split_live else "one")
-        pipeline = Pipeline(settings, folder, run_id, args.profile, args.redis_flush_ms, layout,
-                            args.processors_niceness)
+        pipeline = Pipeline(settings, folder, run_id, args.profile, args.redis_flush_ms, layout)
         try:
             began = time.monotonic()
             pipeline.start()
@@ -911,7 +905,6 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "drain_timeout_s": args.drain_timeout, "profile": args.profile,
         "redis_flush_ms": args.redis_flush_ms,
         "sink_layout": layout,
-        "processors_niceness": args.processors_niceness,
         "floor_records": args.floor_records, "floor_rate_per_s": args.floor_rate,
         "rates": settings.rates.model_dump(mode="json"),
         "batching": settings.batching.model_dump(mode="json"),
