@@ -109,11 +109,18 @@ def _put(client: Any, bucket: str, rules: list[dict[str, Any]]) -> None:
 
 
 def storage_class_for(key: str, settings: Settings) -> str | None:
-    """The class an object is written with: the cold one for the processors' original tier and
-    the hourly bundles (the seed keeps originals cold); ``None`` (standard) for the rest."""
+    """The class an object is written with: the cold one for the processors' original tier (point
+    clouds included) and the hourly bundles (the seed keeps originals cold); ``None`` (standard)
+    for the rest."""
     parts = key.split("/")
     if len(parts) < 5 or parts[0] != "raw" or parts[3] != "compressed":
         return None
-    if "original" in parts[4:-1] or key.endswith("_bundle.tar.gz"):
+    if "original" in parts[4:-1] or key.endswith("_bundle.tar.gz") or _tierless_cloud(parts):
         return settings.retention.cold_storage_class
     return None
+
+
+def _tierless_cloud(parts: list[str]) -> bool:
+    """A point cloud keyed ``compressed/{camera}/pointcloud/{µs}.drc``: the layout before the
+    ``original/`` folder (a processor of an older version, records still on the derived topic)."""
+    return len(parts) == 7 and parts[5] == "pointcloud" and parts[6].endswith(".drc")

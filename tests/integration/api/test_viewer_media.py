@@ -101,7 +101,7 @@ def cloud(count: int, seed: int) -> pointcloud.PointCloud:
 
 
 def draco_batch(robot: str, session: str, camera: str, ts: int) -> FrameBatch:
-    key = f"raw/{robot}/{session}/compressed/{camera}/pointcloud/{ts}.drc"
+    key = f"raw/{robot}/{session}/compressed/{camera}/pointcloud/original/{ts}.drc"
     data = pointcloud.encode_draco(cloud(CLOUD_POINTS, 1))
     return FrameBatch(robot, session, camera, FrameKind.POINTCLOUD, objects=[
         stored(key, "application/vnd.google.draco", data)], frames=[meta(

@@ -158,6 +158,6 @@ def test_the_closed_hour_bundle_is_a_valid_tar_gz(pipeline: Settings) -> None:
     members = bundles.read_bundle(b"".join(p.content for p in hour_parts))
     assert any(name.startswith("front/rgb/original/") for name in members)
     assert any(name.startswith("wrist/depth/original/") for name in members)
-    assert any(name.startswith("wrist/pointcloud/") for name in members)
+    assert any(name.startswith("wrist/pointcloud/original/") for name in members)
 
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import gridfs
+import numpy as np
 
 from robostream.config import Settings
 from robostream.processors import (
@@ -24,6 +25,7 @@ from robostream.processors import (
     StoredObject,
     WindowStats,
 )
+from robostream.processors.compaction.jobs import CompactionJob, CompactionParams, SourceFrame, run_job
 from robostream.schemas import ConfluentSchemaResolver
 from robostream.sinks import keys
 from robostream.sinks.lifecycle import apply_lifecycle, current_rules
@@ -239,6 +241,21 @@ def frame_batch(session: str, ts_us: int) -> tuple[FrameBatch, dict[str, str]]:
     return FrameBatch(ROBOT, session, "front", FrameKind.RGB, objects, [meta], [part]), names
 
 
+def cloud_batches(session: str, ts_us: int) -> tuple[list[FrameBatch], dict[str, str]]:
+    """A depth camera's point cloud as the processors compact it, and one keyed as processors
+    did before the ``original/`` folder (``…/pointcloud/{µs}.drc``)."""
+    points = np.arange(300, dtype="<f4").tobytes()
+    job = CompactionJob(ROBOT, session, "lidar", FrameKind.POINTCLOUD,
+                        (SourceFrame(1, ts_us, "xyz", 100, 1, len(points), points),), CompactionParams())
+    result = run_job(job)
+    legacy = f"raw/{ROBOT}/{session}/compressed/lidar/pointcloud/{ts_us + 1}.drc"
+    old = StoredObject(legacy, "application/vnd.google.draco", 4, hashlib.sha256(b"DRCO").hexdigest(),
+                       b"DRCO")
+    batches = [FrameBatch(ROBOT, session, "lidar", FrameKind.POINTCLOUD, result.objects, result.frames),
+               FrameBatch(ROBOT, session, "lidar", FrameKind.POINTCLOUD, [old], [])]
+    return batches, {"cloud": result.objects[0].key, "legacy_cloud": legacy}
+
+
 def classes_in(s3: Any, bucket: str) -> dict[str, str | None]:
     """``{key: storage class}`` of the bucket's objects, as S3 lists them."""
     return {o["Key"]: o.get("StorageClass") for o in s3.list_objects_v2(Bucket=bucket).get("Contents", [])}
@@ -262,14 +279,17 @@ def test_lifecycle_rules_written_at_start_up_once_and_objects_in_their_tier(
     ts = round(time.time(), 3)
     ts_us = int(ts * 1_000_000)
     batch, names = frame_batch(session, ts_us)
+    clouds, cloud_names = cloud_batches(session, ts_us)
+    names |= cloud_names
     raw_frame = keys.raw_frame_key(ROBOT, session, "front", ts_us, "rgb", "jpeg")
     try:
         with running_worker(settings):
             rules = wait_until(lambda: current_rules(s3, bucket), 30, "the bucket's lifecycle rules")
             produce(settings, resolver, [image(session, 0, ts_s=ts)])
             codec = DerivedCodec(resolver)
-            produce_raw(settings, frames_topic(settings), codec.encode(frames_topic(settings), batch),
-                        f"{ROBOT}/{session}".encode())
+            for each in (batch, *clouds):
+                produce_raw(settings, frames_topic(settings), codec.encode(frames_topic(settings), each),
+                            f"{ROBOT}/{session}".encode())
             wait_until(lambda: {raw_frame, *names.values()} <= classes_in(s3, bucket).keys(), 60,
                        "the objects")
 
@@ -295,9 +315,12 @@ def test_lifecycle_rules_written_at_start_up_once_and_objects_in_their_tier(
             {"Days": 400}
         assert apply_lifecycle(client, longer) == "unchanged"
 
-        # Originals and bundles are written cold; raw frames, previews and thumbnails standard.
+        # Originals (point clouds too, in either key layout) and bundles are written cold; raw
+        # frames, previews and thumbnails standard. Cold objects read back as written.
         classes = classes_in(s3, bucket)
-        assert classes[names["original"]] == classes[names["bundle"]] == "GLACIER_IR"
+        assert {classes[names[k]] for k in ("original", "bundle", "cloud", "legacy_cloud")} == {"GLACIER_IR"}
+        assert names["cloud"] == f"raw/{ROBOT}/{session}/compressed/lidar/pointcloud/original/{ts_us}.drc"
+        assert s3.get_object(Bucket=bucket, Key=names["legacy_cloud"])["Body"].read() == b"DRCO"
         assert {classes[k] for k in (raw_frame, names["preview"], names["thumbnail"])} == {"STANDARD"}
     finally:
         remove_bucket(s3, bucket)

@@ -53,10 +53,13 @@ def test_rules_compare_by_meaning_not_layout(defaults: Settings) -> None:
 @pytest.mark.parametrize(("key", "cls"), [
     ("raw/r1/s1/compressed/front/rgb/original/1700000000000000.mp4", "GLACIER_IR"),
     ("raw/r1/s1/compressed/front/depth/original/1700000000000000.png", "GLACIER_IR"),
+    ("raw/r1/s1/compressed/lidar/pointcloud/original/1700000000000000.drc", "GLACIER_IR"),
+    ("raw/r1/s1/compressed/lidar/pointcloud/1700000000000000.drc", "GLACIER_IR"),  # before original/
     ("raw/r1/s1/compressed/20260101T00_bundle.tar.gz", "GLACIER_IR"),
     ("raw/r1/s1/compressed/20260101T00_bundle.tar.gz.parts/0001-front-rgb", None),
     ("raw/r1/s1/compressed/front/rgb/preview/1700000000000000.mp4", None),
     ("raw/r1/s1/frames/front/1700000000000000_rgb.jpg", None),
+    ("raw/r1/s1/frames/lidar/1700000000000000_pointcloud.ply", None),  # the robot's own: raw
     ("processed/r1/s1/thumbnails/front/rgb/1700000000000000.jpg", None),
 ])
 def test_originals_and_bundles_are_written_cold(defaults: Settings, key: str, cls: str | None) -> None:

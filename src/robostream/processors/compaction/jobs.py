@@ -116,7 +116,10 @@ def depth_key(job: CompactionJob, tier: TierName, ts: int) -> str:
 
 
 def cloud_key(job: CompactionJob, ts: int) -> str:
-    return f"{compressed_prefix(job.robot_id, job.session_id)}{job.camera_id}/pointcloud/{ts}.drc"
+    """A point cloud has one tier, the original (of its depth frame): in that folder, so the S3 sink
+    writes it in the cold class like the other originals."""
+    prefix = compressed_prefix(job.robot_id, job.session_id)
+    return f"{prefix}{job.camera_id}/pointcloud/{TierName.ORIGINAL.value}/{ts}.drc"
 
 
 def thumbnail_key(job: CompactionJob, ts: int) -> str:
