@@ -435,6 +435,10 @@ class SinksSettings(Section):
         description="the store worker lowers its CPU priority by this much (nice): under overload "
                     "the live path gets the CPU first and the stores catch up after")
 
+    def rest_port(self, role: SinkRole) -> int:
+        """The REST API port of the worker of ``role``: ``live_port`` for the live worker, else ``port``."""
+        return self.live_port if role == "live" else self.port
+
 
 class ProcessorSettings(Section):
     """The stream processors (``robostream process``, a Faust app; see docs/processors.md)."""

@@ -56,7 +56,9 @@ def _fail(message: str) -> typer.Exit:
 def run(
     connector: ConnectorOption = None,
     role: RoleOption = "all",
-    port: Annotated[int | None, listen_port(help_text="REST API port (0: any free port).")] = None,
+    port: Annotated[int | None, listen_port(
+        help_text="REST API port (0: any free port; default: sinks.port, the live worker's "
+                  "sinks.live_port).")] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="DEBUG, INFO, WARNING ...")] = "INFO",
 ) -> None:
     """Run connectors until Ctrl-C / SIGTERM (each task lands and commits what it holds)."""
@@ -67,14 +69,10 @@ def run(
     if connector and role != "all":
         raise _fail("give either --connector or --role, not both")
     settings = load_settings()
-    if port is not None:
-        field = "live_port" if role == "live" else "port"
-        settings = settings.model_copy(
-            update={"sinks": settings.sinks.model_copy(update={field: port})})
     if role == "store":
         lower_priority(settings.sinks.store_niceness)
     try:
-        worker = Worker(settings, connector, role=role)
+        worker = Worker(settings, connector, role=role, port=port)
     except ConnectorConfigError as exc:
         raise _fail(str(exc)) from None
     freeze_startup_heap()
@@ -97,7 +95,8 @@ def _worker_urls(url: str | None) -> list[str]:
     if url is not None:
         return [url.rstrip("/")]
     sinks = load_settings().sinks
-    ports = [sinks.port, sinks.live_port] if sinks.split_live else [sinks.port]
+    roles: list[SinkRole] = ["store", "live"] if sinks.split_live else ["all"]
+    ports = [sinks.rest_port(role) for role in roles]
     return [f"http://{sinks.host}:{port}" for port in ports]
 
 

@@ -188,8 +188,9 @@ def _where_to_look(settings: Settings) -> None:
                   "(Foxglove app: Open connection > Foxglove WebSocket)")
     console.print(f"Gateway:         ws://{settings.gateway.host}:{settings.gateway.port}/v1/stream")
     sinks = settings.sinks
-    live = f"  live: http://{sinks.host}:{sinks.live_port}/connectors" if sinks.split_live else ""
-    console.print(f"Sink status:     http://{sinks.host}:{sinks.port}/connectors{live}")
+    live = f"  live: http://{sinks.host}:{sinks.rest_port('live')}/connectors" if sinks.split_live else ""
+    store = sinks.rest_port("store" if sinks.split_live else "all")
+    console.print(f"Sink status:     http://{sinks.host}:{store}/connectors{live}")
     console.print(f"Schema registry: {settings.schema_registry.url}/subjects")
     console.print(f"Kafka:           {settings.kafka.bootstrap}  (robostream kafka console-consumer ...)")
 

@@ -66,12 +66,13 @@ def select_connectors(settings: Settings, names: Sequence[str] | None,
     return [known[n] for n in names]
 
 
-def role_settings(settings: Settings, role: SinkRole) -> Settings:
-    """``settings`` for a worker of ``role``: the live worker listens on ``sinks.live_port``."""
-    if role != "live":
+def role_settings(settings: Settings, role: SinkRole, port: int | None = None) -> Settings:
+    """``settings`` for a worker of ``role``: its REST API (``sinks.port`` from here on) listens on
+    ``port``, by default the role's (:meth:`~robostream.config.SinksSettings.rest_port`)."""
+    port = settings.sinks.rest_port(role) if port is None else port
+    if port == settings.sinks.port:
         return settings
-    return settings.model_copy(
-        update={"sinks": settings.sinks.model_copy(update={"port": settings.sinks.live_port})})
+    return settings.model_copy(update={"sinks": settings.sinks.model_copy(update={"port": port})})
 
 
 def lower_priority(niceness: int) -> None:
@@ -127,6 +128,8 @@ class Worker:
         sink_factories: ``{kind: factory}`` overrides (tests, benchmarks).
         resolver_factory: how tasks find Avro schemas (default: the schema registry).
         rest: serve the REST API.
+        role: which enabled connectors run (``all``, ``live``, ``store``) and the REST API's port.
+        port: the REST API's port instead of the role's (0: any free port).
     """
 
     def __init__(
@@ -138,8 +141,9 @@ class Worker:
         resolver_factory: ResolverFactory = registry_resolver,
         rest: bool = True,
         role: SinkRole = "all",
+        port: int | None = None,
     ) -> None:
-        settings = role_settings(settings, role)
+        settings = role_settings(settings, role, port)
         self.settings = settings
         self.worker_id = worker_id(settings)
         factories = sink_factories or {}

@@ -507,8 +507,7 @@ class SinkService(RobostreamService):
 
     @property
     def port(self) -> int:
-        sinks = self.settings.sinks
-        return sinks.live_port if self.role == "live" else sinks.port
+        return self.settings.sinks.rest_port(self.role)
 
     @property
     def base_url(self) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from robostream.config import ConfigError, ConnectorSettings, Settings, load_settings
+from robostream.config import ConfigError, ConnectorSettings, Settings, SinkRole, load_settings
 from robostream.sinks import ConnectorConfigError, resolve_topic, select_connectors, subscription
 from robostream.sinks.connector import dlq_topic_name
 
@@ -125,3 +125,20 @@ def test_a_worker_with_no_connector_of_its_role_refuses_to_start() -> None:
     settings = Settings(connectors=[ConnectorSettings(name="m", kind="mongo", topics=["time_series"])])
     with pytest.raises(ConnectorConfigError, match="no enabled connector for the live worker"):
         Worker(settings, None, role="live", rest=False)
+
+
+@pytest.mark.parametrize(("role", "port", "listens_on"), [
+    ("live", None, 8084), ("store", None, 8083), ("all", None, 8083), ("live", 18099, 18099),
+    ("store", 18098, 18098),
+])
+def test_a_worker_names_itself_by_its_roles_rest_port_or_the_one_given(
+        role: SinkRole, port: int | None, listens_on: int) -> None:
+    from robostream.sinks import Worker
+
+    settings = Settings(connectors=[
+        ConnectorSettings(name="m", kind="mongo", topics=["time_series"]),
+        ConnectorSettings(name="r", kind="redis", topics=["time_series"]),
+    ])
+    worker = Worker(settings, None, role=role, port=port, rest=False)
+    assert worker.worker_id.endswith(f":{listens_on}")
+    assert {c.worker_id for c in worker.connectors.values()} == {worker.worker_id}
