@@ -40,13 +40,24 @@ class GcPauses(Collector):
         self._counts = [[0] * (len(BUCKETS) + 1) for _ in range(3)]
         self._sums = [0.0, 0.0, 0.0]
         self._started = 0.0
-        self.installed = False
+        self._installed = False
+
+    @property
+    def installed(self) -> bool:
+        """Whether collections are being timed."""
+        return self._installed
 
     def install(self) -> None:
         """Start timing collections (idempotent)."""
-        if not self.installed:
+        if not self._installed:
             gc.callbacks.append(self._callback)
-            self.installed = True
+            self._installed = True
+
+    def uninstall(self) -> None:
+        """Stop timing collections (idempotent); the pauses counted so far stay exported."""
+        if self._installed:
+            gc.callbacks.remove(self._callback)
+            self._installed = False
 
     def _callback(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":

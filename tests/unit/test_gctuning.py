@@ -19,6 +19,10 @@ def _registry_with(collector: GcPauses) -> CollectorRegistry:
     return registry
 
 
+def _full_collections(registry: CollectorRegistry) -> float | None:
+    return registry.get_sample_value(f"{NAME}_count", {"generation": "2"})
+
+
 def test_each_collection_is_counted_in_its_generation() -> None:
     pauses = GcPauses()
     registry = _registry_with(pauses)
@@ -28,7 +32,7 @@ def test_each_collection_is_counted_in_its_generation() -> None:
         gc.collect(2)
         gc.collect(2)
     finally:
-        gc.callbacks.remove(pauses._callback)
+        pauses.uninstall()
 
     def sample(suffix: str, generation: str, **labels: str) -> float | None:
         return registry.get_sample_value(f"{NAME}_{suffix}", {"generation": generation, **labels})
@@ -38,15 +42,38 @@ def test_each_collection_is_counted_in_its_generation() -> None:
     assert sample("bucket", "2", le="0.0005") in (0, 1, 2)  # every bucket is exported
 
 
+def test_installing_twice_counts_once_and_uninstalling_stops_counting() -> None:
+    pauses = GcPauses()
+    registry = _registry_with(pauses)
+    pauses.install()
+    pauses.install()
+    try:
+        gc.collect(2)
+    finally:
+        pauses.uninstall()
+    pauses.uninstall()
+    gc.collect(2)
+    assert _full_collections(registry) == 1 and not pauses.installed
+    pauses.install()
+    try:
+        gc.collect(2)
+    finally:
+        pauses.uninstall()
+    assert _full_collections(registry) == 2
+
+
 def test_freezing_the_startup_heap_takes_robostreams_imports_out_of_collections() -> None:
+    registry = _registry_with(GC_PAUSES)
     try:
         frozen = freeze_startup_heap()
         assert frozen > 10_000  # modules, classes, pydantic models ...
-        assert GC_PAUSES.installed and GC_PAUSES._callback in gc.callbacks
+        assert GC_PAUSES.installed
+        before = _full_collections(registry) or 0
+        gc.collect(2)
+        assert _full_collections(registry) == before + 1
     finally:
         gc.unfreeze()  # the rest of the test session collects as usual
-        gc.callbacks.remove(GC_PAUSES._callback)
-        GC_PAUSES.installed = False
+        GC_PAUSES.uninstall()
 
 
 def test_the_gateway_shortens_gil_handoffs_when_its_delivery_report_thread_starts(
