@@ -17,13 +17,29 @@ from robostream.errors import RobostreamError
 from robostream.gctuning import freeze_startup_heap
 from robostream.processors.metrics import MetricsServer
 from robostream.schemas import DataType
-from robostream.topics import TopicAdminError, create_topics, list_topics, topic_for
+from robostream.topics import TopicAdminError, cluster_not_ready, create_topics, list_topics, topic_for
 
 log = logging.getLogger("robostream.processors")
+
+#: How often a worker waiting for Kafka says why.
+WAIT_LOG_EVERY_S = 10.0
 
 
 class ProcessorStartError(RobostreamError):
     """The processors cannot start (Kafka, topics or the schema registry); says why."""
+
+
+def wait_for_kafka(settings: Settings, *, poll_s: float = 1.0) -> None:
+    """Block until Kafka can serve a worker that starts now, logging why not every
+    :data:`WAIT_LOG_EVERY_S`. Faust's start-up does not survive a broker that is down or a
+    partition without a leader (its first request there fails the worker), so a worker started
+    during an outage or a leader election waits here instead of exiting."""
+    said = -WAIT_LOG_EVERY_S
+    while (reason := cluster_not_ready(settings)) is not None:
+        if time.monotonic() - said >= WAIT_LOG_EVERY_S:
+            log.warning("processors: waiting for Kafka: %s", reason)
+            said = time.monotonic()
+        time.sleep(poll_s)
 
 
 def source_partitions(settings: Settings) -> int:
@@ -78,6 +94,7 @@ def run_worker(
     """Run one Faust worker in this process until SIGINT/SIGTERM."""
     from robostream.processors.app import ProcessorApp
 
+    wait_for_kafka(settings)
     partitions = source_partitions(settings)
     name = worker_name or f"worker-{os.getpid()}"
     processor = ProcessorApp(settings, partitions=partitions, worker_name=name, status_file=status_file)

@@ -7,6 +7,7 @@ executor (``loop.run_in_executor(None, create_topics, settings)``).
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -187,6 +188,40 @@ def create_topics(settings: Settings, *, timeout: float = DEFAULT_TIMEOUT_S) -> 
         created = [s.name for s in missing if results[s.name].status is CreateStatus.CREATED]
         _await_visible(admin, settings, created, timeout)
     return CreateReport([results[s.name] for s in specs])
+
+
+def cluster_not_ready(settings: Settings, *, timeout: float = 5.0) -> str | None:
+    """Why a Kafka client starting now would fail, in a sentence; ``None`` when it would not.
+
+    Kafka must answer, and every partition (``__consumer_offsets`` too: the group coordinators
+    live there) must have a leader that accepts connections. A broker killed a moment ago stays in
+    the metadata, leading its partitions, until the controller fences it
+    (``broker.session.timeout.ms``), so each listed broker's port is tried as well.
+    """
+    try:
+        metadata = admin_client(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        return f"Kafka at {settings.kafka.bootstrap} does not answer ({_describe_error(exc)})"
+    down = {b.id: f"{b.host}:{b.port}" for b in metadata.brokers.values()
+            if not _accepts_connections(str(b.host), int(b.port), timeout)}
+    leaderless = sorted(f"{t.topic}[{p.id}]" for t in metadata.topics.values()
+                        for p in t.partitions.values() if p.leader == -1 or p.leader in down)
+    if not down and not leaderless:
+        return None
+    parts = [f"broker(s) {', '.join(sorted(down.values()))} listed but not reachable"] if down else []
+    if leaderless:
+        more = f" and {len(leaderless) - 3} more" if len(leaderless) > 3 else ""
+        shown = ", ".join(leaderless[:3]) + more
+        parts.append(f"no reachable leader for {shown}")
+    return "; ".join(parts)
+
+
+def _accepts_connections(host: str, port: int, timeout: float) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=min(timeout, 2.0)):
+            return True
+    except OSError:
+        return False
 
 
 # --- list and describe --------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
     metrics = {} if p.metrics_port is None else {"ROBOSTREAM_PROCESSORS__METRICS_PORT": str(p.metrics_port)}
     return {
         **os.environ, **TEST_STACK_ENV, **metrics,
+        "ROBOSTREAM_KAFKA__BOOTSTRAP": settings.kafka.bootstrap,
         "ROBOSTREAM_TOPICS__PREFIX": settings.topics.prefix,
         "ROBOSTREAM_TOPICS__PARTITIONS": str(settings.topics.partitions),
         "ROBOSTREAM_SCHEMA_REGISTRY__URL": settings.schema_registry.url,
