@@ -338,14 +338,14 @@ class AuthSettings(Section):
 ConnectorKind = Literal["mongo", "s3", "redis"]
 
 #: The connectors of a fresh install (name -> kind, catalogue topics relative to ``topics.prefix``).
-#: Redis has two: telemetry and statistics apart from camera frames, so a telemetry record never
-#: waits in one consumer's batch behind frame records (the live view's p99 with media).
+#: Redis has two: telemetry, statistics and logs apart from camera frames, so a telemetry record
+#: never waits in one consumer's batch behind frame records (the live view's p99 with media).
 DEFAULT_CONNECTOR_TOPICS: dict[str, tuple[ConnectorKind, list[str]]] = {
     "mongo": ("mongo", ["sessions", "time_series", "images", "derived.stats_1m", "derived.stats_1h",
                         "derived.frames"]),
     "s3": ("s3", ["images", "video", "audio", "file", "safetensors", "msgpack", "zip", "tar",
                   "derived.frames"]),
-    "redis": ("redis", ["time_series", "derived.stats_1s", "derived.stats_1m", "derived.stats_1h"]),
+    "redis": ("redis", ["time_series", "derived.stats_1s", "derived.stats_1m", "derived.stats_1h", "log"]),
     "redis-frames": ("redis", ["images", "derived.frames"]),
 }
 

@@ -175,6 +175,12 @@ def frame_key(robot_id: str, session_id: str, camera_id: str, timestamp_us: int)
     return f"frames:{robot}:{session}:{frame_id(camera_id, timestamp_us)}"
 
 
+def log_key(robot_id: str, session_id: str) -> str:
+    """``logs:{robot}:{session}:latest``: the last ``redis.latest_window`` log records."""
+    robot, session = _ids(robot_id, session_id)
+    return f"logs:{robot}:{session}:latest"
+
+
 def stats_key(robot_id: str, session_id: str, metric: str, resolution: str) -> str:
     """``stats:{robot}:{session}:{metric}:{resolution}``: recent windows of one metric."""
     robot, session = _ids(robot_id, session_id)

@@ -11,18 +11,22 @@
 * ``stats:{robot}:{session}:{metric}:{resolution}`` -- a sorted set of the last
   ``redis.latest_window`` windows scored by window start (µs), member = the window as JSON; a
   re-emitted window replaces its member.
+* ``logs:{robot}:{session}:latest`` -- a sorted set of the last ``redis.latest_window`` log
+  records scored by their time (µs), member = the record's live message (canonical JSON, with its
+  ``seq``: a redelivery is the same member). Expires a day after the last write.
 * ``sessions:live`` -- a sorted set of the sessions whose telemetry or images this sink wrote:
   member ``{robot}:{session}``, score the newest sample seen (µs; ``ZADD GT``), the 10,000 most
   recent kept. The API lists a running session from it within milliseconds of its first sample,
   before the MongoDB sink landed the session's document.
 * Pub/sub: every new item goes to ``live:{robot}:{session}`` and
-  ``live:{robot}:{session}:{data_type}`` (``time_series``, ``images``, ``stats``). A time_series
-  record is one message carrying all its points (one per minute bucket it spans). Telemetry is
+  ``live:{robot}:{session}:{data_type}`` (``time_series``, ``images``, ``stats``, ``log``). A
+  time_series record is one message carrying all its points (one per minute bucket it spans); a
+  log record one message, the member of its ring (``{"type": "log", ...}``). Telemetry is
   written in two round trips per batch: the first asks which buckets the ring already holds, the
   second publishes the new ones and stores every one (plain ``ZADD``, trimmed after each). So a
   replay does not re-publish (except points older than the ring, which are re-added, trimmed and
   published again), and a crash between the two phases publishes again rather than never.
-  Frames and stats run in Lua scripts that publish only when something new was stored.
+  Frames, stats and logs run in Lua scripts that publish only when something new was stored.
 """
 
 from __future__ import annotations
@@ -85,6 +89,20 @@ return 1
 """
 
 
+#: KEYS[1] log ring; ARGV: ts, member (the message), keep, ttl, channel, typed channel.
+#: Publishes a record the ring did not hold and still holds after the trim (not one older than it).
+LOG_LUA = """
+local added = redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if added == 0 then return 0 end
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, -(tonumber(ARGV[3]) + 1))
+if not redis.call('ZSCORE', KEYS[1], ARGV[2]) then return 0 end
+redis.call('PUBLISH', ARGV[5], ARGV[2])
+redis.call('PUBLISH', ARGV[6], ARGV[2])
+return 1
+"""
+
+
 def canonical_json(obj: Any) -> bytes:
     """Deterministic JSON (sorted keys): equal content -> equal bytes -> same ZSET member."""
     return orjson.dumps(obj, option=orjson.OPT_SORT_KEYS)
@@ -101,6 +119,16 @@ def telemetry_message_of(robot_id: str, session_id: str, members: list[bytes]) -
     serialising every point a second time: the same bytes (keys in sorted order)."""
     return b"".join((b'{"points":[', b",".join(members), b'],"robot_id":', orjson.dumps(robot_id),
                      b',"session_id":', orjson.dumps(session_id), b',"type":"time_series"}'))
+
+
+def log_message(envelope: Envelope) -> bytes:
+    """The pub/sub message (and ring member) of a ``log`` record."""
+    payload = envelope.payload
+    return canonical_json({"type": "log", "robot_id": envelope.robot_id, "session_id": envelope.session_id,
+                           "seq": envelope.seq, "timestamp_us": envelope.timestamp_us,
+                           "level": str(payload["level"]), "logger": str(payload.get("logger") or ""),
+                           "message": str(payload["message"]),
+                           "attributes": dict(payload.get("attributes") or {})})
 
 
 def stats_ttl_s(resolution: str, window: int) -> int:
@@ -157,6 +185,7 @@ class RedisSink:
         self._s3: Any = None
         self._frame: Script | None = None
         self._stats: Script | None = None
+        self._log: Script | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -170,6 +199,7 @@ class RedisSink:
             )
         self._frame = self._client.register_script(FRAME_LUA)
         self._stats = self._client.register_script(STATS_LUA)
+        self._log = self._client.register_script(LOG_LUA)
         self._s3 = presign_client(self.settings)  # presigning only: no network calls
 
     @property
@@ -204,7 +234,7 @@ class RedisSink:
         pipe.evalsha(script.sha, len(keys_), *keys_, *args)
 
     def _load_scripts(self) -> None:
-        for script in (self._frame, self._stats):
+        for script in (self._frame, self._stats, self._log):
             assert script is not None
             self.client.script_load(script.script)
 
@@ -362,11 +392,20 @@ class RedisSink:
                         stats_ttl_s(agg.resolution, window), *channels])
         return len(aggregates)
 
+    def _queue_log(self, pipe: Any, envelope: Envelope) -> int:
+        key = keys.log_key(envelope.robot_id, envelope.session_id)
+        self._eval(pipe, self._log, [key],
+                   [envelope.timestamp_us, log_message(envelope), self.settings.redis.latest_window,
+                    LATEST_TTL_S, *keys.live_channels(envelope.robot_id, envelope.session_id, DataType.LOG)])
+        return 1
+
     def _queue(self, pipe: Any, record: SinkRecord) -> int:
         """Queue the commands of one record; returns how many (0: nothing for this sink)."""
         item = record.item
         if isinstance(item, Envelope) and item.data_type is DataType.IMAGES:
             return self._queue_image(pipe, item)
+        if isinstance(item, Envelope) and item.data_type is DataType.LOG:
+            return self._queue_log(pipe, item)
         if isinstance(item, FrameBatch):
             return self._queue_frame_batch(pipe, item)
         if isinstance(item, WindowStats):

@@ -18,6 +18,8 @@ import pytest
 
 from robostream.config import Settings
 from robostream.processors import TelemetryBucket
+from robostream.schemas import DataType, build_envelope
+from robostream.schemas.examples import example_payload
 from robostream.sinks import SinkRecord, keys
 from robostream.sinks.points import Telemetry
 from robostream.sinks.redis import RedisSink
@@ -141,3 +143,39 @@ def test_the_ring_keeps_the_newest_points_and_the_session_is_listed_live(
     assert 0 < redis_client.ttl(keys.latest_key(ROBOT, session)) <= 24 * 3600
     newest = redis_client.zscore(keys.LIVE_SESSIONS_KEY, keys.live_session_member(ROBOT, session))
     assert newest == T0 + (count - 1) * 100_000 + 9 * 10_000
+
+
+def log_record(session: str, seq: int, message: str) -> SinkRecord:
+    payload = {**example_payload(DataType.LOG), "message": message}
+    envelope = build_envelope(DataType.LOG, payload, robot_id=ROBOT, session_id=session, seq=seq,
+                              timestamp=(T0 + seq * 1000) / 1_000_000)
+    return SinkRecord("log", 0, seq, None, b"", item=envelope)
+
+
+def test_a_log_record_is_published_once_on_its_sessions_log_channel_and_kept_in_a_ring(
+    sink: tuple[RedisSink, _Context], redis_client: Any,
+) -> None:
+    redis_sink, context = sink
+    session = f"logs-{uuid.uuid4().hex[:8]}"
+    pubsub = redis_client.pubsub()
+    pubsub.subscribe(keys.live_channels(ROBOT, session, "log")[1])
+    assert pubsub.get_message(timeout=5)["type"] == "subscribe"
+    try:
+        first = [log_record(session, seq, f"line {seq}") for seq in range(3)]
+        redis_sink.write(first)
+        redis_sink.write([*first, log_record(session, 3, "line 3")])  # a redelivery and one new
+        published = []
+        while (message := pubsub.get_message(timeout=1)) is not None:
+            if message["type"] == "message":
+                published.append(orjson.loads(message["data"]))
+    finally:
+        pubsub.close()
+    assert [(m["seq"], m["message"]) for m in published] == [(s, f"line {s}") for s in range(4)]
+    assert published[0] == {"type": "log", "robot_id": ROBOT, "session_id": session, "seq": 0,
+                            "timestamp_us": T0, "level": "warning", "logger": "arm.controller",
+                            "message": "line 0", "attributes": {"joint": "joint_3"}}
+    ring = redis_client.zrange(keys.log_key(ROBOT, session), 0, -1)
+    assert [orjson.loads(m)["seq"] for m in ring] == [0, 1, 2, 3]
+    assert 0 < redis_client.ttl(keys.log_key(ROBOT, session)) <= 24 * 3600
+    assert not context.reported
+    redis_client.delete(keys.log_key(ROBOT, session))

@@ -21,7 +21,7 @@ def test_repo_config_declares_the_default_connectors_over_catalogue_topics() -> 
     assert [c.model_dump() for c in settings.connectors if c.kind == "redis"] == [
         c.model_dump() | {"flush_interval_ms": 0} for c in Settings().connectors if c.kind == "redis"]
     redis, frames = (set(c.topics) for c in settings.connectors if c.kind == "redis")
-    assert "time_series" in redis and "images" in frames and not redis & frames
+    assert {"time_series", "log"} <= redis and "images" in frames and not redis & frames  # logs live
     assert settings.sinks.port == 8083
     for connector in settings.connectors:
         topics = subscription(connector, settings)
