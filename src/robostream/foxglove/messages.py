@@ -12,11 +12,18 @@ topic                                         schema                  from
 ``/<robot>/joints``                           foxglove.JointStates    ``joints.{angle,velocity,torque}``
 ``/<robot>/images/<camera>/<kind>``           foxglove.CompressedImage JPEG / PNG / WebP camera frames
 ``/<robot>/pointcloud/<camera>``              foxglove.PointCloud     PLY / Draco point clouds
-``/<robot>/log``                              foxglove.Log            log records (export only)
+``/<robot>/log``                              foxglove.Log            log records
+``/<robot>/imu``                              robostream.Imu          ``imu.*``
+``/<robot>/force_torque``                     robostream.ForceTorque  ``force_torque.*``
+``/<robot>/metrics``                          robostream.Metrics      ``metrics.*``
+``/<robot>/channels``                         robostream.Channels     ``channels.*`` (free channels)
 ============================================  ======================  =================================
 
-Messages are foxglove-sdk's protobuf types (message encoding ``protobuf``); :func:`schema_of`
-gives the schema a channel or an MCAP file registers. Builders take telemetry as one sample's
+The well-known ones are foxglove-sdk's protobuf types (message encoding ``protobuf``). The other
+telemetry streams (:data:`STREAMS`) have no well-known schema: a :class:`SampleMessage` is JSON
+(a JSON Schema per stream) whose fields mirror the metric names, so Foxglove's plot path of
+``force_torque.force.x`` is ``/<robot>/force_torque.force.x``. :func:`schema_of` and
+:func:`encoding_of` give what a channel or an MCAP file registers. Builders take telemetry as one sample's
 flat metrics (``{"pose.position.x": 0.1, "joints.angle.3": 0.2, ...}``), the shape of the live
 points and of :func:`robostream.processors.columns.columns_from_payload` rows.
 """
@@ -24,9 +31,12 @@ points and of :func:`robostream.processors.columns.columns_from_payload` rows.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
+import orjson
 from foxglove import Schema
 from foxglove.messages import (
     CompressedImage,
@@ -45,10 +55,10 @@ from foxglove.messages import (
     Vector3,
 )
 
-from robostream.processors.columns import columns_from_payload
+from robostream.processors.columns import GROUP_UNITS, columns_from_payload
 from robostream.processors.compaction.pointcloud import decode_source
 from robostream.schemas import DataType, Envelope
-from robostream.schemas.packed import unpack_time_series
+from robostream.schemas.packed import METRIC_COLUMNS, unpack_time_series
 
 #: The fixed frame poses are given in.
 WORLD_FRAME = "world"
@@ -62,7 +72,66 @@ JOINT_FIELDS = ("angle", "velocity", "torque")
 _LOG_LEVELS = {"debug": LogLevel.Debug, "info": LogLevel.Info, "warning": LogLevel.Warning,
                "error": LogLevel.Error, "critical": LogLevel.Fatal, "fatal": LogLevel.Fatal}
 
-Message = PoseInFrame | FrameTransform | JointStates | CompressedImage | PointCloud | Log
+ProtobufMessage = PoseInFrame | FrameTransform | JointStates | CompressedImage | PointCloud | Log
+JSON_ENCODING = "json"
+_XYZ = ("x", "y", "z")
+_XYZW = ("x", "y", "z", "w")
+
+
+@dataclass(frozen=True)
+class Stream:
+    """A telemetry stream with a JSON channel: the metrics ``<name>.*`` of a sample.
+
+    ``fields`` maps a group to its axes (``force`` -> x, y, z: ``force_torque.force.x``) or to
+    ``()`` for a scalar (``metrics.cpu_percent``); ``None``: free fields, any metric name."""
+
+    name: str
+    schema_name: str
+    description: str
+    fields: Mapping[str, tuple[str, ...]] | None
+
+    @cached_property
+    def schema(self) -> Schema:
+        """The JSON Schema a channel of this stream registers (encoding ``jsonschema``)."""
+        number: dict[str, Any] = {"type": "number"}
+        properties: dict[str, Any] = {"timestamp": {
+            "type": "object", "description": "the sample's time (UTC)",
+            "properties": {"sec": {"type": "integer"}, "nsec": {"type": "integer"}}}}
+        for group, axes in (self.fields or {}).items():
+            unit = GROUP_UNITS.get(f"{self.name}.{group}")
+            described = {**number, "description": f"unit: {unit}"} if unit else number
+            properties[group] = ({"type": "object", "properties": {a: described for a in axes}}
+                                 if axes else described)
+        schema: dict[str, Any] = {"title": self.schema_name, "description": self.description,
+                                  "type": "object", "properties": properties}
+        if self.fields is None:
+            schema["additionalProperties"] = number
+        return Schema(name=self.schema_name, encoding="jsonschema", data=orjson.dumps(schema))
+
+
+#: The telemetry streams beyond pose and joints, each on ``/<robot>/<name>``.
+STREAMS = (
+    Stream("imu", "robostream.Imu", "IMU: linear acceleration, angular velocity, orientation",
+           {"linear_acceleration": _XYZ, "angular_velocity": _XYZ, "orientation": _XYZW}),
+    Stream("force_torque", "robostream.ForceTorque", "wrist force and torque in the sensor frame",
+           {"force": _XYZ, "torque": _XYZ}),
+    Stream("metrics", "robostream.Metrics", "system metrics", {c: () for c in METRIC_COLUMNS}),
+    Stream("channels", "robostream.Channels", "the robot's free channels (units in the session)", None),
+)
+
+
+@dataclass(frozen=True)
+class SampleMessage:
+    """One sample of a :class:`Stream` as JSON: ``timestamp`` and the sample's values."""
+
+    stream: Stream
+    data: Mapping[str, Any]
+
+    def encode(self) -> bytes:
+        return orjson.dumps(self.data)
+
+
+Message = ProtobufMessage | SampleMessage
 
 
 # -- topics ----------------------------------------------------------------------------------------
@@ -92,15 +161,27 @@ def log_topic(robot_id: str) -> str:
     return f"/{robot_id}/log"
 
 
+def stream_topic(robot_id: str, stream: Stream) -> str:
+    return f"/{robot_id}/{stream.name}"
+
+
 def robot_of(topic: str) -> str:
     """The robot a topic belongs to (``/robot_001/pose`` -> ``robot_001``)."""
     return topic.split("/", 2)[1]
 
 
-def schema_of(message: Message | type[Message]) -> Schema:
-    """The Foxglove schema (protobuf descriptor set) of a message or message type."""
+def schema_of(message: Message | type[ProtobufMessage]) -> Schema:
+    """The Foxglove schema of a message (a JSON Schema, or a protobuf descriptor set) or of a
+    protobuf message type."""
+    if isinstance(message, SampleMessage):
+        return message.stream.schema
     kind = message if isinstance(message, type) else type(message)
     return kind.get_schema()
+
+
+def encoding_of(message: Message | type[ProtobufMessage]) -> str:
+    """The message encoding of a message's channel: ``json`` or ``protobuf``."""
+    return JSON_ENCODING if isinstance(message, SampleMessage) else MESSAGE_ENCODING
 
 
 # -- builders --------------------------------------------------------------------------------------
@@ -163,9 +244,36 @@ def joint_states(ts_us: int, values: Mapping[str, float], names: Sequence[str] =
     return JointStates(timestamp=timestamp(ts_us), joints=joints)
 
 
+def _json_timestamp(ts_us: int) -> dict[str, int]:
+    seconds, micros = divmod(int(ts_us), 1_000_000)
+    return {"sec": seconds, "nsec": micros * 1000}
+
+
+def sample_message(stream: Stream, ts_us: int, values: Mapping[str, float]) -> SampleMessage | None:
+    """The stream's values of a sample (``force_torque.force.x`` -> ``{"force": {"x": ...}}``),
+    None when the sample has none."""
+    prefix = f"{stream.name}."
+    data: dict[str, Any] = {}
+    if stream.fields is None:
+        data = {name[len(prefix):]: v for name, v in values.items() if name.startswith(prefix)}
+    else:
+        for group, axes in stream.fields.items():
+            if not axes:
+                if (value := values.get(f"{prefix}{group}")) is not None:
+                    data[group] = value
+                continue
+            vector = {a: v for a in axes if (v := values.get(f"{prefix}{group}.{a}")) is not None}
+            if vector:
+                data[group] = vector
+    if not data:
+        return None
+    return SampleMessage(stream, {"timestamp": _json_timestamp(ts_us), **data})
+
+
 def telemetry_messages(robot_id: str, ts_us: int, values: Mapping[str, float],
                        joint_names: Sequence[str] = ()) -> Iterator[tuple[str, Message]]:
-    """``(topic, message)`` of one telemetry sample: pose, transform and joints where present."""
+    """``(topic, message)`` of one telemetry sample: pose, transform, joints and each of
+    :data:`STREAMS` where present."""
     pose = pose_in_frame(ts_us, values)
     if pose is not None:
         yield pose_topic(robot_id), pose
@@ -175,6 +283,10 @@ def telemetry_messages(robot_id: str, ts_us: int, values: Mapping[str, float],
     joints = joint_states(ts_us, values, joint_names)
     if joints is not None:
         yield joints_topic(robot_id), joints
+    for stream in STREAMS:
+        sample = sample_message(stream, ts_us, values)
+        if sample is not None:
+            yield stream_topic(robot_id, stream), sample
 
 
 def compressed_image(ts_us: int, camera_id: str, fmt: str, data: bytes) -> CompressedImage | None:

@@ -2,12 +2,14 @@
 
 Robots are found in Redis ``sessions:live`` (the sinks register every session with its newest
 sample): each robot whose newest sample is younger than ``foxglove.session_idle_s`` gets its pose,
-transform and joints channels advertised (see :mod:`robostream.foxglove.messages`). While a
-Foxglove client is subscribed to any channel of a robot, the service follows the robot's newest
-session on the API's Redis pub/sub channels (one :class:`~robostream.api.live.LiveHub`): telemetry
-points become pose, transform and joints messages; camera frames are fetched from S3 by their key
-and become CompressedImage or PointCloud messages (their channels are advertised on the first
-frame). Nobody subscribed: nothing is read from Redis but the session list.
+transform, joints, IMU, force/torque, metrics and log channels advertised (see
+:mod:`robostream.foxglove.messages`). While a Foxglove client is subscribed to any channel of a
+robot, the service follows the robot's newest session on the API's Redis pub/sub channels (one
+:class:`~robostream.api.live.LiveHub`): telemetry points become pose, transform, joints and
+per-stream messages; log records become Log messages; camera frames are fetched from S3 by their
+key and become CompressedImage or PointCloud messages (their channels are advertised on the first
+frame, like a robot's free ``channels``). Nobody subscribed: nothing is read from Redis but the
+session list.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from robostream.sinks.s3 import s3_client
 log = logging.getLogger(__name__)
 
 #: The Redis pub/sub types a followed robot is read from.
-LIVE_TYPES = ("time_series", "images")
+LIVE_TYPES = ("time_series", "images", "log")
 SERVER_NAME = "robostream"
 
 
@@ -188,8 +190,12 @@ class FoxgloveBridge:
         self._robots[robot_id] = _Robot(robot_id, session_id)
         for topic, kind in ((messages.pose_topic(robot_id), messages.PoseInFrame),
                             (messages.transform_topic(robot_id), messages.FrameTransform),
-                            (messages.joints_topic(robot_id), messages.JointStates)):
-            self._channel(topic, kind)
+                            (messages.joints_topic(robot_id), messages.JointStates),
+                            (messages.log_topic(robot_id), messages.Log)):
+            self._channel(topic, messages.schema_of(kind), messages.MESSAGE_ENCODING)
+        for stream in messages.STREAMS:
+            if stream.fields is not None:  # free channels: advertised with the first sample
+                self._channel(messages.stream_topic(robot_id, stream), stream.schema, messages.JSON_ENCODING)
         log.info("Robot %s: advertised (session %s)", robot_id, session_id)
 
     def _remove_robot(self, robot_id: str) -> None:
@@ -199,12 +205,11 @@ class FoxgloveBridge:
             self._channels.pop(topic).close()
         log.info("Robot %s: idle, withdrawn", robot_id)
 
-    def _channel(self, topic: str, kind: type[messages.Message]) -> foxglove.Channel:
+    def _channel(self, topic: str, schema: foxglove.Schema, encoding: str) -> foxglove.Channel:
         channel = self._channels.get(topic)
         if channel is None:
             channel = self._channels[topic] = foxglove.Channel(
-                topic, schema=messages.schema_of(kind), message_encoding=messages.MESSAGE_ENCODING,
-                context=self._context)
+                topic, schema=schema, message_encoding=encoding, context=self._context)
         return channel
 
     def subscribed(self, client_id: int, topic: str, on: bool) -> None:
@@ -271,6 +276,9 @@ class FoxgloveBridge:
                 ts_us = int(point["ts_us"])
                 for topic, msg in messages.telemetry_messages(robot_id, ts_us, point.get("values", {})):
                     self._log(topic, msg, ts_us)
+        elif kind == "log":
+            ts_us = int(message["timestamp_us"])
+            self._log(messages.log_topic(robot_id), messages.log_message(ts_us, message), ts_us)
         elif kind == "frame" and "key" in message and "format" in message:
             await self._publish_frame(robot_id, message)
 
@@ -283,7 +291,7 @@ class FoxgloveBridge:
             topic, schema = messages.image_topic(robot_id, camera, kind), messages.CompressedImage
         else:
             return
-        if not self._channel(topic, schema).has_sinks():
+        if not self._channel(topic, messages.schema_of(schema), messages.MESSAGE_ENCODING).has_sinks():
             return  # advertised; fetched only while a client shows it
         key = keys.validate_object_key(str(frame["key"]), robot_id, str(frame["session_id"]))
         data = await asyncio.to_thread(self._get_object, key)
@@ -297,7 +305,8 @@ class FoxgloveBridge:
         return body
 
     def _log(self, topic: str, message: messages.Message, ts_us: int) -> None:
-        self._channels[topic].log(message.encode(), log_time=ts_us * 1000)
+        channel = self._channel(topic, messages.schema_of(message), messages.encoding_of(message))
+        channel.log(message.encode(), log_time=ts_us * 1000)
         self.published += 1
 
 

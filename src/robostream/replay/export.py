@@ -12,7 +12,9 @@ topics and messages as the live ``robostream foxglove`` service (:mod:`robostrea
 so a recording opens with the panels of the live view: ``/<robot>/pose`` (PoseInFrame), ``/<robot>/tf``
 (FrameTransform), ``/<robot>/joints`` (JointStates) per telemetry sample, inline JPEG/PNG/WebP frames
 on ``/<robot>/images/<camera>/<kind>`` (CompressedImage), inline point clouds on
-``/<robot>/pointcloud/<camera>`` (PointCloud) and logs on ``/<robot>/log`` (Log).
+``/<robot>/pointcloud/<camera>`` (PointCloud) and logs on ``/<robot>/log`` (Log); the other
+telemetry streams per sample in ``json`` with a JSON Schema each: ``/<robot>/imu``,
+``/<robot>/force_torque``, ``/<robot>/metrics`` and ``/<robot>/channels``.
 
 **JSONL**: one envelope per line, in the same JSON frame form (a line can be sent to the gateway
 as it is).
@@ -186,7 +188,7 @@ class McapSessionWriter:
                 self._schemas[schema.name] = self._writer.register_schema(
                     name=schema.name, encoding=schema.encoding, data=schema.data)
             self._channels[topic] = self._writer.register_channel(
-                topic=topic, message_encoding=foxglove_messages.MESSAGE_ENCODING,
+                topic=topic, message_encoding=foxglove_messages.encoding_of(message),
                 schema_id=self._schemas[schema.name], metadata=self._metadata())
         return self._channels[topic]
 

@@ -1,5 +1,6 @@
 """``robostream foxglove``: a Foxglove WebSocket client (``foxglove.websocket.v1``) sees a
-simulated robot's channels with Foxglove's schemas, and its pose and camera frames arrive."""
+simulated robot's channels with Foxglove's schemas, and its pose, camera frames, logs and
+force/torque samples arrive."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from websockets.typing import Subprotocol
 
 from robostream.config import Settings
 from robostream.foxglove.service import FoxgloveBridge
+from robostream.schemas import DataType, build_envelope
+from robostream.schemas.examples import example_payload
 from tests.integration.api.helpers import Landing, SimulatedRobot, jpeg, now_us
 
 #: foxglove-sdk 0.30 speaks the Foxglove WebSocket protocol under this subprotocol name (the
@@ -52,6 +55,8 @@ class FoxgloveClient:
             assert frame[0] == MESSAGE_DATA, frame[:1]
             subscription, log_time = struct.unpack_from("<IQ", frame, 1)
             channel = self._subscriptions[subscription]
+            if channel["encoding"] == "json":  # its schema is JSON text; a protobuf one is base64
+                return channel["topic"], log_time, orjson.loads(frame[13:])
             schema = Schema(id=channel["id"], name=channel["schemaName"], encoding=channel["schemaEncoding"],
                             data=base64.b64decode(channel["schema"]))
             decode = self._decoders.decoder_for(channel["encoding"], schema)
@@ -77,7 +82,7 @@ class FoxgloveClient:
 async def pubsub_channels(landing: Landing, robot_id: str) -> list[str]:
     """The robot's Redis pub/sub channels someone (the service) subscribes to now."""
     channels = await asyncio.to_thread(landing.redis.client.pubsub_channels, f"live:{robot_id}:*")
-    return sorted(c.decode() for c in channels)
+    return sorted(c.decode() if isinstance(c, bytes) else c for c in channels)
 
 
 async def until_received(client: FoxgloveClient, topic: str, send: Any, tries: int = 40) -> tuple[int, Any]:
@@ -139,10 +144,54 @@ async def test_a_client_sees_the_robot_with_foxglove_schemas_and_gets_its_pose_a
             await client.subscribe(image_topic)
             _, image = await until_received(client, image_topic, frame)
             assert await pubsub_channels(landing, robot_id) == [
-                f"live:{robot_id}:s1:images", f"live:{robot_id}:s1:time_series"]
+                f"live:{robot_id}:s1:images", f"live:{robot_id}:s1:log", f"live:{robot_id}:s1:time_series"]
         for _ in range(50):  # the client left: the service lets go of the robot's Redis channels
             if not await pubsub_channels(landing, robot_id):
                 break
             await asyncio.sleep(0.1)  # polling the observable state, not standing in for it
         assert await pubsub_channels(landing, robot_id) == []
     assert image.format == "jpeg" and image.frame_id == "front" and image.data == picture
+
+
+@pytest.mark.timeout(60)
+async def test_a_client_gets_the_robots_log_lines_and_force_torque_samples_live(
+        landing: Landing, fox_settings: Settings, robot_id: str) -> None:
+    robot = SimulatedRobot(robot_id, "s1", now_us(), rate_hz=30.0, streams=("pose", "force_torque"))
+    sent: dict[int, dict[str, float]] = {}
+    lines = iter(range(1000))
+
+    def stream() -> None:
+        record = robot.next_record()
+        for i, ts in enumerate(record.times.tolist()):
+            sent[ts] = dict(zip(record.names, record.values[:, i].tolist(), strict=True))
+        landing.telemetry([record], to=("redis",))
+
+    def log_line() -> None:
+        n = next(lines)
+        payload = {**example_payload(DataType.LOG), "level": "error", "logger": "arm.gripper",
+                   "message": f"grasp {n} slipped"}
+        envelope = build_envelope(DataType.LOG, payload, robot_id=robot_id, session_id="s1", seq=10_000 + n,
+                                  timestamp=now_us() / 1e6)
+        landing.write([envelope], to=("redis",))
+
+    stream()
+    log_topic, ft_topic = f"/{robot_id}/log", f"/{robot_id}/force_torque"
+    async with FoxgloveBridge(fox_settings) as bridge, websockets.connect(
+            bridge.url, subprotocols=[Subprotocol(SUBPROTOCOL)]) as ws:
+        client = FoxgloveClient(ws)
+        advertised = {t: await client.advertised(t) for t in (log_topic, ft_topic)}
+        assert {t: (c["schemaName"], c["encoding"], c["schemaEncoding"]) for t, c in advertised.items()} == {
+            log_topic: ("foxglove.Log", "protobuf", "protobuf"),
+            ft_topic: ("robostream.ForceTorque", "json", "jsonschema")}
+        assert orjson.loads(advertised[ft_topic]["schema"])["title"] == "robostream.ForceTorque"
+        await client.subscribe(ft_topic)
+        await client.subscribe(log_topic)
+        log_time, sample = await until_received(client, ft_topic, stream)
+        log_time_2, line = await until_received(client, log_topic, log_line)
+    values = sent[log_time // 1000]
+    assert sample == {"timestamp": {"sec": log_time // 1_000_000_000, "nsec": log_time % 1_000_000_000},
+                      "force": {a: values[f"force_torque.force.{a}"] for a in "xyz"},
+                      "torque": {a: values[f"force_torque.torque.{a}"] for a in "xyz"}}
+    assert line.message.startswith("grasp ") and line.message.endswith(" slipped")
+    assert (line.level, line.name) == (4, "arm.gripper")  # foxglove.LogLevel.ERROR
+    assert line.timestamp.seconds * 1_000_000_000 + line.timestamp.nanos == log_time_2

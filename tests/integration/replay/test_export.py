@@ -49,11 +49,14 @@ def test_the_export_command_writes_an_mcap_file_foxglove_can_open(
         counts = {channels[cid].topic: n for cid, n in summary.statistics.channel_message_counts.items()}
         foxglove = {f"/{ROBOT}/pose": "foxglove.PoseInFrame", f"/{ROBOT}/tf": "foxglove.FrameTransform",
                     f"/{ROBOT}/joints": "foxglove.JointStates", f"/{ROBOT}/log": "foxglove.Log",
-                    f"/{ROBOT}/images/front/rgb": "foxglove.CompressedImage"}
-        samples = 50 * 10  # a pose, a transform and joints per telemetry sample
+                    f"/{ROBOT}/images/front/rgb": "foxglove.CompressedImage",
+                    f"/{ROBOT}/imu": "robostream.Imu", f"/{ROBOT}/force_torque": "robostream.ForceTorque",
+                    f"/{ROBOT}/metrics": "robostream.Metrics", f"/{ROBOT}/channels": "robostream.Channels"}
+        streams = [f"/{ROBOT}/{s}" for s in ("imu", "force_torque", "metrics", "channels")]
+        samples = 50 * 10  # a pose, a transform, joints and each stream's sample per telemetry sample
         assert counts == {"/time_series": 50, "/log": 5, "/images": 3, f"/{ROBOT}/pose": samples,
                           f"/{ROBOT}/tf": samples, f"/{ROBOT}/joints": samples, f"/{ROBOT}/log": 5,
-                          f"/{ROBOT}/images/front/rgb": 3}
+                          f"/{ROBOT}/images/front/rgb": 3, **dict.fromkeys(streams, samples)}
         last_sample_us = max(e.timestamp_us + (e.payload["t"][-1] if e.data_type is DataType.TIME_SERIES
                                                else 0) for e in recording)
         assert summary.statistics.message_start_time == recording[0].timestamp_us * 1000
@@ -65,6 +68,13 @@ def test_the_export_command_writes_an_mcap_file_foxglove_can_open(
             "io.robostream.TimeSeries", "io.robostream.Log", "io.robostream.Image"}
         assert {(c.message_encoding, by_topic[c.topic].encoding) for c in channels.values()} == {
             ("json", "jsonschema"), ("protobuf", "protobuf")}
+        assert {c.message_encoding for c in channels.values() if c.topic in streams} == {"json"}
+        _, _, metrics = next(iter(reader.iter_messages(topics=[f"/{ROBOT}/metrics"], log_time_order=True)))
+        sent_metrics = recording[0].payload["metrics"]
+        assert orjson.loads(metrics.data) == {
+            "timestamp": {"sec": recording[0].timestamp_us // 1_000_000,
+                          "nsec": recording[0].timestamp_us % 1_000_000 * 1000},
+            **{name: column[0] for name, column in sent_metrics.items()}}
         assert {ci.compression for ci in summary.chunk_indexes} == {"zstd"}
         logs = reader.iter_messages(topics=["/log"], log_time_order=True)
         messages = [orjson.loads(m.data) for _, _, m in logs]

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 import numpy as np
+import orjson
 from mcap.reader import make_reader
 from mcap.records import Schema
 from mcap_protobuf.decoder import DecoderFactory
@@ -16,7 +17,7 @@ from robostream.replay.export import McapSessionWriter
 from robostream.replay.reader import SessionQuery
 from robostream.schemas import DataType
 from robostream.schemas.examples import example_payload
-from tests.unit.replay.test_export_files import T0_US, record
+from tests.unit.replay.test_export_files import T0_US, conforms, record
 
 
 def decoded(message: messages.Message) -> Any:
@@ -60,3 +61,23 @@ def test_an_inline_point_cloud_is_exported_as_a_foxglove_point_cloud() -> None:
     assert cloud.point_stride == 15 and cloud.frame_id == "front"
     table = np.frombuffer(cloud.data, dtype=[("x", "<f4"), ("y", "<f4"), ("z", "<f4"), ("rgb", "u1", 3)])
     assert table["y"].tolist() == points[:, 1].tolist() and table["rgb"].tolist() == colors.tolist()
+
+
+def test_imu_force_torque_metrics_and_free_channels_are_json_samples_named_like_their_metrics() -> None:
+    values = {"force_torque.force.x": 1.5, "force_torque.torque.z": -0.25, "metrics.cpu_percent": 40.0,
+              "imu.angular_velocity.y": 0.1, "channels.gripper_width": 0.04, "pose.position.x": 9.0}
+    built = dict(messages.telemetry_messages("r1", T0_US + 7, values))
+    assert set(built) == {"/r1/force_torque", "/r1/metrics", "/r1/imu", "/r1/channels"}
+    stamp = {"sec": T0_US // 1_000_000, "nsec": 7000}
+    as_json = {topic: orjson.loads(message.encode()) for topic, message in built.items()}
+    assert as_json == {"/r1/force_torque": {"timestamp": stamp, "force": {"x": 1.5}, "torque": {"z": -0.25}},
+                       "/r1/metrics": {"timestamp": stamp, "cpu_percent": 40.0},
+                       "/r1/imu": {"timestamp": stamp, "angular_velocity": {"y": 0.1}},
+                       "/r1/channels": {"timestamp": stamp, "gripper_width": 0.04}}
+    for topic, message in built.items():
+        schema = messages.schema_of(message)
+        assert (schema.encoding, messages.encoding_of(message)) == ("jsonschema", "json")
+        assert not conforms(as_json[topic], orjson.loads(schema.data)), topic
+    assert messages.schema_of(built["/r1/force_torque"]).name == "robostream.ForceTorque"
+    properties = orjson.loads(messages.schema_of(built["/r1/force_torque"]).data)["properties"]
+    assert properties["torque"]["properties"]["z"]["description"] == "unit: N·m"

@@ -129,6 +129,9 @@ def test_jsonl_lines_are_robot_json_frames_of_the_same_envelopes() -> None:
 FOXGLOVE_TOPICS = {"/robot_001/pose": "foxglove.PoseInFrame", "/robot_001/tf": "foxglove.FrameTransform",
                    "/robot_001/joints": "foxglove.JointStates", "/robot_001/log": "foxglove.Log",
                    "/robot_001/images/front/rgb": "foxglove.CompressedImage"}
+#: The other telemetry streams: JSON with a JSON Schema each
+STREAM_TOPICS = {"/robot_001/imu": "robostream.Imu", "/robot_001/force_torque": "robostream.ForceTorque",
+                 "/robot_001/metrics": "robostream.Metrics", "/robot_001/channels": "robostream.Channels"}
 
 
 def test_mcap_has_a_schema_and_channel_per_data_type_zstd_chunks_and_an_index() -> None:
@@ -146,21 +149,24 @@ def test_mcap_has_a_schema_and_channel_per_data_type_zstd_chunks_and_an_index() 
     summary = reader.get_summary()
     assert summary is not None and summary.statistics is not None
     channels = {c.topic: c for c in summary.channels.values()}
-    assert set(channels) == {"/time_series", "/log", "/images", *FOXGLOVE_TOPICS}
+    assert set(channels) == {"/time_series", "/log", "/images", *FOXGLOVE_TOPICS, *STREAM_TOPICS}
     counts = {channels_topic: summary.statistics.channel_message_counts[c.id]
               for channels_topic, c in channels.items()}
-    samples = 20 * 10  # the example record holds 10 samples: a pose, a transform and joints each
+    samples = 20 * 10  # the example record holds 10 samples of every stream
     assert counts == {"/time_series": 20, "/log": 4, "/images": 1, "/robot_001/pose": samples,
                       "/robot_001/tf": samples, "/robot_001/joints": samples, "/robot_001/log": 4,
-                      "/robot_001/images/front/rgb": 1}
+                      "/robot_001/images/front/rgb": 1, **dict.fromkeys(STREAM_TOPICS, samples)}
     assert summary.statistics.message_start_time == T0_US * 1000
     assert summary.statistics.message_end_time == (T0_US + 1_900_000 + 90_000) * 1000  # its last sample
     schemas = {s.id: s for s in summary.schemas.values()}
     assert {t: schemas[channels[t].schema_id].name for t in FOXGLOVE_TOPICS} == FOXGLOVE_TOPICS
+    assert {t: schemas[channels[t].schema_id].name for t in STREAM_TOPICS} == STREAM_TOPICS
     assert {schemas[channels[t].schema_id].name for t in ("/time_series", "/log", "/images")} == {
         "io.robostream.TimeSeries", "io.robostream.Log", "io.robostream.Image"}
     assert {schemas[c.schema_id].encoding for c in channels.values()} == {"jsonschema", "protobuf"}
     assert {c.message_encoding for c in channels.values() if c.topic in FOXGLOVE_TOPICS} == {"protobuf"}
+    assert {(c.message_encoding, schemas[c.schema_id].encoding) for c in channels.values()
+            if c.topic in STREAM_TOPICS} == {("json", "jsonschema")}
     assert summary.chunk_indexes and {ci.compression for ci in summary.chunk_indexes} == {"zstd"}
     assert all(ci.message_index_offsets for ci in summary.chunk_indexes)
     metadata = list(reader.iter_metadata())
@@ -183,6 +189,16 @@ def test_mcap_has_a_schema_and_channel_per_data_type_zstd_chunks_and_an_index() 
     assert [j.position for j in joints.joints] == angles
     _, _, _, log = next(iter(reader.iter_decoded_messages(topics=["/robot_001/log"])))
     assert log.message == "joint_3 torque near limit" and log.name == "arm.controller" and log.level == 3
+    _, channel, message = next(iter(reader.iter_messages(topics=["/robot_001/force_torque"],
+                                                          log_time_order=True)))
+    force_torque = orjson.loads(message.data)
+    sent_ft = records[0].envelope.payload["force_torque"]
+    assert force_torque == {"timestamp": {"sec": T0_US // 1_000_000, "nsec": 0},
+                            "force": {a: sent_ft["force"][a][0] for a in "xyz"},
+                            "torque": {a: sent_ft["torque"][a][0] for a in "xyz"}}
+    assert not conforms(force_torque, orjson.loads(schemas[channel.schema_id].data))
+    _, channel, message = next(iter(reader.iter_messages(topics=["/robot_001/channels"])))
+    assert set(orjson.loads(message.data)) == {"timestamp", "gripper_width", "battery_voltage"}
     first = next(iter(reader.iter_messages(topics=["/time_series"], log_time_order=True)))
     assert first[2].log_time == T0_US * 1000 and first[2].publish_time == (T0_US // 1000 + 50) * 1_000_000
     assert orjson.loads(first[2].data)["seq"] == 0
