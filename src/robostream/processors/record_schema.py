@@ -29,7 +29,8 @@ class RecordSchemaError(RobostreamError, TypeError):
 
 def load_schema(name: str) -> dict[str, Any]:
     """The Avro schema of the derived record ``name`` (``schemas/avro/derived/<name>.avsc``)."""
-    path = resources.files("robostream.schemas").joinpath("avro").joinpath("derived")
+    # by path from the top package: importing robostream.schemas would load the codec and the settings
+    path = resources.files("robostream").joinpath("schemas").joinpath("avro").joinpath("derived")
     loaded: dict[str, Any] = json.loads(path.joinpath(f"{name}.avsc").read_text("utf-8"))
     return loaded
 

@@ -36,13 +36,21 @@ import io
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from enum import StrEnum
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import fastavro
 import numpy as np
 
 from robostream.errors import RobostreamError
+from robostream.processors.frame_records import FRAME_BATCH_SCHEMA
+
+# re-exported: the frame records live apart (pool processes import only those)
+from robostream.processors.frame_records import BundlePart as BundlePart
+from robostream.processors.frame_records import FrameKind as FrameKind
+from robostream.processors.frame_records import FrameMeta as FrameMeta
+from robostream.processors.frame_records import FrameTier as FrameTier
+from robostream.processors.frame_records import StoredObject as StoredObject
+from robostream.processors.frame_records import TierName as TierName
 from robostream.processors.record_schema import AvroRecord, load_schema, nested_schema, register
 from robostream.schemas.codec import MAGIC_BYTE, WIRE_HEADER
 from robostream.schemas.envelope import record_key
@@ -230,99 +238,6 @@ _METRIC_STATS_FIELDS = tuple(f.name for f in fields(MetricStats))
 # --- frames -------------------------------------------------------------------------------------
 
 
-class FrameKind(StrEnum):
-    RGB = "rgb"
-    DEPTH = "depth"
-    POINTCLOUD = "pointcloud"
-
-
-class TierName(StrEnum):
-    """Resolution tiers: the source resolution, a 640x360 preview and a 120x68 thumbnail."""
-
-    ORIGINAL = "original"
-    PREVIEW = "preview"
-    THUMBNAIL = "thumbnail"
-
-
-FRAME_BATCH_SCHEMA = load_schema("FrameBatch")
-STORED_OBJECT_SCHEMA = nested_schema(FRAME_BATCH_SCHEMA, "StoredObject")
-FRAME_META_SCHEMA = nested_schema(FRAME_BATCH_SCHEMA, "FrameMeta")
-FRAME_TIER_SCHEMA = nested_schema(FRAME_BATCH_SCHEMA, "FrameTier")
-BUNDLE_PART_SCHEMA = nested_schema(FRAME_BATCH_SCHEMA, "BundlePart")
-
-
-@dataclass(frozen=True, slots=True)
-class StoredObject(AvroRecord):
-    """An object the S3 sink writes: key (in ``s3.bucket``), content type, size, SHA-256, bytes."""
-
-    SCHEMA: ClassVar[dict[str, Any]] = STORED_OBJECT_SCHEMA
-
-    key: str
-    content_type: str
-    size_bytes: int
-    sha256: str
-    content: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class FrameTier(AvroRecord):
-    """Where one tier of a frame lives and how it was encoded."""
-
-    SCHEMA: ClassVar[dict[str, Any]] = FRAME_TIER_SCHEMA
-
-    tier: str
-    key: str
-    format: str
-    compression: str
-    width: int
-    height: int
-    size_bytes: int
-    segment_index: int | None = None
-    segment_frames: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class FrameMeta(AvroRecord):
-    """One source frame after compaction (a ``frames_metadata`` document)."""
-
-    SCHEMA: ClassVar[dict[str, Any]] = FRAME_META_SCHEMA
-
-    frame_id: str
-    seq: int
-    timestamp: int
-    bucket_hour: int
-    source_format: str
-    source_size_bytes: int
-    width: int
-    height: int
-    compressed_size_bytes: int
-    tiers: list[FrameTier]
-    thumbnail: bytes | None = None
-
-    @property
-    def compression_ratio(self) -> float:
-        """Saved fraction of the source size (0.7 = 70 % smaller), on the original tier."""
-        if not self.source_size_bytes:
-            return 0.0
-        return 1.0 - self.compressed_size_bytes / self.source_size_bytes
-
-    def tier(self, name: TierName | str) -> FrameTier | None:
-        return next((t for t in self.tiers if t.tier == name), None)
-
-
-@dataclass(frozen=True, slots=True)
-class BundlePart(AvroRecord):
-    """A gzip member of whole tar members of the hourly bundle at ``key``."""
-
-    SCHEMA: ClassVar[dict[str, Any]] = BUNDLE_PART_SCHEMA
-
-    key: str
-    part: str
-    last: bool
-    members: list[str]
-    content: bytes
-
-
 @dataclass(frozen=True, slots=True)
 class FrameBatch(_SessionRecord):
     """One compaction flush of one camera: objects to store, frame metadata, bundle parts.
@@ -341,8 +256,7 @@ class FrameBatch(_SessionRecord):
     bundle_parts: list[BundlePart] = field(default_factory=list)
 
 
-register(MetricStats, WindowStats, StoredObject, FrameTier, FrameMeta, BundlePart, FrameBatch,
-         TelemetryBucket)
+register(MetricStats, WindowStats, FrameBatch, TelemetryBucket)
 
 
 # --- the codec ----------------------------------------------------------------------------------

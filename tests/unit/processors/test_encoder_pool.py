@@ -24,7 +24,7 @@ from robostream.processors.throughput import Throughput
 from robostream.schemas import DataType, build_envelope, encode_record
 from robostream.schemas.examples import example_payload
 from robostream.schemas.resolver import InMemorySchemaResolver
-from tests.unit.processors import crashing_encoder
+from tests.unit.processors import crashing_encoder, pool_probe
 from tests.unit.processors.crashing_encoder import HOLD, POISON
 
 
@@ -170,3 +170,17 @@ def test_a_frame_that_kills_its_process_every_time_is_a_dead_letter_and_the_fram
     assert "died while encoding this job, twice" in dead["exception.message"]
     assert sorted(run.acked) == [0, 1, 2, 3, 4, 5, 6]
     assert run.metrics.counters["pool_restarts"] >= 1
+
+
+def test_a_pool_process_loads_the_encoders_and_not_the_platform() -> None:
+    from robostream.processors.compaction.pool import new_process_pool
+
+    pool = new_process_pool(1)
+    try:
+        loaded = set(pool.submit(pool_probe.loaded_modules).result(timeout=120))
+    finally:
+        pool.shutdown()
+    assert {"robostream.processors.compaction.jobs", "av", "DracoPy", "PIL.Image"} <= loaded
+    # each start of a pool process (a new pool after a crash, every retry alone) pays for these
+    assert not loaded & {"robostream.config", "robostream.processors.records", "robostream.schemas",
+                         "robostream.topics", "fastavro", "pydantic"}

@@ -21,14 +21,8 @@ import numpy as np
 from PIL import Image
 
 from robostream.processors.compaction import bundles, depth, h264, pointcloud, tiers
-from robostream.processors.records import (
-    HOUR_US,
-    FrameKind,
-    FrameMeta,
-    FrameTier,
-    StoredObject,
-    TierName,
-)
+from robostream.processors.frame_records import FrameKind, FrameMeta, FrameTier, StoredObject, TierName
+from robostream.times import HOUR_US
 
 CONTENT_TYPES = {"mp4": "video/mp4", "png": "image/png", "jpeg": "image/jpeg",
                  "draco": "application/vnd.google.draco"}

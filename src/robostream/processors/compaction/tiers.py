@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from robostream.processors.records import TierName
+from robostream.processors.frame_records import TierName
 
 
 @dataclass(frozen=True, slots=True)
