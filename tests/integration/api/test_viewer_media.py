@@ -2,7 +2,8 @@
 progressively (thumbnail, preview, the original on a click) in the frame view, which also follows
 the live camera; the session's frame list keeps only the rows on screen in the page; H.264
 segments play as video; point clouds stored as Draco and PLY are drawn in 3D with WebGL; and a
-session viewed once replays offline from the Service Worker's IndexedDB copy.
+session viewed once replays offline from the Service Worker's IndexedDB copy, its played H.264
+segments included.
 
 One browser and one seeded session serve every test of the module (they run in file order: the
 offline test replays what the earlier ones viewed). Screenshots are kept in tests/artifacts/."""
@@ -351,6 +352,64 @@ def test_a_session_viewed_once_replays_offline(page: Any) -> None:
     assert not on_line
     assert offline == online and len(online) > 0
     assert kept["page"] == 1 and kept["history"] >= 1 and kept["frames"] >= 2 and kept["object"] >= 10
+    assert not page.errors
+
+
+def play_segment(page: Any) -> dict[str, Any]:
+    """Click the frame view's H.264 segment and wait until it has played to its end."""
+    page.wait_for_selector("#frame-segment:not([hidden])")
+    page.click("#frame-segment")
+    page.wait_for_function("(v => !v.hidden && v.ended && v.videoWidth === 320)"
+                           "(document.getElementById('frame-video'))")
+    video: dict[str, Any] = page.eval_on_selector(
+        "#frame-video", "v => ({src: v.currentSrc, error: v.error && v.error.code, height: v.videoHeight,"
+        " duration: v.duration, played: v.played.length && v.played.end(v.played.length - 1)})")
+    return video
+
+
+def test_a_segment_played_once_plays_again_offline(page: Any) -> None:
+    open_row(page, LISTED)
+    online = play_segment(page)
+
+    page.context.set_offline(True)
+    try:
+        page.reload()
+        page.wait_for_function("window.robostreamViewer.offline.controlled")
+        page.wait_for_function("window.robostreamViewer.frameList.frames === 200")
+        page.eval_on_selector("#frame-list", "box => { box.scrollTop = box.scrollHeight; }")
+        page.wait_for_function(f"window.robostreamViewer.frameList.frames === {LISTED + 3}")
+        open_row(page, LISTED)
+        # The <video> asks for byte ranges; the Service Worker answers them from the kept object.
+        offline = play_segment(page)
+        view = state(page, "frameView")
+        ranges = page.evaluate("""async (url) => {
+            const whole = new Uint8Array(await (await fetch(url)).arrayBuffer());
+            const ask = async (range) => {
+              const r = await fetch(url, {headers: {Range: range}});
+              return {status: r.status, range: r.headers.get('Content-Range'),
+                      body: Array.from(new Uint8Array(await r.arrayBuffer()))};
+            };
+            return {size: whole.length, head: Array.from(whole.slice(10, 20)),
+                    tail: Array.from(whole.slice(-4)), middle: await ask('bytes=10-19'),
+                    suffix: await ask('bytes=-4'), past: await ask(`bytes=${whole.length}-`)};
+        }""", offline["src"])
+        on_line = page.evaluate("navigator.onLine")
+        shot(page, "offline-video")
+    finally:
+        page.context.set_offline(False)
+
+    assert not on_line
+    assert offline["src"].split("?")[0] == online["src"].split("?")[0]
+    assert "/cam/rgb/preview/" in offline["src"]
+    assert offline["error"] is None and offline["height"] == 180
+    assert offline["duration"] == pytest.approx(6 / 30, abs=0.05)
+    assert offline["played"] == pytest.approx(offline["duration"], abs=0.05)  # played to its end
+    assert view["format"] == "video" and view["tier"] == "preview"
+    size = ranges["size"]  # seeking offline: any byte range of the kept segment
+    assert ranges["middle"] == {"status": 206, "range": f"bytes 10-19/{size}", "body": ranges["head"]}
+    assert ranges["suffix"] == {"status": 206, "range": f"bytes {size - 4}-{size - 1}/{size}",
+                                "body": ranges["tail"]}
+    assert ranges["past"]["status"] == 416 and ranges["past"]["range"] == f"bytes */{size}"
     assert not page.errors
 
 
