@@ -50,6 +50,8 @@ class RobotRun:
     acked_images: set[int] = field(default_factory=set)  # seqs of images acked
     image_seqs: set[int] = field(default_factory=set)
     partly_retried: set[int] = field(default_factory=set)  # seqs of batches acked with retriable nacks
+    #: seqs of every batch that had retriable nacks (kept: those envelopes were sent twice)
+    resent_seqs: set[int] = field(default_factory=set)
     rejected: int = 0
     retried: int = 0
     counters: dict[str, int] = field(default_factory=dict)
@@ -65,6 +67,8 @@ class RobotRun:
             # the event does not say which envelopes the gateway took: the nacked ones come back
             # in a later batch, the others count once the spool has emptied (settle_retried)
             self.partly_retried.update(seqs)
+            if info["retried"]:
+                self.resent_seqs.update(seqs)
             return
         self._acked(seqs)
 
