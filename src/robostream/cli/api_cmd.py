@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 
-from robostream.api import serve_api
 from robostream.cli.options import listen_host, listen_port
 from robostream.cli.serving import serve_until_signal
 from robostream.config import load_settings
@@ -24,5 +23,7 @@ def run(
     port: Annotated[int | None, listen_port("api.port")] = None,
 ) -> None:
     """Serve until interrupted."""
+    from robostream.api import serve_api  # only this command needs the API's imports
+
     settings = load_settings()
     serve_until_signal(lambda stop: serve_api(settings, host=host, port=port, stop=stop))

@@ -10,7 +10,6 @@ import typer
 from robostream.cli.options import listen_host, listen_port
 from robostream.cli.serving import serve_until_signal
 from robostream.config import load_settings
-from robostream.gateway import GatewayStartError, serve_gateway
 
 app = typer.Typer(
     help="Run the ingest gateway: WS /v1/stream, POST /v1/ingest, GET /healthz, GET /metrics "
@@ -26,6 +25,8 @@ def run(
     port: Annotated[int | None, listen_port("gateway.port")] = None,
 ) -> None:
     """Serve until interrupted; on SIGINT/SIGTERM stop accepting, flush, ack and close."""
+    from robostream.gateway import GatewayStartError, serve_gateway  # only this command needs them
+
     settings = load_settings()
     try:
         serve_until_signal(lambda stop: serve_gateway(settings, host=host, port=port, stop=stop))

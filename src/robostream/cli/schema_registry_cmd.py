@@ -9,7 +9,6 @@ import typer
 from robostream.cli.options import listen_host, listen_port
 from robostream.cli.serving import serve_until_signal
 from robostream.config import load_settings
-from robostream.schemas.registry import serve_registry
 
 app = typer.Typer(
     help="Run the Confluent-compatible Schema Registry (REST API; schemas stored in the "
@@ -24,6 +23,8 @@ def run(
     port: Annotated[int | None, listen_port("from the URL")] = None,
 ) -> None:
     """Serve until interrupted (Ctrl-C or SIGTERM)."""
+    from robostream.schemas.registry import serve_registry  # only this command needs it
+
     settings = load_settings()
     try:
         serve_until_signal(lambda stop: serve_registry(settings, host, port, stop=stop))

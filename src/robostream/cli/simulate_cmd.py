@@ -7,16 +7,16 @@ import logging
 import signal
 import sys
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
 
 from robostream.config import load_settings
-from robostream.simulator import SimulatedRobot, SimulationOptions, SimulationReport, run_simulation
-from robostream.simulator.progress import show_progress, summary_table
-from robostream_sdk import SpoolLockedError
+
+if TYPE_CHECKING:  # the simulator and the SDK are imported by this command only, when it runs
+    from robostream.simulator import SimulatedRobot, SimulationOptions, SimulationReport
 
 app = typer.Typer(
     help="Simulate robots: 100 Hz pose/joints/IMU, 30 Hz force/torque, 1 Hz metrics, camera bursts "
@@ -54,6 +54,10 @@ def simulate(
         raise typer.BadParameter("--transport must be ws or https")
     chosen: Literal["ws", "https"] | None = "https" if transport == "https" else (
         "ws" if transport == "ws" else None)
+    from robostream.simulator import SimulationOptions
+    from robostream.simulator.progress import summary_table
+    from robostream_sdk import SpoolLockedError
+
     settings = load_settings()
     console = Console(stderr=True)
     live = progress and console.is_terminal
@@ -74,6 +78,9 @@ def simulate(
 
 
 async def _run(options: SimulationOptions, console: Console) -> SimulationReport:
+    from robostream.simulator import run_simulation
+    from robostream.simulator.progress import show_progress
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 
