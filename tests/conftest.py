@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -66,6 +68,59 @@ def environment(env: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = value
 
 
+def keep_stacks() -> bool:
+    """ROBOSTREAM_KEEP_TEST_STACK=1: the session leaves its stacks running for the next run."""
+    return os.environ.get("ROBOSTREAM_KEEP_TEST_STACK") == "1"
+
+
+class SessionEnd:
+    """What the session stops when it ends: every stack at once, each with its own ``down`` (SIGTERM
+    and wait: Kafka's controlled shutdown spares the next start a log recovery). Stopped by their
+    fixtures, the test, reliability, cluster and throwaway stacks went down one after another, all
+    in the last test's teardown."""
+
+    def __init__(self) -> None:
+        self._stops: dict[Path, Callable[[], object]] = {}
+
+    def add(self, state_dir: Path, stop: Callable[[], object]) -> None:
+        """Call ``stop`` when the session ends, beside the others; once per stack (``state_dir``:
+        two fixtures may hand in the same stack)."""
+        self._stops.setdefault(state_dir, stop)
+
+    def run(self) -> str:
+        """Call every ``stop`` on its own thread; raise the first error once all have returned.
+        Returns what took how long (one line, for the terminal)."""
+        if not self._stops:
+            return ""
+        began = time.monotonic()
+        with ThreadPoolExecutor(len(self._stops), thread_name_prefix="session-end") as pool:
+            futures = {state_dir.name: pool.submit(_timed, stop) for state_dir, stop in self._stops.items()}
+        errors = [error for future in futures.values() if (error := future.exception()) is not None]
+        if errors:
+            raise errors[0]
+        each = ", ".join(f"{name} {future.result():.1f} s" for name, future in futures.items())
+        return f"stacks stopped side by side in {time.monotonic() - began:.1f} s: {each}"
+
+
+def _timed(stop: Callable[[], object]) -> float:
+    began = time.monotonic()
+    stop()
+    return time.monotonic() - began
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_end(pytestconfig: pytest.Config) -> Iterator[SessionEnd]:
+    """Where session fixtures leave the stacks they started (set up first, so it ends last)."""
+    end = SessionEnd()
+    yield end
+    said = end.run()
+    terminal = pytestconfig.pluginmanager.get_plugin("terminalreporter")
+    capture = pytestconfig.pluginmanager.get_plugin("capturemanager")
+    if said and terminal is not None and capture is not None:
+        with capture.global_and_fixture_disabled():  # teardown output is captured otherwise
+            terminal.write_line(said)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     stack_mode()  # ROBOSTREAM_TEST_STACK is local (default) or containers; anything else stops here
 
@@ -89,7 +144,7 @@ def settings() -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings) -> Iterator[object]:
+def stack(settings: Settings, session_end: SessionEnd) -> Iterator[object]:
     """The running test stack (Kafka, SecantusDB, SeaweedFS, Redis), started once per session."""
     if stack_mode() == "containers":
         yield None  # the settings fixture started the containers
@@ -99,8 +154,8 @@ def stack(settings: Settings) -> Iterator[object]:
     test_stack = Stack(settings)
     test_stack.up()
     yield test_stack
-    if os.environ.get("ROBOSTREAM_KEEP_TEST_STACK") != "1":
-        test_stack.down()
+    if not keep_stacks():
+        session_end.add(test_stack.state_dir, test_stack.down)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from robostream.config import Settings
+from tests.conftest import SessionEnd, keep_stacks
 from tests.reliability import cluster, report
 from tests.reliability.cluster import ClusterStack
 from tests.reliability.sizes import FULL
@@ -58,19 +59,19 @@ def rel_settings() -> Settings:
 
 
 @pytest.fixture(scope="session")
-def rel_stack(rel_settings: Settings) -> Iterator[ReliabilityStack]:
+def rel_stack(rel_settings: Settings, session_end: SessionEnd) -> Iterator[ReliabilityStack]:
     """The reliability stack with gateway, sinks and processors running, once per session."""
     started = time.monotonic()
     stack = start(rel_settings)
     report.FIGURES.timings["stack start"] = time.monotonic() - started
     yield stack
-    if os.environ.get("ROBOSTREAM_KEEP_TEST_STACK") != "1":
-        stack.down()
+    if not keep_stacks():
+        session_end.add(stack.state_dir, stack.down)
 
 
 @pytest.fixture(scope="session", autouse=True)
 def cluster_in_background(
-    request: pytest.FixtureRequest, rel_settings: Settings,
+    request: pytest.FixtureRequest, rel_settings: Settings, session_end: SessionEnd,
 ) -> Iterator[Future[ClusterStack]]:
     """The 3-broker cluster starting on a thread from the first reliability test on, if any test of
     CLUSTER_TESTS is to run (its ``cluster`` fixture waits for it); stopped at the session's end."""
@@ -90,7 +91,7 @@ def cluster_in_background(
         yield future
         with contextlib.suppress(BaseException):
             future.result()
-    stack.kill_all()
+    session_end.add(stack.state_dir, stack.kill_all)
 
 
 @pytest.fixture(autouse=True)

@@ -25,6 +25,7 @@ from robostream.config import RobotSettings, Settings
 from robostream.gateway import Gateway, hash_token
 from robostream.stack import Stack
 from robostream.topics import catalogue, create_topics
+from tests.conftest import SessionEnd
 
 from .clients import ROBOTS, LoopThread
 from .tls import write_self_signed
@@ -207,6 +208,7 @@ def throwaway_kafka_starting(
     settings: Settings,
     kafka_bootstrap: str,
     tmp_path_factory: pytest.TempPathFactory,
+    session_end: SessionEnd,
 ) -> Iterator[Future[ThrowawayKafka] | None]:
     """Starts the throwaway broker in the background as soon as the gateway tests begin (the JVM
     takes a while); only when the backpressure tests are selected."""
@@ -220,4 +222,4 @@ def throwaway_kafka_starting(
             yield starting
         finally:
             starting.exception()  # wait for the start to finish before stopping
-            kafka.stop()
+            session_end.add(kafka.state_dir, kafka.stop)

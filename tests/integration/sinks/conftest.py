@@ -24,13 +24,14 @@ from robostream.schemas import ConfluentSchemaResolver, DataType, schema_str, su
 from robostream.stack import Stack
 from robostream.stack.process import StackError
 from robostream.topics import catalogue, create_topics
+from tests.conftest import SessionEnd, keep_stacks
 from tests.containers import stack_mode
 
 CORE_SERVERS = ["kafka", "mongo", "s3", "redis"]
 
 
 @pytest.fixture(scope="session")
-def stack(settings: Settings) -> Iterator[Stack | None]:
+def stack(settings: Settings, session_end: SessionEnd) -> Iterator[Stack | None]:
     """The test stack; while the schema registry cannot start there, the four data servers."""
     if stack_mode() == "containers":
         yield None  # tests/conftest.py's settings fixture started the containers
@@ -43,8 +44,8 @@ def stack(settings: Settings) -> Iterator[Stack | None]:
             raise
         test_stack.up(CORE_SERVERS)
     yield test_stack
-    if os.environ.get("ROBOSTREAM_KEEP_TEST_STACK") != "1":
-        test_stack.down()
+    if not keep_stacks():
+        session_end.add(test_stack.state_dir, test_stack.down)
 
 
 def _registers(url: str) -> bool:
