@@ -71,7 +71,13 @@ def test_mongo_outage_pauses_the_connector_and_loses_nothing(
         feeder.join(60)
         wait_until(lambda: points_in_mongo(db, session) == RECORDS * SAMPLES_PER_RECORD, 120,
                    "every point after the outage")
-        status = rest(url, f"/connectors/{name}/status")
+
+        def drained() -> dict[str, Any] | None:
+            status: dict[str, Any] = rest(url, f"/connectors/{name}/status")
+            return status if status["tasks"][0]["lag"]["total"] == 0 else None
+
+        # the written offsets are committed beside the path, every offset_flush_interval_ms
+        status = wait_until(drained, 30, "the lag to drain once the points landed")
 
     assert paused["paused_reason"] == "store_unavailable" and paused["retry"]["attempt"] >= 1
     assert "MongoDB" in paused["retry"]["last_error"]
