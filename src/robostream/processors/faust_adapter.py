@@ -87,6 +87,10 @@ def internals() -> list[Internal]:
         Internal(faust.App, "_new_transport"),
         Internal(AIOKafkaTransport, "Consumer"),
         Internal(AIOKafkaConsumer, "_new_consumer_thread"),
+        Internal(AIOKafkaConsumer, "_seek"),
+        Internal(AIOKafkaConsumer, "_thread", in_init=True),
+        Internal(AIOKafkaConsumerThread, "call_thread"),
+        Internal(AIOKafkaConsumerThread, "seek"),
         Internal(AIOKafkaConsumerThread, "seek_to_committed"),
         Internal(AIOKafkaConsumerThread, "_ensure_consumer"),
         Internal(AIOKafkaConsumerThread, "_create_worker_consumer"),
@@ -194,9 +198,28 @@ class _RewindingConsumerThread(AIOKafkaConsumerThread):
         return committed
 
 
+# -- seeks on the consumer's thread --
+#
+# Faust runs aiokafka in a thread of its own (its own event loop), but ``Consumer.seek`` runs
+# aiokafka's ``seek`` in the caller's thread. aiokafka's fetcher then deletes the partition's
+# fetched records (``Fetcher.seek_to``: ``del self._records[tp]``) while ``fetched_records`` may be
+# handing them out in the consumer thread, which deletes the same key afterwards: ``KeyError:
+# TopicPartition`` crashes the Fetcher service and the worker with it (seen when the offset-order
+# guard rewound a partition right after a worker started). The seek is enqueued on the consumer
+# thread instead, so it runs between two fetches there.
+
+
 class _RewindingConsumer(AIOKafkaConsumer):
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return _RewindingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        thread = self._thread
+
+        async def seek() -> None:  # runs on the consumer thread's event loop
+            thread.seek(partition, offset)
+
+        await thread.call_thread(seek)
 
 
 class _RewindingTransport(AIOKafkaTransport):
