@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import ssl
 import uuid
 from collections.abc import Callable, Iterator
@@ -25,7 +24,7 @@ from robostream.config import RobotSettings, Settings
 from robostream.gateway import Gateway, hash_token
 from robostream.stack import Stack
 from robostream.topics import catalogue, create_topics
-from tests.conftest import SessionEnd
+from tests.conftest import SessionEnd, free_port
 
 from .clients import ROBOTS, LoopThread
 from .tls import write_self_signed
@@ -142,12 +141,6 @@ def gateway(gw_settings: Settings) -> Iterator[RunningGateway]:
 
 
 # -- a broker the tests may freeze ------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class ThrowawayKafka:

@@ -15,13 +15,8 @@ import pytest
 
 from robostream.config import Settings
 from robostream.topics import cluster_not_ready
+from tests.conftest import free_port
 from tests.integration.processors.harness import Worker, produce, telemetry
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -44,7 +39,7 @@ class KafkaDoor:
     def __init__(self, target: str) -> None:
         host, port = target.rsplit(":", 1)
         self.target = (host, int(port))
-        self.bootstrap = f"127.0.0.1:{_free_port()}"
+        self.bootstrap = f"127.0.0.1:{free_port()}"
         self._server: socket.socket | None = None
 
     def open(self) -> None:

@@ -13,15 +13,9 @@ from pathlib import Path
 
 from robostream.config import Settings
 from robostream.topics import topic_for
-from tests.conftest import ROOT
+from tests.conftest import ROOT, free_port
 from tests.integration.processors.harness import Worker, produce, settings_env, telemetry
 from tests.prometheus import Scrape, scrape
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scrape_when(url: str, worker: Worker, check: Callable[[Scrape], bool], timeout: float = 60) -> Scrape:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,15 +12,10 @@ from collections.abc import Callable
 import requests
 
 from robostream.config import Settings
+from tests.conftest import free_port
 from tests.integration.schema_registry.schemas import V1
 
 COMMAND = "from robostream.cli.schema_registry_cmd import app; app()"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -39,7 +33,7 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60.
 def test_command_serves_until_sigterm(
     registry_settings: Settings, new_topic: Callable[[], str]
 ) -> None:
-    port = _free_port()
+    port = free_port()
     env = {**os.environ,
            "ROBOSTREAM_KAFKA__BOOTSTRAP": registry_settings.kafka.bootstrap,
            "ROBOSTREAM_SCHEMA_REGISTRY__TOPIC": new_topic()}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -30,6 +29,7 @@ from robostream.config import Settings
 from robostream.schemas import ConfluentSchemaResolver, DataType
 from robostream.sinks import group_id, keys
 from robostream.topics import topic_for
+from tests.conftest import free_port
 from tests.integration.sinks.conftest import subprocess_env
 from tests.integration.sinks.helpers import (
     SAMPLES_PER_RECORD,
@@ -221,7 +221,3 @@ def seq_offsets(settings: Settings, topic: str, session: str) -> dict[int, tuple
         consumer.close()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
