@@ -466,7 +466,7 @@ class ProcessorSettings(Section):
     h264_preset: str = Field("veryfast", pattern=r"^[a-z]+$")
     preview: str = Field("640x360", pattern=r"^\d{1,5}x\d{1,5}$")
     thumbnail: str = Field("120x68", pattern=r"^\d{1,5}x\d{1,5}$")
-    png_level: int = Field(6, ge=0, le=9, description="zlib level of depth PNGs")
+    png_level: int = Field(4, ge=0, le=9, description="zlib level of depth PNGs (rows Sub-filtered)")
     draco_quantization_bits: int = Field(14, ge=1, le=30)
     draco_compression_level: int = Field(7, ge=0, le=10)
     bundles: bool = Field(True, description="write hourly {hour}_bundle.tar.gz bundles")

@@ -17,6 +17,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from robostream.png16 import encode_png16
+
 Array = np.ndarray[Any, Any]
 
 CAMERA_HEIGHT_M = 1.2  # above the floor
@@ -214,9 +216,7 @@ class SceneCamera:
         return buffer.getvalue()
 
     def _png16(self, depth: Array) -> bytes:
-        buffer = io.BytesIO()
-        Image.fromarray(depth).save(buffer, "PNG", compress_level=self.png_level)
-        return buffer.getvalue()
+        return encode_png16(depth, self.png_level)
 
     def _ply(self, rgb: Array, depth: Array, principal: tuple[float, float]) -> bytes:
         s = self.stride

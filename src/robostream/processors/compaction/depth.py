@@ -7,15 +7,9 @@ import io
 import numpy as np
 from PIL import Image
 
+from robostream.png16 import encode_png16
 
-def encode_png16(depth: np.ndarray, level: int = 6) -> bytes:
-    """A (h, w) uint16 depth image (e.g. millimetres) as a 16-bit PNG, zlib ``level``."""
-    if depth.dtype != np.uint16 or depth.ndim != 2:
-        raise ValueError(f"expected a 2-D uint16 depth image, got {depth.dtype} {depth.shape}")
-    image = Image.fromarray(np.ascontiguousarray(depth, dtype="<u2"))  # mode I;16
-    out = io.BytesIO()
-    image.save(out, format="PNG", compress_level=level)
-    return out.getvalue()
+__all__ = ["decode_depth", "decode_png16", "encode_png16"]
 
 
 def decode_png16(data: bytes) -> np.ndarray:
