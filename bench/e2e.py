@@ -37,6 +37,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import tempfile
@@ -220,26 +221,36 @@ def delta(after: dict[tuple[str, int], int], before: dict[tuple[str, int], int])
 
 @dataclass
 class LiveClients:
-    """One ``/v1/live`` WebSocket client per robot. On the path it only reads the clock and keeps
-    the message (``arrivals``: arrival time, session, raw text); :func:`live_latency` parses them
-    after the case and times every sample they carry."""
+    """One ``/v1/live`` WebSocket client per robot, in the bench's own process (the robots run in
+    processes of their own, so a client's clock is not held up by their work). On the path it only
+    reads the clock and keeps the message (``arrivals``: arrival time, session, raw text);
+    :func:`live_latency` parses them after the case and times every sample they carry."""
 
     api_url: str
     arrivals: list[tuple[float, str, str]] = field(default_factory=list)
     reconnects: int = 0
+    stopping: bool = False
 
-    async def watch(self, robots: list[SimulatedRobot]) -> None:
+    async def watch(self, sessions: Any, robots: int) -> None:
+        """Follow each ``(robot_id, session_id)`` the robot processes announce on ``sessions``."""
+        loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession() as http:
-            await asyncio.gather(*(self._client(http, robot) for robot in robots))
+            clients = []
+            for _ in range(robots):
+                robot_id, session = await loop.run_in_executor(None, sessions.get)
+                clients.append(asyncio.create_task(self._client(http, robot_id, session)))
+            try:
+                await asyncio.gather(*clients)
+            finally:
+                for client in clients:
+                    client.cancel()
+                await asyncio.gather(*clients, return_exceptions=True)
 
-    async def _client(self, http: aiohttp.ClientSession, robot: SimulatedRobot) -> None:
+    async def _client(self, http: aiohttp.ClientSession, robot_id: str, session: str) -> None:
         """Follow one robot's live view; reconnect (and count it) when the API drops the socket."""
-        while not robot.session_id:  # noqa: ASYNC110 (set by the robot's task, no event to wait on)
-            await asyncio.sleep(0.02)
-        session = robot.session_id
-        url = (f"{self.api_url.replace('http', 'ws', 1)}/v1/live?robot={robot.plan.robot_id}"
+        url = (f"{self.api_url.replace('http', 'ws', 1)}/v1/live?robot={robot_id}"
                f"&session={session}&types=time_series")
-        while not robot.done:
+        while not self.stopping:
             with contextlib.suppress(aiohttp.ClientError, asyncio.TimeoutError):
                 async with http.ws_connect(url) as ws:
                     async for message in ws:
@@ -341,23 +352,69 @@ def live_latency(live: LiveClients, published: list[tuple[float, bytes]], sessio
             "basis": "every sample: arrival at the /v1/live client - the sample's own time"}
 
 
-def simulate(settings: Settings, robots: int, media: bool, duration: float, api_url: str,
-             spool: Path) -> tuple[SimulationReport, LiveClients, list[tuple[float, bytes]]]:
+def simulate(
+    settings: Settings, robots: int, media: bool, duration: float, api_url: str, spool: Path, processes: int,
+) -> tuple[SimulationReport, LiveClients, list[tuple[float, bytes]], float]:
+    """Run the robots in ``processes`` child processes (real robots do not share one event loop)
+    while this process follows their live views; returns the report, the clients, the publishes
+    seen and the robots' CPU seconds."""
     options = SimulationOptions.from_settings(
         settings, robots=robots, duration_s=duration, media=media, resolution="640x360",
         spool_dir=spool, progress=False)
+    parts = [list(range(robots))[k::processes] for k in range(min(processes, robots))]
+    spawn = multiprocessing.get_context("spawn")
+    sessions, results = spawn.Queue(), spawn.Queue()
+    children = [spawn.Process(target=robots_process, args=(options, part, sessions, results), daemon=True)
+                for part in parts]
     live = LiveClients(api_url)
     tap = RedisTap(settings.redis.url)
 
-    async def main() -> SimulationReport:
-        return await run_simulation(
-            options, on_start=lambda rs: asyncio.get_running_loop().create_task(live.watch(rs)))
+    async def main() -> list[tuple[SimulationReport, float]]:
+        watch = asyncio.create_task(live.watch(sessions, robots))
+        loop = asyncio.get_running_loop()
+        try:
+            return await asyncio.gather(*(loop.run_in_executor(None, results.get, True, duration + 600)
+                                          for _ in children))
+        finally:
+            live.stopping = True
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
 
+    for child in children:
+        child.start()
     try:
-        report = asyncio.run(main())
+        done = asyncio.run(main())
     finally:
         published = tap.close()
-    return report, live, published
+        for child in children:
+            child.join(30)
+            if child.is_alive():
+                child.kill()
+    reports = [robot for part, _ in done for robot in part.robots]
+    order = {plan.robot_id: index for index, plan in enumerate(options.robots)}
+    reports.sort(key=lambda r: order[r.robot_id])
+    report = SimulationReport(reports, max(part.wall_s for part, _ in done))
+    return report, live, published, sum(cpu for _, cpu in done)
+
+
+def robots_process(options: SimulationOptions, indexes: list[int], sessions: Any, results: Any) -> None:
+    """A child process: run the robots at ``indexes`` of the plan, announce each one's session as
+    it starts, and put ``(report, CPU seconds)`` on ``results``."""
+
+    async def announce(robots: list[SimulatedRobot]) -> None:
+        for robot in robots:
+            while not robot.session_id:  # noqa: ASYNC110 (set by the robot's task, no event to wait on)
+                await asyncio.sleep(0.02)
+            sessions.put((robot.plan.robot_id, robot.session_id))
+
+    async def main() -> SimulationReport:
+        return await run_simulation(options, robot_indexes=indexes,
+                                    on_start=lambda rs: asyncio.get_running_loop().create_task(announce(rs)))
+
+    report = asyncio.run(main())
+    me = psutil.Process()
+    results.put((report, sum(me.cpu_times()[:2])))
 
 
 def mongo_landed(settings: Settings, sessions: Sequence[str]) -> int:
@@ -373,27 +430,25 @@ def mongo_landed(settings: Settings, sessions: Sequence[str]) -> int:
 
 
 def run_case(pipeline: Pipeline, admin: AdminClient, robots: int, media: bool, duration: float,
-             drain_timeout: float, folder: Path) -> dict[str, Any]:
+             drain_timeout: float, folder: Path, sim_processes: int) -> dict[str, Any]:
     settings = pipeline.settings
     topics = prefix_topics(settings)
     before = high_watermarks(admin, topics)
     cpu0 = {n: s.cpu_seconds() for n, s in pipeline.services.items()}
-    me = psutil.Process()
-    cpu0["simulator"] = sum(me.cpu_times()[:2])
     infra = infra_processes(settings)
     infra0 = {n: cpu_of(p) for n, p in infra.items()}
     for service in pipeline.services.values():
         service.reset_peak()
     api_url = f"http://127.0.0.1:{settings.api.port}"
     started = time.monotonic()
-    report, live, published = simulate(settings, robots, media, duration, api_url,
-                                       folder / f"spool-{robots}-{media}")
+    report, live, published, robots_cpu = simulate(settings, robots, media, duration, api_url,
+                                                   folder / f"spool-{robots}-{media}", sim_processes)
     wall = time.monotonic() - started
     cpu = {n: s.cpu_seconds() - cpu0[n] for n, s in pipeline.services.items()}
-    cpu["simulator"] = sum(me.cpu_times()[:2]) - cpu0["simulator"]
+    cpu["simulator"] = robots_cpu  # start-up (imports) included
     infra_cpu = {n: 100 * (cpu_of(p) - infra0[n]) / wall for n, p in infra.items()}
     peak = {n: s.peak_rss for n, s in pipeline.services.items()}
-    peak["simulator"] = me.memory_info().rss
+    peak["simulator"] = psutil.Process().memory_info().rss  # this process: the live clients
     end_hw = high_watermarks(admin, topics)
     lag_at_end = group_lag(admin, pipeline.groups, end_hw)
     sessions = [r.session_id for r in report.robots]
@@ -833,6 +888,9 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--floor-records", type=int, default=2000,
                         help="records of the floor (raw Kafka -> Redis -> WebSocket; 0: skip it)")
     parser.add_argument("--floor-rate", type=float, default=100.0, help="records/s of the floor")
+    parser.add_argument("--sim-processes", type=int,
+                        help="processes the simulated robots run in (default: one per robot, as real "
+                             "robots each have their own computer; they still share this machine's cores)")
     parser.add_argument("--keep", action="store_true", help="keep topics and database")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = parser.parse_args(argv)
@@ -887,7 +945,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
                     duration = args.duration if robots >= 10 else (args.small_duration or args.duration)
                     print(f"case: {robots} robot(s), {mode}, {duration:.0f} s ...", flush=True)
                     case = run_case(pipeline, admin, robots, mode == "media", duration, args.drain_timeout,
-                                    folder)
+                                    folder, args.sim_processes or robots)
                     case["ceilings"] = ceilings(settings, admin, case)
                     del case["_range"]
                     print(f"  {case['msgs_per_s']:,.0f} msg/s, {case['mb_per_s']:.2f} MB/s, "
@@ -905,6 +963,7 @@ def run(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "drain_timeout_s": args.drain_timeout, "profile": args.profile,
         "redis_flush_ms": args.redis_flush_ms,
         "sink_layout": layout,
+        "sim_processes": args.sim_processes or "one per robot",
         "floor_records": args.floor_records, "floor_rate_per_s": args.floor_rate,
         "rates": settings.rates.model_dump(mode="json"),
         "batching": settings.batching.model_dump(mode="json"),

@@ -21,7 +21,7 @@ import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Collection, Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -326,11 +326,16 @@ class BatchLogger:
 
 
 def robots_for(options: SimulationOptions, *, stop: asyncio.Event,
-               clock_factory: Callable[[], Clock] = RealClock) -> list[tuple[SimulatedRobot, RobotClient]]:
-    """One client and one simulated robot per planned robot."""
+               clock_factory: Callable[[], Clock] = RealClock,
+               indexes: Collection[int] | None = None) -> list[tuple[SimulatedRobot, RobotClient]]:
+    """One client and one simulated robot per planned robot (only those at ``indexes``, when given:
+    the others run elsewhere, and every robot keeps the camera slots of the whole plan)."""
     pairs = []
     slot = 0
-    for plan in options.robots:
+    for index, plan in enumerate(options.robots):
+        if indexes is not None and index not in indexes:
+            slot += len(plan.cameras)
+            continue
         holder: list[SimulatedRobot] = []
 
         async def answer(method: str, params: Any, _holder: list[SimulatedRobot] = holder) -> Any:
@@ -350,10 +355,12 @@ def robots_for(options: SimulationOptions, *, stop: asyncio.Event,
 
 async def run_simulation(options: SimulationOptions, *, stop: asyncio.Event | None = None,
                          clock_factory: Callable[[], Clock] = RealClock,
-                         on_start: Callable[[list[SimulatedRobot]], Any] | None = None) -> SimulationReport:
-    """Run every robot concurrently until the duration passed or ``stop`` is set."""
+                         on_start: Callable[[list[SimulatedRobot]], Any] | None = None,
+                         robot_indexes: Collection[int] | None = None) -> SimulationReport:
+    """Run every robot (or those at ``robot_indexes`` of the plan) concurrently until the duration
+    passed or ``stop`` is set."""
     stop = stop or asyncio.Event()
-    pairs = robots_for(options, stop=stop, clock_factory=clock_factory)
+    pairs = robots_for(options, stop=stop, clock_factory=clock_factory, indexes=robot_indexes)
     started = time.monotonic()
     watcher = None
     try:

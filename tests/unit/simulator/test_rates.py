@@ -147,3 +147,23 @@ def test_burst_schedule() -> None:
     frames = schedule.due(60.0)
     assert len(frames) == 120 and frames[0] == 3.0 and frames[60] == 33.0
     assert schedule.due(61.0) == []
+
+
+def test_robots_split_over_processes_keep_the_whole_plans_camera_slots() -> None:
+    """``run_simulation(robot_indexes=...)`` runs part of a plan (the rest runs in another process):
+    each robot's cameras keep the burst slots they have when the whole plan runs in one process."""
+    import asyncio
+
+    from robostream.simulator.runner import robots_for
+
+    options = SimulationOptions.from_settings(Settings(), robots=5, duration_s=1.0, progress=False)
+
+    def slots(indexes: list[int] | None) -> dict[str, tuple[int, int]]:
+        pairs = robots_for(options, stop=asyncio.Event(), indexes=indexes)
+        return {robot.plan.robot_id: robot.camera_slots for robot, _ in pairs}
+
+    whole = slots(None)
+    parts = [slots([0, 2, 4]), slots([1, 3])]
+    assert [len(p) for p in parts] == [3, 2]
+    assert {**parts[0], **parts[1]} == whole
+    assert len({first for first, _ in whole.values()}) == 5  # distinct slots
