@@ -237,7 +237,7 @@ class LiveClients:
         async with aiohttp.ClientSession() as http:
             clients = []
             for _ in range(robots):
-                robot_id, session = await loop.run_in_executor(None, sessions.get)
+                robot_id, session = await loop.run_in_executor(None, sessions.get, True, 600)
                 clients.append(asyncio.create_task(self._client(http, robot_id, session)))
             try:
                 await asyncio.gather(*clients)
@@ -354,27 +354,27 @@ def live_latency(live: LiveClients, published: list[tuple[float, bytes]], sessio
 
 def simulate(
     settings: Settings, robots: int, media: bool, duration: float, api_url: str, spool: Path, processes: int,
-) -> tuple[SimulationReport, LiveClients, list[tuple[float, bytes]], float]:
+) -> tuple[SimulationReport, LiveClients, list[tuple[float, bytes]], float, float]:
     """Run the robots in ``processes`` child processes (real robots do not share one event loop)
     while this process follows their live views; returns the report, the clients, the publishes
-    seen and the robots' CPU seconds."""
+    seen, the robots' CPU seconds and the wall time from their start signal."""
     options = SimulationOptions.from_settings(
         settings, robots=robots, duration_s=duration, media=media, resolution="640x360",
         spool_dir=spool, progress=False)
     parts = [list(range(robots))[k::processes] for k in range(min(processes, robots))]
     spawn = multiprocessing.get_context("spawn")
-    sessions, results = spawn.Queue(), spawn.Queue()
-    children = [spawn.Process(target=robots_process, args=(options, part, sessions, results), daemon=True)
-                for part in parts]
+    sessions, results, ready, start = spawn.Queue(), spawn.Queue(), spawn.Queue(), spawn.Event()
+    children = [spawn.Process(target=robots_process, args=(options, part, sessions, results, ready, start),
+                              daemon=True) for part in parts]
     live = LiveClients(api_url)
-    tap = RedisTap(settings.redis.url)
+
+    def collect() -> list[tuple[SimulationReport, float]]:
+        return [results.get(True, duration + 600) for _ in children]
 
     async def main() -> list[tuple[SimulationReport, float]]:
         watch = asyncio.create_task(live.watch(sessions, robots))
-        loop = asyncio.get_running_loop()
         try:
-            return await asyncio.gather(*(loop.run_in_executor(None, results.get, True, duration + 600)
-                                          for _ in children))
+            return await asyncio.get_running_loop().run_in_executor(None, collect)
         finally:
             live.stopping = True
             watch.cancel()
@@ -383,9 +383,15 @@ def simulate(
 
     for child in children:
         child.start()
+    for _ in children:  # every robot process has imported what it needs: start them together
+        ready.get(True, 300)
+    tap = RedisTap(settings.redis.url)
+    start.set()
+    started = time.monotonic()
     try:
         done = asyncio.run(main())
     finally:
+        wall = time.monotonic() - started
         published = tap.close()
         for child in children:
             child.join(30)
@@ -395,12 +401,13 @@ def simulate(
     order = {plan.robot_id: index for index, plan in enumerate(options.robots)}
     reports.sort(key=lambda r: order[r.robot_id])
     report = SimulationReport(reports, max(part.wall_s for part, _ in done))
-    return report, live, published, sum(cpu for _, cpu in done)
+    return report, live, published, sum(cpu for _, cpu in done), wall
 
 
-def robots_process(options: SimulationOptions, indexes: list[int], sessions: Any, results: Any) -> None:
-    """A child process: run the robots at ``indexes`` of the plan, announce each one's session as
-    it starts, and put ``(report, CPU seconds)`` on ``results``."""
+def robots_process(options: SimulationOptions, indexes: list[int], sessions: Any, results: Any, ready: Any,
+                   start: Any) -> None:
+    """A child process: once ``start`` is set, run the robots at ``indexes`` of the plan, announce
+    each one's session as it starts, and put ``(report, CPU seconds of the run)`` on ``results``."""
 
     async def announce(robots: list[SimulatedRobot]) -> None:
         for robot in robots:
@@ -412,9 +419,12 @@ def robots_process(options: SimulationOptions, indexes: list[int], sessions: Any
         return await run_simulation(options, robot_indexes=indexes,
                                     on_start=lambda rs: asyncio.get_running_loop().create_task(announce(rs)))
 
-    report = asyncio.run(main())
     me = psutil.Process()
-    results.put((report, sum(me.cpu_times()[:2])))
+    ready.put(me.pid)
+    start.wait()
+    cpu0 = sum(me.cpu_times()[:2])
+    report = asyncio.run(main())
+    results.put((report, sum(me.cpu_times()[:2]) - cpu0))
 
 
 def mongo_landed(settings: Settings, sessions: Sequence[str]) -> int:
@@ -440,12 +450,10 @@ def run_case(pipeline: Pipeline, admin: AdminClient, robots: int, media: bool, d
     for service in pipeline.services.values():
         service.reset_peak()
     api_url = f"http://127.0.0.1:{settings.api.port}"
-    started = time.monotonic()
-    report, live, published, robots_cpu = simulate(settings, robots, media, duration, api_url,
-                                                   folder / f"spool-{robots}-{media}", sim_processes)
-    wall = time.monotonic() - started
+    report, live, published, robots_cpu, wall = simulate(settings, robots, media, duration, api_url,
+                                                         folder / f"spool-{robots}-{media}", sim_processes)
     cpu = {n: s.cpu_seconds() - cpu0[n] for n, s in pipeline.services.items()}
-    cpu["simulator"] = robots_cpu  # start-up (imports) included
+    cpu["simulator"] = robots_cpu  # the robots' processes from their start signal (not their imports)
     infra_cpu = {n: 100 * (cpu_of(p) - infra0[n]) / wall for n, p in infra.items()}
     peak = {n: s.peak_rss for n, s in pipeline.services.items()}
     peak["simulator"] = psutil.Process().memory_info().rss  # this process: the live clients
