@@ -1,6 +1,6 @@
 """Delta encoding between frames: does keyframe + residual beat today's per-frame codecs?
 
-Today the processors compact every depth frame on its own as a 16-bit PNG (zlib level 6) and
+Today the processors compact every depth frame on its own as a 16-bit PNG (``png_level``) and
 every point cloud on its own with Draco (14 quantization bits, level 7); RGB goes into H.264
 segments (inter-frame already). This script measures, on the simulator's camera
 (``robostream.simulator.camera.SceneCamera``, a 2 s burst at 30 fps, as ``robostream simulate``
