@@ -3,7 +3,8 @@
 Starts robostream's four services (gateway, sinks, processors, API) as child processes on the
 configured stack, under a topic prefix, MongoDB database, consumer groups and ports of their own,
 then for each case (1, 3, 10 robots x telemetry only / with 640x360 media) runs the simulator
-(``robostream.simulator``, the seed's rates, through the robot SDK) for ``--duration`` seconds:
+(``robostream.simulator``, the seed's rates, through the robot SDK) for ``--duration`` seconds, in
+``--sim-processes`` child processes, while the bench's own process follows the live view:
 
 * sustained messages/s and MB/s acked by the gateway (the SDK's counters);
 * consumer lag per group when the robots stop, and how long the pipeline took to drain;

@@ -44,9 +44,9 @@ def bundle_part(members: Sequence[tuple[str, bytes, int]], *, last: bool = False
     """A gzip member of the tar blocks of ``members`` (+ end-of-archive when ``last``).
 
     Level 0 stores the members in deflate's uncompressed blocks: they are H.264, PNG and Draco
-    already, and level 1 made a burst's part 0.3 % smaller for 17x the CPU (128 ms vs 7 ms for
-    30 depth frames), 9 % of the processors' CPU with 10 robots streaming media. Still a
-    ``.tar.gz`` any reader opens.
+    already, and level 1 made a burst's part 0.3 % smaller for 25x the CPU (95 ms vs 3.8 ms for
+    30 depth frames, ``bench/depth_png.py``), 9 % of the processors' CPU with 10 robots streaming
+    media. Still a ``.tar.gz`` any reader opens.
     """
     payload = tar_members(members) + (_END_OF_ARCHIVE if last else b"")
     return gzip.compress(payload, compresslevel=level, mtime=0)
