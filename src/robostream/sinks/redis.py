@@ -397,7 +397,9 @@ class RedisSink:
         self._eval(pipe, self._log, [key],
                    [envelope.timestamp_us, log_message(envelope), self.settings.redis.latest_window,
                     LATEST_TTL_S, *keys.live_channels(envelope.robot_id, envelope.session_id, DataType.LOG)])
-        return 1
+        # a robot that so far sends only log lines is running too: list it (Foxglove, /v1/sessions)
+        return 1 + self._queue_session_seen(pipe, envelope.robot_id, envelope.session_id,
+                                            envelope.timestamp_us)
 
     def _queue(self, pipe: Any, record: SinkRecord) -> int:
         """Queue the commands of one record; returns how many (0: nothing for this sink)."""

@@ -177,5 +177,8 @@ def test_a_log_record_is_published_once_on_its_sessions_log_channel_and_kept_in_
     ring = redis_client.zrange(keys.log_key(ROBOT, session), 0, -1)
     assert [orjson.loads(m)["seq"] for m in ring] == [0, 1, 2, 3]
     assert 0 < redis_client.ttl(keys.log_key(ROBOT, session)) <= 24 * 3600
+    # a session that has sent only log lines so far is listed as running, at its newest line
+    newest = redis_client.zscore(keys.LIVE_SESSIONS_KEY, keys.live_session_member(ROBOT, session))
+    assert newest == T0 + 3 * 1000
     assert not context.reported
     redis_client.delete(keys.log_key(ROBOT, session))
