@@ -14,7 +14,8 @@ Messages (JSON text frames) a client receives, in order:
   (``telemetry:{robot}:{session}:latest``, oldest first; only with ``time_series`` in types);
 * then, as the sinks publish them: ``{"type": "time_series", "points": [...]}`` (a point is
   ``{"seq", "i", "ts_us", "values": {metric: value}}``), ``{"type": "frame", "urls": {...},
-  ...}``, ``{"type": "stats", "metric", "resolution", "window_start", ...}``;
+  ...}``, ``{"type": "stats", "metric", "resolution", "window_start", ...}``, ``{"type": "log",
+  "seq", "timestamp_us", "level", "logger", "message", "attributes"}``;
 * ``{"type": "dropped", "count": n, "total": m}`` before the next message, when the client fell
   behind and ``n`` messages were dropped (``m`` since it connected).
 
@@ -43,7 +44,7 @@ from robostream.sinks import keys
 
 log = logging.getLogger(__name__)
 
-LIVE_TYPES = ("time_series", "images", "stats")
+LIVE_TYPES = ("time_series", "images", "stats", "log")
 SUBSCRIBE_TIMEOUT_S = 5.0
 HEARTBEAT_S = 30.0
 CLOSE_TIMEOUT_S = 2.0  # a client that does not answer our close frame in time is cut off

@@ -16,6 +16,8 @@ import orjson
 import pytest
 
 from robostream.config import Settings
+from robostream.schemas import DataType, build_envelope
+from robostream.schemas.examples import example_payload
 from robostream.sinks.points import Telemetry, points
 from tests.integration.api.helpers import Landing, RunningApi, SimulatedRobot, now_us
 
@@ -66,6 +68,22 @@ async def test_frames_and_stats_arrive_on_their_types(api: RunningApi, landing: 
     assert frame["type"] == "frame" and frame["camera_id"] == "front"
     assert frame["urls"]["rgb"].startswith("http")
     assert stats["type"] == "stats" and stats["resolution"] in ("1m", "1h") and stats["count"] >= 1
+
+
+async def test_a_robots_log_lines_arrive_on_the_log_type(api: RunningApi, landing: Landing,
+                                                         ids: dict[str, str]) -> None:
+    url = f"{api.ws_url}/v1/live?robot={ids['robot']}&session={ids['session']}&types=log"
+    payload = {**example_payload(DataType.LOG), "message": "gripper torque limit reached"}
+    line = build_envelope(DataType.LOG, payload, robot_id=ids["robot"], session_id=ids["session"], seq=7,
+                          timestamp=now_us() / 1e6)
+    async with aiohttp.ClientSession() as http, http.ws_connect(url) as ws:
+        assert (await receive(ws))["types"] == ["log"]
+        await asyncio.to_thread(landing.write, [line], ("redis",))
+        message = await receive(ws)
+    assert message == {"type": "log", "robot_id": ids["robot"], "session_id": ids["session"], "seq": 7,
+                       "timestamp_us": line.timestamp_us, "level": payload["level"],
+                       "logger": payload["logger"], "message": "gripper torque limit reached",
+                       "attributes": payload["attributes"]}
 
 
 # -- a slow client ---------------------------------------------------------------------------------
