@@ -116,6 +116,9 @@ def faust_app(settings: Settings, partitions: int) -> faust.App:
 
 #: Longest wait for the end offsets of the consumer-lag figures.
 LAG_TIMEOUT_S = 2.0
+#: A source partition whose committed offset has not moved for this long while records wait behind
+#: it is logged as stalled (once per stall), with Faust's fetch state of it.
+STALL_WARN_S = 30.0
 
 
 class ProcessorApp:
@@ -167,6 +170,7 @@ class ProcessorApp:
             order=self._offset_order(self.time_series_topic), bucketed=p.bucketed_output,
         )
         self.frames: FrameCompactor | None = None
+        self._stalls: dict[TP, tuple[int | None, float, bool]] = {}  # committed offset, since, warned
         self._register()
 
     # -- set-up --
@@ -294,6 +298,28 @@ class ProcessorApp:
         committed = fa.committed_offsets(self.app)  # next offset per TP
         self.metrics.lag = {(tp.topic, tp.partition): max(0, ends[tp] - (committed.get(tp) or 0))
                             for tp in tps if ends.get(tp) is not None}
+        self._watch_stalls(tps, committed, ends)
+
+    def _watch_stalls(self, tps: Sequence[TP], committed: Any, ends: Any) -> None:
+        """Warn once about a partition whose committed offset stood still ``STALL_WARN_S`` with
+        records behind it (Faust has been seen to stop fetching one partition after a restart)."""
+        now = asyncio.get_running_loop().time()
+        still: dict[TP, tuple[int | None, float, bool]] = {}
+        for tp in tps:
+            if ends.get(tp) is None or ends[tp] <= (committed.get(tp) or 0):
+                continue
+            offset, since, warned = self._stalls.get(tp, (None, now, False))
+            if offset != committed.get(tp):
+                offset, since, warned = committed.get(tp), now, False
+            if not warned and now - since >= STALL_WARN_S and not fa.rebalancing(self.app):
+                warned = True
+                log.warning("processors %s: %s:%d has not moved for %.0f s with %d record(s) behind "
+                            "(committed %s, end %d; Faust: %s)", self.metrics.worker, tp.topic,
+                            tp.partition, now - since, ends[tp] - (offset or 0), offset, ends[tp],
+                            fa.flow_state(self.app, tp))
+                self.metrics.add("stalled_partitions")
+            still[tp] = (offset, since, warned)
+        self._stalls = still
 
     async def _status(self) -> None:
         await self._refresh_lag()

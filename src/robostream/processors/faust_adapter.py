@@ -8,6 +8,8 @@ The processors need a few things faust-streaming offers no public API for:
   (``Collection.data``, ``send_changelog``): a batch's session states, written after its outputs;
 * whether a rebalance is under way (``App.rebalancing``) and this worker's active partitions
   (``PartitionAssignor.assigned_actives``);
+* whether Faust fetches a partition (``Consumer._active_partitions``, ``_paused_partitions``,
+  ``_buffered_partitions``), named when a partition stalls;
 * a consumer that rewinds partitions nobody has committed yet after a rebalance (``App._new_transport``,
   ``Transport.Consumer``, ``Consumer._new_consumer_thread``, ``AIOKafkaConsumerThread.seek_to_committed``
   and ``_ensure_consumer``, ``TableManager.changelog_topics``): see :class:`RewindingApp`;
@@ -57,16 +59,18 @@ class FaustInternalsError(ProcessorStartError):
 class Internal:
     """One private attribute or method of a Faust/aiokafka class the processors use.
 
-    ``in_init``: an instance attribute, checked as one that the class's ``__init__`` assigns.
+    ``in_init``: an instance attribute, checked as one that the class's ``__init__`` (or the method
+    named ``assigned_in``) assigns.
     """
 
     owner: Any
     name: str
     in_init: bool = False
+    assigned_in: str = "__init__"
 
     def present(self) -> bool:
         if self.in_init:
-            init = getattr(self.owner, "__init__", None)
+            init = getattr(self.owner, self.assigned_in, None)
             code = getattr(init, "__code__", None)
             return code is not None and self.name in code.co_names
         return hasattr(self.owner, self.name)
@@ -80,6 +84,9 @@ def internals() -> list[Internal]:
     """Everything this module reaches into (read from the classes as they are now imported)."""
     return [
         Internal(BaseConsumer, "_committed_offset", in_init=True),
+        Internal(BaseConsumer, "_active_partitions", in_init=True, assigned_in="_reset_state"),
+        Internal(BaseConsumer, "_paused_partitions", in_init=True, assigned_in="_reset_state"),
+        Internal(BaseConsumer, "_buffered_partitions", in_init=True, assigned_in="_reset_state"),
         Internal(Collection, "data"),
         Internal(Collection, "send_changelog"),
         Internal(faust.App, "rebalancing"),
@@ -125,6 +132,16 @@ def committed_offsets(app: faust.App) -> Mapping[TP, int | None]:
     """The group's committed offset (the next offset to read) per partition, as this worker knows it."""
     offsets: Mapping[TP, int | None] = cast(Any, app.consumer)._committed_offset
     return offsets
+
+
+def flow_state(app: faust.App, tp: TP) -> str:
+    """Whether Faust fetches ``tp``: active (fetched), paused (recovery) and buffered (its stream's
+    buffer was full, fetching stopped until it drains), as a short text for a log line."""
+    consumer = cast(Any, app.consumer)
+    active = consumer._active_partitions
+    flags = {"active": active is not None and tp in active, "paused": tp in consumer._paused_partitions,
+             "buffered": tp in consumer._buffered_partitions}
+    return ", ".join(f"{name} {'yes' if flag else 'no'}" for name, flag in flags.items())
 
 
 def rebalancing(app: faust.App) -> bool:
