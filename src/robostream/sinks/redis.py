@@ -354,8 +354,7 @@ class RedisSink:
                 "key": key}
         self._queue_frame(pipe, envelope.robot_id, envelope.session_id, payload["camera_id"],
                           envelope.timestamp_us, kind, {kind: self._presign(bucket, key)}, meta)
-        return 1 + self._queue_session_seen(pipe, envelope.robot_id, envelope.session_id,
-                                            envelope.timestamp_us)
+        return 1
 
     def _queue_frame_batch(self, pipe: Any, batch: FrameBatch) -> int:
         kind = batch.kind.value
@@ -397,9 +396,7 @@ class RedisSink:
         self._eval(pipe, self._log, [key],
                    [envelope.timestamp_us, log_message(envelope), self.settings.redis.latest_window,
                     LATEST_TTL_S, *keys.live_channels(envelope.robot_id, envelope.session_id, DataType.LOG)])
-        # a robot that so far sends only log lines is running too: list it (Foxglove, /v1/sessions)
-        return 1 + self._queue_session_seen(pipe, envelope.robot_id, envelope.session_id,
-                                            envelope.timestamp_us)
+        return 1
 
     def _queue(self, pipe: Any, record: SinkRecord) -> int:
         """Queue the commands of one record; returns how many (0: nothing for this sink)."""
@@ -425,6 +422,9 @@ class RedisSink:
         pipe = self.client.pipeline(transaction=False)
         queued: list[list[SinkRecord]] = []  # the records behind each queued command
         rings: dict[str, _Ring] = {}  # telemetry per session, queued after a first phase
+        # sessions of the chunk's images and log lines (a robot that so far sends only log lines
+        # is running too): sessions:live updated once per session, at its newest item
+        seen: dict[tuple[str, str], list[SinkRecord]] = {}
         for record in chunk:
             before = len(pipe)
             try:
@@ -437,6 +437,12 @@ class RedisSink:
                 self._report(record, PoisonRecordError(f"cannot map record to Redis: {exc}"))
                 continue
             queued.extend([[record]] * count)
+            item = record.item
+            if count and isinstance(item, Envelope) and item.data_type in (DataType.IMAGES, DataType.LOG):
+                seen.setdefault((item.robot_id, item.session_id), []).append(record)
+        for (robot_id, session_id), records in seen.items():
+            newest = max(r.item.timestamp_us for r in records)
+            queued.extend([records] * self._queue_session_seen(pipe, robot_id, session_id, newest))
         stored = self._stored_buckets(rings) if rings else set()
         for ring in rings.values():
             queued.extend(self._queue_ring(pipe, ring, stored))
